@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/httpapi"
+	"github.com/sluice-proxy/sluice/internal/proxy"
+)
+
+// startHTTP serves the admin API when http_listen is set; the returned
+// function stops it.
+func startHTTP(ctx context.Context, cfg *config.Config, p *proxy.Proxy, log *slog.Logger) (func(), error) {
+	if cfg.HTTPListen == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPListen, err)
+	}
+	srv := &http.Server{Handler: httpapi.Handler(p), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("admin HTTP listening", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}, nil
+}

@@ -1,0 +1,149 @@
+// Command sluice is a MySQL/MariaDB proxy that splits reads from writes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/proxy"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `sluice — a MySQL/MariaDB proxy that splits reads from writes
+
+Usage:
+  sluice run -c sluice.yaml     serve with this configuration (SIGHUP reloads it)
+  sluice check -c sluice.yaml   validate a configuration, print every problem
+  sluice check --example        print a complete, commented example configuration
+  sluice demo                   start a local primary + 2 replicas + sluice to try it out
+  sluice version                print the version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = runCmd(os.Args[2:])
+	case "check":
+		err = checkCmd(os.Args[2:], os.Stdout)
+	case "demo":
+		err = demoCmd(os.Args[2:])
+	case "version", "--version", "-v":
+		fmt.Println("sluice", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		var ex exitError
+		if errors.As(err, &ex) {
+			os.Exit(int(ex))
+		}
+		fmt.Fprintln(os.Stderr, "sluice:", err)
+		os.Exit(1)
+	}
+}
+
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(cfg.Log.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func checkCmd(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	path := fs.String("c", "sluice.yaml", "configuration file")
+	example := fs.Bool("example", false, "print an example configuration")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if *example {
+		fmt.Fprint(out, config.Example())
+		return nil
+	}
+	cfg, err := config.Load(*path, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exitError(1)
+	}
+	fmt.Fprintf(out, "%s: OK (%d servers, %d users, listen %s)\n", *path, len(cfg.Servers), len(cfg.Users), cfg.Listen)
+	return nil
+}
+
+func runCmd(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("c", "sluice.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	cfg, err := config.Load(*path, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := proxy.New(cfg, proxy.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	stopHTTP, err := startHTTP(ctx, cfg, p, log)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	defer stopHTTP()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			return p.Close()
+		case <-hup:
+			next, err := config.Load(*path, os.Getenv)
+			if err != nil {
+				log.Error("reload refused; the running configuration stays", "err", err)
+				continue
+			}
+			if err := p.Reload(next); err != nil {
+				log.Error("reload refused; the running configuration stays", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,315 @@
+// Package backend holds sluice's connections to MariaDB/MySQL servers: the
+// client side of the handshake, per-server pools, and bringing a pooled
+// connection to a session's state before it is lent.
+package backend
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// Capabilities sluice asks of every backend. Deprecate-EOF and session
+// tracking are left off on purpose: they change the shape of OK/EOF packets,
+// and a pooled connection is shared by clients that did or did not ask for
+// them, so responses are forwarded unchanged only if neither side uses them.
+const baseCaps = wire.ClientLongPassword | wire.ClientLongFlag | wire.ClientProtocol41 |
+	wire.ClientTransactions | wire.ClientSecureConnection | wire.ClientMultiStatements |
+	wire.ClientMultiResults | wire.ClientPSMultiResults | wire.ClientPluginAuth |
+	wire.ClientPluginAuthLenencClientData | wire.ClientLocalFiles | wire.ClientConnectWithDB |
+	wire.ClientConnectAttrs
+
+// DialOptions describe one backend login.
+type DialOptions struct {
+	Addr      string
+	User      string
+	Password  string
+	Schema    string
+	Collation byte
+	FoundRows bool // the client asked for CLIENT_FOUND_ROWS; it changes affected-row counts
+	Timeout   time.Duration
+}
+
+// Conn is one authenticated connection to a backend server.
+type Conn struct {
+	*wire.Conn
+	ThreadID      uint32
+	ServerVersion string
+	Key           Key
+	server        *Pool
+
+	// State this connection is known to be in. schemaKnown is false after
+	// COM_RESET_CONNECTION until the next USE.
+	Schema       string
+	schemaKnown  bool
+	Collation    byte
+	SetsHash     uint64
+	LastInsertID uint64
+
+	stmts   map[uint64]uint32 // sluice statement key -> backend statement id
+	stmtLRU []uint64
+
+	closeMu      sync.Mutex
+	pendingClose []uint64 // sluice statement keys closed while the connection was lent elsewhere
+
+	created  time.Time
+	lastUsed time.Time
+	broken   bool
+}
+
+// Broken marks the connection unusable: it is closed instead of pooled.
+func (c *Conn) MarkBroken() { c.broken = true }
+
+// IsBroken reports whether MarkBroken was called.
+func (c *Conn) IsBroken() bool { return c.broken }
+
+// Dial opens and authenticates a backend connection.
+func Dial(ctx context.Context, o DialOptions) (*Conn, error) {
+	d := net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", o.Addr, err)
+	}
+	if o.Timeout > 0 {
+		nc.SetDeadline(time.Now().Add(o.Timeout))
+	}
+	c := &Conn{Conn: wire.NewConn(nc), stmts: map[uint64]uint32{}, created: time.Now()}
+	if err := c.handshake(o); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("login to %s as %s: %w", o.Addr, o.User, err)
+	}
+	nc.SetDeadline(time.Time{})
+	c.Schema, c.schemaKnown, c.Collation = o.Schema, true, o.Collation
+	c.lastUsed = time.Now()
+	return c, nil
+}
+
+func (c *Conn) handshake(o DialOptions) error {
+	p, err := c.ReadPacket(0)
+	if err != nil {
+		return err
+	}
+	if wire.IsERR(p) {
+		return wire.ParseError(p)
+	}
+	h, ok := wire.ParseHandshake(p)
+	if !ok {
+		return errors.New("server sent an unreadable handshake")
+	}
+	if h.Capabilities&wire.ClientProtocol41 == 0 {
+		return errors.New("server does not speak protocol 4.1")
+	}
+	c.ThreadID, c.ServerVersion = h.ConnectionID, h.ServerVersion
+	caps := baseCaps & (h.Capabilities | wire.ClientConnectWithDB)
+	if o.FoundRows {
+		caps |= wire.ClientFoundRows
+	}
+	if o.Schema == "" {
+		caps &^= wire.ClientConnectWithDB
+	}
+	plugin := h.AuthPlugin
+	if plugin != wire.CachingSHA2Password {
+		plugin = wire.NativePassword
+	}
+	scramble := h.Scramble
+	resp := wire.HandshakeResponse{
+		Capabilities: caps, MaxPacket: wire.MaxPayload, Collation: o.Collation,
+		User: o.User, AuthResponse: authAnswer(plugin, scramble, o.Password),
+		Database: o.Schema, AuthPlugin: plugin,
+		Attributes: map[string]string{"program_name": "sluice"},
+	}
+	if o.Collation == 0 {
+		resp.Collation = wire.DefaultCollation
+	}
+	if err := c.WriteFlush(wire.AppendHandshakeResponse(nil, resp)); err != nil {
+		return err
+	}
+	for {
+		p, err := c.ReadPacket(0)
+		if err != nil {
+			return err
+		}
+		switch {
+		case wire.IsOK(p):
+			return nil
+		case wire.IsERR(p):
+			return wire.ParseError(p)
+		case len(p) > 0 && p[0] == 0xfe:
+			sw, ok := wire.ParseAuthSwitch(p)
+			if !ok {
+				return errors.New("bad auth switch request")
+			}
+			switch sw.Plugin {
+			case wire.NativePassword, wire.CachingSHA2Password:
+			default:
+				return fmt.Errorf("server asks for auth plugin %q, which sluice does not support", sw.Plugin)
+			}
+			plugin, scramble = sw.Plugin, sw.Data
+			if err := c.WriteFlush(authAnswer(plugin, scramble, o.Password)); err != nil {
+				return err
+			}
+		case wire.IsAuthMoreData(p) && plugin == wire.CachingSHA2Password:
+			if len(p) < 2 {
+				return errors.New("bad auth data")
+			}
+			switch p[1] {
+			case wire.SHA2FastAuthOK:
+				// OK packet follows.
+			case wire.SHA2FullAuth:
+				if _, isTLS := c.NC.(*tls.Conn); isTLS {
+					if err := c.WriteFlush(append([]byte(o.Password), 0)); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := c.WriteFlush([]byte{wire.SHA2RequestPubKey}); err != nil {
+					return err
+				}
+				kp, err := c.ReadPacket(0)
+				if err != nil {
+					return err
+				}
+				if !wire.IsAuthMoreData(kp) {
+					return errors.New("server did not send its public key")
+				}
+				pub, err := wire.ParsePublicKeyPEM(kp[1:])
+				if err != nil {
+					return err
+				}
+				enc, err := wire.EncryptPassword(pub, scramble, o.Password)
+				if err != nil {
+					return err
+				}
+				if err := c.WriteFlush(enc); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("unexpected caching_sha2_password state %d", p[1])
+			}
+		default:
+			return errors.New("unexpected packet during login")
+		}
+	}
+}
+
+func authAnswer(plugin string, scramble []byte, password string) []byte {
+	if len(scramble) < 20 {
+		return nil
+	}
+	if plugin == wire.CachingSHA2Password {
+		return wire.CachingSHA2Hash(scramble, password)
+	}
+	return wire.NativePasswordHash(scramble, password)
+}
+
+// Exec runs a statement whose result the caller does not need (all result
+// sets are drained) and returns the server's error, if any.
+func (c *Conn) Exec(sql string, timeout time.Duration) (wire.Result, error) {
+	buf := make([]byte, 0, 1+len(sql))
+	buf = append(buf, wire.ComQuery)
+	buf = append(buf, sql...)
+	return c.Command(buf, wire.ModeText, timeout)
+}
+
+// Command sends one command and drains its response.
+func (c *Conn) Command(payload []byte, mode wire.RelayMode, timeout time.Duration) (wire.Result, error) {
+	c.SetWriteTimeout(timeout)
+	if err := c.WriteCommand(payload); err != nil {
+		c.broken = true
+		return wire.Result{}, err
+	}
+	res, err := wire.Relay(nil, c.Conn, mode, timeout, 0)
+	if err != nil {
+		c.broken = true
+		return res, err
+	}
+	if res.LocalInfile {
+		// Nobody asked for a file here: refuse it with an empty packet.
+		c.WritePacket(nil)
+		c.Flush()
+		res, err = wire.Relay(nil, c.Conn, mode, timeout, 0)
+		if err != nil {
+			c.broken = true
+		}
+	}
+	if err == nil && res.Err != nil {
+		return res, res.Err
+	}
+	return res, err
+}
+
+// StmtID returns the backend statement id for a sluice statement key.
+func (c *Conn) StmtID(key uint64) (uint32, bool) {
+	id, ok := c.stmts[key]
+	return id, ok
+}
+
+// maxStmtsPerConn bounds prepared statements per backend connection, so
+// many sessions sharing a connection cannot exhaust max_prepared_stmt_count.
+const maxStmtsPerConn = 512
+
+// AddStmt records a backend statement, closing the least recently prepared
+// one beyond the bound.
+func (c *Conn) AddStmt(key uint64, id uint32) {
+	c.stmts[key] = id
+	c.stmtLRU = append(c.stmtLRU, key)
+	if len(c.stmtLRU) > maxStmtsPerConn {
+		old := c.stmtLRU[0]
+		c.stmtLRU = c.stmtLRU[1:]
+		c.closeStmt(old)
+	}
+}
+
+// CloseStmt closes a sluice statement on this connection now. The caller
+// holds the connection.
+func (c *Conn) CloseStmt(key uint64) { c.closeStmt(key) }
+
+func (c *Conn) closeStmt(key uint64) {
+	id, ok := c.stmts[key]
+	if !ok {
+		return
+	}
+	delete(c.stmts, key)
+	for i, k := range c.stmtLRU {
+		if k == key {
+			c.stmtLRU = append(c.stmtLRU[:i], c.stmtLRU[i+1:]...)
+			break
+		}
+	}
+	var b [5]byte
+	b[0] = wire.ComStmtClose
+	binary.LittleEndian.PutUint32(b[1:], id)
+	// COM_STMT_CLOSE has no response; it is sent with the next command.
+	c.Seq = 0
+	c.WritePacket(b[:])
+}
+
+// QueueClose asks for a statement to be closed on this connection the next
+// time it is lent; safe to call while another session holds it.
+func (c *Conn) QueueClose(key uint64) {
+	c.closeMu.Lock()
+	c.pendingClose = append(c.pendingClose, key)
+	c.closeMu.Unlock()
+}
+
+func (c *Conn) flushPendingCloses() {
+	c.closeMu.Lock()
+	keys := c.pendingClose
+	c.pendingClose = nil
+	c.closeMu.Unlock()
+	for _, k := range keys {
+		c.closeStmt(k)
+	}
+}
+
+func (c *Conn) forgetStmts() {
+	clear(c.stmts)
+	c.stmtLRU = c.stmtLRU[:0]
+}

@@ -1,0 +1,309 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// Key separates connections that can never serve each other's sessions:
+// the login user and the CLIENT_FOUND_ROWS capability, both fixed at
+// handshake time.
+type Key struct {
+	User      string
+	FoundRows bool
+}
+
+// Settings tune a pool.
+type Settings struct {
+	MaxConns       int // 0 = unlimited
+	MaxIdle        int
+	IdleTimeout    time.Duration
+	MaxLifetime    time.Duration
+	ConnectTimeout time.Duration
+	WaitTimeout    time.Duration // wait for a slot when MaxConns is reached
+	QueryTimeout   time.Duration // bounds state sync round trips
+}
+
+// ErrPoolFull is returned when no connection slot frees up within WaitTimeout.
+var ErrPoolFull = errors.New("too many connections to this server (max_connections reached)")
+
+// ErrClosed is returned by a closed pool.
+var ErrClosed = errors.New("server removed from configuration")
+
+// Pool lends connections to one server.
+type Pool struct {
+	Name string
+	Addr string
+
+	settings atomic.Pointer[Settings]
+
+	mu     sync.Mutex
+	idle   []*Conn
+	open   int
+	closed bool
+	slots  chan struct{} // non-nil when MaxConns > 0
+
+	InUse   atomic.Int64 // lent connections, for least-connections balancing
+	Waiting atomic.Int64 // requests queued for a slot
+	Dials   atomic.Int64
+	Errors  atomic.Int64
+
+	versionMu sync.Mutex
+	version   string
+}
+
+// NewPool creates an empty pool.
+func NewPool(name, addr string, s Settings) *Pool {
+	p := &Pool{Name: name, Addr: addr}
+	if s.MaxConns > 0 {
+		p.slots = make(chan struct{}, s.MaxConns)
+	}
+	p.settings.Store(&s)
+	return p
+}
+
+// ServerVersion is the version string of the last handshake, "" before any.
+func (p *Pool) ServerVersion() string {
+	p.versionMu.Lock()
+	defer p.versionMu.Unlock()
+	return p.version
+}
+
+// Get lends a connection for key brought to state st. It prefers an idle
+// connection already in that state, so sessions with common settings pay no
+// replay cost.
+func (p *Pool) Get(ctx context.Context, key Key, password string, st *State) (*Conn, error) {
+	s := p.settings.Load()
+	for {
+		c := p.takeIdle(key, st, s)
+		if c == nil {
+			break
+		}
+		if !c.alive() {
+			p.discard(c)
+			continue
+		}
+		c.flushPendingCloses()
+		if err := c.Sync(st, s.QueryTimeout); err != nil {
+			p.discard(c)
+			p.Errors.Add(1)
+			continue
+		}
+		p.InUse.Add(1)
+		return c, nil
+	}
+	if err := p.acquireSlot(ctx, s); err != nil {
+		return nil, err
+	}
+	p.Dials.Add(1)
+	c, err := Dial(ctx, DialOptions{
+		Addr: p.Addr, User: key.User, Password: password, Schema: st.Schema,
+		Collation: st.Collation, FoundRows: key.FoundRows, Timeout: s.ConnectTimeout,
+	})
+	if err != nil {
+		p.releaseSlot()
+		p.Errors.Add(1)
+		return nil, err
+	}
+	p.versionMu.Lock()
+	p.version = c.ServerVersion
+	p.versionMu.Unlock()
+	c.Key, c.server = key, p
+	if err := c.Sync(st, s.QueryTimeout); err != nil {
+		c.Close()
+		p.releaseSlot()
+		p.Errors.Add(1)
+		return nil, err
+	}
+	p.InUse.Add(1)
+	return c, nil
+}
+
+func (p *Pool) takeIdle(key Key, st *State, s *Settings) *Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	best := -1
+	now := time.Now()
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		c := p.idle[i]
+		if c.Key != key || !usable(c, st) {
+			continue
+		}
+		if s.MaxLifetime > 0 && now.Sub(c.created) > s.MaxLifetime {
+			continue
+		}
+		if c.Matches(st) {
+			best = i
+			break
+		}
+		if best < 0 {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	c := p.idle[best]
+	p.idle = append(p.idle[:best], p.idle[best+1:]...)
+	return c
+}
+
+// usable reports whether c can be brought to st at all: a connection that
+// has a default schema cannot be made to have none again, so sessions
+// without a schema only take connections without one.
+func usable(c *Conn, st *State) bool {
+	if st.Schema != "" {
+		return true
+	}
+	return c.schemaKnown && c.Schema == "" && (c.SetsHash == 0 || c.SetsHash == st.SetsHash)
+}
+
+// alive checks, without blocking, that the server has not closed an idle
+// connection (wait_timeout, restart) since it was pooled.
+func (c *Conn) alive() bool {
+	if time.Since(c.lastUsed) < time.Second {
+		return true
+	}
+	if c.R.Buffered() > 0 {
+		return false // nothing should be pending on an idle connection
+	}
+	c.NC.SetReadDeadline(time.Now().Add(-time.Second))
+	_, err := c.R.Peek(1)
+	c.NC.SetReadDeadline(time.Time{})
+	return wire.IsTimeout(err)
+}
+
+func (p *Pool) acquireSlot(ctx context.Context, s *Settings) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.open++
+	slots := p.slots
+	p.mu.Unlock()
+	if slots == nil {
+		return nil
+	}
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	p.Waiting.Add(1)
+	defer p.Waiting.Add(-1)
+	t := time.NewTimer(s.WaitTimeout)
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	return fmt.Errorf("%s: %w", p.Name, ErrPoolFull)
+}
+
+func (p *Pool) releaseSlot() {
+	p.mu.Lock()
+	p.open--
+	p.mu.Unlock()
+	if p.slots != nil {
+		<-p.slots
+	}
+}
+
+// Put returns a lent connection. Broken connections, and any beyond the
+// idle limits, are closed.
+func (p *Pool) Put(c *Conn) {
+	p.InUse.Add(-1)
+	s := p.settings.Load()
+	c.lastUsed = time.Now()
+	if c.broken || (s.MaxLifetime > 0 && time.Since(c.created) > s.MaxLifetime) || c.R.Buffered() > 0 {
+		p.discard(c)
+		return
+	}
+	c.SetReadTimeout(0)
+	c.SetWriteTimeout(0)
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= s.MaxIdle {
+		p.mu.Unlock()
+		p.discard(c)
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// Discard closes a lent connection instead of returning it.
+func (p *Pool) Discard(c *Conn) {
+	p.InUse.Add(-1)
+	p.discard(c)
+}
+
+func (p *Pool) discard(c *Conn) {
+	c.Close()
+	p.releaseSlot()
+}
+
+// Reap closes idle connections past their idle timeout or lifetime.
+func (p *Pool) Reap() {
+	s := p.settings.Load()
+	now := time.Now()
+	p.mu.Lock()
+	var dead []*Conn
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if (s.IdleTimeout > 0 && now.Sub(c.lastUsed) > s.IdleTimeout) || (s.MaxLifetime > 0 && now.Sub(c.created) > s.MaxLifetime) {
+			dead = append(dead, c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	p.mu.Unlock()
+	for _, c := range dead {
+		p.discard(c)
+	}
+}
+
+// Stats is a point-in-time view of a pool.
+type Stats struct {
+	Open, Idle, InUse, Waiting int
+}
+
+// Stats returns current counts.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{Open: p.open, Idle: len(p.idle), InUse: int(p.InUse.Load()), Waiting: int(p.Waiting.Load())}
+}
+
+// Close closes idle connections and refuses new ones; lent connections are
+// closed when they come back.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		p.discard(c)
+	}
+}
+
+// SameLimit reports whether s keeps the pool's connection limit, the one
+// setting an existing pool cannot change in place.
+func (p *Pool) SameLimit(s Settings) bool { return p.settings.Load().MaxConns == s.MaxConns }
+
+// Update applies new settings (reload) to later Get and Put calls.
+func (p *Pool) Update(s Settings) { p.settings.Store(&s) }

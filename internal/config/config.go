@@ -1,0 +1,157 @@
+// Package config loads, validates and documents sluice's YAML configuration.
+//
+// A Config is immutable once Load returns it: reloads build a new one and the
+// caller swaps it in atomically, so a file that fails validation never touches
+// the running state.
+package config
+
+import "time"
+
+// Config is the whole sluice configuration file. The json tags mirror the
+// YAML keys so that the admin API shows Redacted() in the file's own terms.
+type Config struct {
+	// Listen is the MySQL protocol listener, default 127.0.0.1:4040. An
+	// empty host listens on every interface; port 0 picks a free port
+	// (meant for tests).
+	Listen string `yaml:"listen" json:"listen"`
+	// HTTPListen is the admin HTTP listener, default 127.0.0.1:4041. An
+	// explicit "" disables it; a key that is absent gets the default.
+	HTTPListen string `yaml:"http_listen" json:"http_listen"`
+
+	Users   []User      `yaml:"users" json:"users"`
+	Monitor Credentials `yaml:"monitor" json:"monitor"`
+	Servers []Server    `yaml:"servers" json:"servers"`
+
+	Health   Health   `yaml:"health" json:"health"`
+	Routing  Routing  `yaml:"routing" json:"routing"`
+	Timeouts Timeouts `yaml:"timeouts" json:"timeouts"`
+	Pool     Pool     `yaml:"pool" json:"pool"`
+	TLS      TLS      `yaml:"tls" json:"tls"`
+	Log      Log      `yaml:"log" json:"log"`
+
+	// MaxAllowedPacket bounds one client command (after 16 MiB packets are
+	// joined). Larger commands get error 1153. Default 64 MiB; between
+	// 1 KiB and 1 GiB, as in MySQL.
+	MaxAllowedPacket ByteSize `yaml:"max_allowed_packet" json:"max_allowed_packet"`
+}
+
+// User is an account clients log in with. The same credentials open the
+// backend connections for that user's sessions.
+type User struct {
+	Name        string `yaml:"name" json:"name"`
+	Password    string `yaml:"password" json:"password"`         // plain text; prefer password_env
+	PasswordEnv string `yaml:"password_env" json:"password_env"` // name of an environment variable holding the password
+	// AuthPlugin is the plugin clients must use: mysql_native_password
+	// (default) or caching_sha2_password.
+	AuthPlugin string `yaml:"auth_plugin" json:"auth_plugin"`
+
+	// secret is the password resolved at load time; see Secret.
+	secret *string
+}
+
+// Credentials are the monitor's login.
+type Credentials struct {
+	User        string `yaml:"user" json:"user"`
+	Password    string `yaml:"password" json:"password"`
+	PasswordEnv string `yaml:"password_env" json:"password_env"`
+
+	// secret is the password resolved at load time; see Secret.
+	secret *string
+}
+
+// Server is one MariaDB/MySQL server of the topology.
+type Server struct {
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address" json:"address"` // host:port
+	Backup  bool   `yaml:"backup" json:"backup"`   // takes reads only when no normal replica can
+	// Weight is the share of reads under balance: weighted, default 1; 0
+	// takes the server out of rotation without removing it.
+	Weight int `yaml:"weight" json:"weight"`
+	// MaxConnections caps backend connections to this server across all
+	// pools; 0 means unlimited.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+}
+
+// Health holds the monitor's timing. Rise/Fall follow HAProxy: a server is
+// up after Rise good checks in a row and down after Fall bad ones.
+type Health struct {
+	Interval Duration `yaml:"interval" json:"interval"` // default 1s; must be > 0
+	// Timeout bounds one check, default 1s; must be > 0. It may exceed
+	// Interval: checks then simply run back to back.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	Rise    int      `yaml:"rise" json:"rise"` // default 2; at least 1
+	Fall    int      `yaml:"fall" json:"fall"` // default 3; at least 1
+}
+
+// Routing holds read/write split policy.
+type Routing struct {
+	MaxReplicationLag Duration `yaml:"max_replication_lag" json:"max_replication_lag"` // default 5s; 0 disables the check
+	ReadFallback      string   `yaml:"read_fallback" json:"read_fallback"`             // primary (default) | error
+	Balance           string   `yaml:"balance" json:"balance"`                         // least-connections (default) | round-robin | weighted
+	// ReadYourWrites sends a session's reads to the primary for this long
+	// after it wrote. YAML accepts true (default window, 2s), false, or a
+	// duration.
+	ReadYourWrites ReadYourWrites `yaml:"read_your_writes" json:"read_your_writes"`
+}
+
+// Values of the enumerated keys.
+const (
+	AuthNativePassword = "mysql_native_password"
+	AuthCachingSHA2    = "caching_sha2_password"
+
+	FallbackPrimary = "primary" // read_fallback: send reads to the primary when no replica can take them
+	FallbackError   = "error"   // read_fallback: fail such reads instead
+
+	BalanceRoundRobin       = "round-robin"
+	BalanceLeastConnections = "least-connections"
+	BalanceWeighted         = "weighted"
+)
+
+// ReadYourWrites is the read-after-write window; zero means off.
+type ReadYourWrites struct {
+	Window time.Duration
+}
+
+// Timeouts bound every wait on the network. All must be > 0: a frozen
+// server must never freeze a client forever.
+type Timeouts struct {
+	Connect    Duration `yaml:"connect" json:"connect"`         // backend connect + handshake, default 2s
+	Query      Duration `yaml:"query" json:"query"`             // longest silence from a backend while a command runs, default 1h
+	Handshake  Duration `yaml:"handshake" json:"handshake"`     // client handshake, default 10s
+	ClientIdle Duration `yaml:"client_idle" json:"client_idle"` // idle client connection, default 8h
+	PoolWait   Duration `yaml:"pool_wait" json:"pool_wait"`     // wait for a backend connection when max_connections is reached, default 5s
+}
+
+// Pool tunes the per-server backend pools.
+type Pool struct {
+	MaxIdle     int      `yaml:"max_idle" json:"max_idle"`         // idle connections kept per server and user, default 64
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"` // default 60s; 0 keeps idle connections forever
+	MaxLifetime Duration `yaml:"max_lifetime" json:"max_lifetime"` // default 1h; 0 means no limit
+}
+
+// TLS enables TLS for clients when Cert and Key are set. Relative paths
+// are resolved against the config file's directory when the file is
+// parsed: the file's meaning must not depend on where sluice was started.
+type TLS struct {
+	Cert string `yaml:"cert" json:"cert"`
+	Key  string `yaml:"key" json:"key"`
+	// RSAKey is a PEM private key for caching_sha2_password's public-key
+	// exchange; when empty sluice generates one at start.
+	RSAKey string `yaml:"rsa_key" json:"rsa_key"`
+}
+
+// Log configures the structured logger.
+type Log struct {
+	Level  string `yaml:"level" json:"level"`   // debug | info (default) | warn | error
+	Format string `yaml:"format" json:"format"` // text (default) | json
+}
+
+// Duration is a time.Duration written as "1s", "250ms" in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ByteSize is a size written as 1048576, "64MiB", "16M", "1G". Every unit
+// is a binary multiple, as in MySQL: K, KB and KiB all mean 1024.
+type ByteSize int64

@@ -1,0 +1,102 @@
+package config
+
+// Example returns a complete, commented config file: every key, with its
+// default where it has one. `sluice check --example` prints it and the
+// README quotes it; a test parses it and checks that it names every key,
+// so it cannot drift from the code.
+func Example() string { return example }
+
+const example = `# sluice configuration. Check a file with: sluice check -c sluice.yaml
+#
+# Durations use Go syntax: 250ms, 1s, 1m30s, 8h (a bare number is an error,
+# since 5 could mean seconds or milliseconds). Sizes are bytes or a number
+# with K, M or G; every unit is binary, as in MySQL (64M = 64MB = 64MiB).
+# Keys left out take the default shown here.
+
+# Where clients connect (MySQL protocol). An empty host means every
+# interface, e.g. ":4040".
+listen: 127.0.0.1:4040
+
+# Admin HTTP: /metrics, /api/..., /health/{server}, dashboard.
+# Write http_listen: "" to disable it.
+http_listen: 127.0.0.1:4041
+
+# Accounts clients log in with. sluice opens backend connections with the
+# same credentials, so each must exist on the servers too.
+users:
+  - name: app
+    # The password is read from this environment variable when the file
+    # is loaded. "password: ..." writes it in the file instead (not both).
+    password_env: APP_DB_PASSWORD
+    # mysql_native_password (default) or caching_sha2_password.
+    auth_plugin: mysql_native_password
+
+# The account the monitor uses for health checks, read_only, replication
+# status and lag. Required.
+monitor:
+  user: sluice_monitor
+  password_env: SLUICE_MONITOR_PASSWORD
+
+# The servers of one primary/replica topology. Roles are not configured:
+# the monitor discovers them (writable and not replicating = primary), so
+# a failover done by another tool is followed.
+servers:
+  - name: db1                # letters, digits, '.', '_', '-'; used in URLs and metrics
+    address: 127.0.0.1:3306  # host:port
+    weight: 1                # share of reads with balance: weighted; 0 = no reads
+    max_connections: 0       # backend connections to this server; 0 = unlimited
+  - name: db2
+    address: 127.0.0.1:3307
+  - name: db3
+    address: 127.0.0.1:3308
+    backup: true             # takes reads only when no other replica can
+
+# Monitor timing. A server is up after rise good checks in a row and down
+# after fall bad ones (as in HAProxy).
+health:
+  interval: 1s
+  timeout: 1s
+  rise: 2
+  fall: 3
+
+routing:
+  # Replicas further behind than this get no reads; 0s disables the check.
+  max_replication_lag: 5s
+  # When no replica can take a read: primary (send it there) or error.
+  read_fallback: primary
+  # least-connections, round-robin or weighted (by server weight).
+  balance: least-connections
+  # After a session writes, its reads go to the primary for this long, so
+  # it sees its own writes. true = 2s, false = off, or a duration.
+  read_your_writes: 2s
+
+# Every network wait has a limit, so a frozen server never freezes a client.
+timeouts:
+  connect: 2s       # backend connect and handshake
+  query: 1h         # longest silence from a backend while a command runs
+  handshake: 10s    # client handshake
+  client_idle: 8h   # idle client connections are closed after this
+  pool_wait: 5s     # wait for a backend connection when max_connections is reached
+
+# Backend connection pools, one per server and user.
+pool:
+  max_idle: 64      # idle connections kept
+  idle_timeout: 60s # close a connection idle this long; 0s = never
+  max_lifetime: 1h  # replace connections this old; 0s = never
+
+# TLS for clients; enabled when cert and key are both set. Relative paths
+# are relative to this file.
+tls:
+  # cert: /etc/sluice/server.pem
+  # key: /etc/sluice/server-key.pem
+  # PEM private key for caching_sha2_password's RSA exchange without TLS;
+  # generated at start when left out.
+  # rsa_key: /etc/sluice/rsa.pem
+
+log:
+  level: info   # debug, info, warn or error
+  format: text  # text or json
+
+# Largest client command accepted (1K to 1G). Larger ones get error 1153.
+max_allowed_packet: 64MiB
+`

@@ -1,0 +1,209 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Load reads and validates the file at path. getenv resolves password_env;
+// pass os.Getenv (nil means os.Getenv). An invalid file yields Problems
+// listing everything wrong with it; a file that cannot be read yields an
+// ordinary error.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path, getenv)
+}
+
+// Parse decodes and validates a config held in memory. name is the file
+// name: messages start with it, and relative paths in tls are resolved
+// against its directory. Defaults fill every key the file leaves out.
+func Parse(data []byte, name string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	d := &decoder{file: name, nodes: map[string]*yaml.Node{}, failed: map[string]bool{}}
+	c := Default()
+	root, p := parseYAML(data, name)
+	if p != nil {
+		return nil, Problems{*p}
+	}
+	if root != nil {
+		d.value(root, reflect.ValueOf(c).Elem(), "")
+	}
+	d.validate(c, getenv)
+	if len(d.problems) > 0 {
+		d.problems.sort()
+		return nil, d.problems
+	}
+	return c, nil
+}
+
+// parseYAML returns the document's root node, nil for an empty document, or
+// the syntax error as a Problem.
+func parseYAML(data []byte, name string) (*yaml.Node, *Problem) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, syntaxProblem(name, err)
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, syntaxProblem(name, err)
+	default:
+		return nil, &Problem{File: name, Line: next.Line, Column: next.Column,
+			Message: "a second YAML document (after ---); sluice reads one document per file"}
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return doc.Content[0], nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// syntaxProblem moves yaml.v3's "yaml: line N: " prefix into the Problem's
+// position so that syntax errors print like every other problem.
+func syntaxProblem(name string, err error) *Problem {
+	msg := err.Error()
+	p := &Problem{File: name}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	p.Message = "YAML syntax: " + msg
+	return p
+}
+
+// Default returns a Config holding every default and no users or servers.
+// Parse starts from it, so a key absent from the file keeps its default
+// while a key written with a zero value is checked as written.
+func Default() *Config {
+	return &Config{
+		Listen:     "127.0.0.1:4040",
+		HTTPListen: "127.0.0.1:4041",
+		Health: Health{
+			Interval: Duration(time.Second),
+			Timeout:  Duration(time.Second),
+			Rise:     2,
+			Fall:     3,
+		},
+		Routing: Routing{
+			MaxReplicationLag: Duration(5 * time.Second),
+			ReadFallback:      FallbackPrimary,
+			Balance:           BalanceLeastConnections,
+			ReadYourWrites:    ReadYourWrites{Window: defaultReadYourWrites},
+		},
+		Timeouts: Timeouts{
+			Connect:    Duration(2 * time.Second),
+			Query:      Duration(time.Hour),
+			Handshake:  Duration(10 * time.Second),
+			ClientIdle: Duration(8 * time.Hour),
+			PoolWait:   Duration(5 * time.Second),
+		},
+		Pool: Pool{
+			MaxIdle:     64,
+			IdleTimeout: Duration(60 * time.Second),
+			MaxLifetime: Duration(time.Hour),
+		},
+		Log:              Log{Level: "info", Format: "text"},
+		MaxAllowedPacket: 64 << 20,
+	}
+}
+
+func (s *Server) setDefaults() { s.Weight = 1 }
+
+func (u *User) setDefaults() { u.AuthPlugin = AuthNativePassword }
+
+// Secret returns the user's password: the value password_env named, read
+// once when the file was loaded, or else Password. The resolved value sits
+// in an unexported pointer so that encoding/json leaves it out and fmt's %v
+// of a User prints an address rather than the password.
+func (u User) Secret() string {
+	if u.secret != nil {
+		return *u.secret
+	}
+	return u.Password
+}
+
+// Secret returns the monitor's password, resolved as for User.Secret.
+func (c Credentials) Secret() string {
+	if c.secret != nil {
+		return *c.secret
+	}
+	return c.Password
+}
+
+// HTTPEnabled reports whether the admin HTTP listener should run.
+func (c *Config) HTTPEnabled() bool { return c.HTTPListen != "" }
+
+// ServerByName returns the server with that name.
+func (c *Config) ServerByName(name string) (Server, bool) {
+	for _, s := range c.Servers {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Server{}, false
+}
+
+// UserByName returns the user with that name. Names are compared exactly,
+// as MySQL compares user names.
+func (c *Config) UserByName(name string) (User, bool) {
+	for _, u := range c.Users {
+		if u.Name == name {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+const redactedPassword = "***"
+
+// Redacted returns a copy fit for logs and the admin API: every password
+// that is set reads "***", and so does Secret() on the copy. password_env
+// names stay, since they are not secret and tell an operator where the
+// password comes from. The receiver is not changed.
+func (c *Config) Redacted() *Config {
+	if c == nil {
+		return nil
+	}
+	r := *c
+	r.Users = slices.Clone(c.Users)
+	r.Servers = slices.Clone(c.Servers)
+	for i := range r.Users {
+		redact(&r.Users[i].Password, &r.Users[i].secret)
+	}
+	redact(&r.Monitor.Password, &r.Monitor.secret)
+	return &r
+}
+
+func redact(password *string, secret **string) {
+	if *password != "" {
+		*password = redactedPassword
+	}
+	if *secret != nil {
+		s := redactedPassword
+		*secret = &s
+	}
+}

@@ -1,0 +1,289 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// validate checks what the types alone cannot: required keys, allowed
+// values, ranges and cross-references. It runs even when decoding found
+// problems, so one run of `sluice check` shows everything. It also resolves
+// password_env and relative tls paths, which is why it writes to c.
+func (d *decoder) validate(c *Config, getenv func(string) string) {
+	d.checkListeners(c)
+	d.checkUsers(c, getenv)
+	d.checkServers(c)
+	d.checkMonitor(c, getenv)
+	d.checkHealth(c.Health)
+	d.checkRouting(c.Routing)
+	d.checkTimeouts(c.Timeouts)
+	if c.Pool.MaxIdle < 0 {
+		d.report("pool.max_idle", "must not be negative, got %d", c.Pool.MaxIdle)
+	}
+	d.checkTLS(&c.TLS)
+	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	d.oneOf("log.format", c.Log.Format, "text", "json")
+	if p := c.MaxAllowedPacket; p < minPacket || p > maxPacket {
+		d.report("max_allowed_packet", "must be between %v and %v, got %v", minPacket, maxPacket, p)
+	}
+}
+
+// MySQL's own bounds for max_allowed_packet.
+const (
+	minPacket ByteSize = 1 << 10
+	maxPacket ByteSize = 1 << 30
+)
+
+// report adds a problem about path, placed where path (or its closest
+// ancestor present in the file) was written.
+func (d *decoder) report(path, format string, args ...any) {
+	if d.failedAt(path) {
+		return
+	}
+	d.errorf(d.pos(path), "%s: %s", path, fmt.Sprintf(format, args...))
+}
+
+// line is where path was written, for "first at line N" references.
+func (d *decoder) line(path string) int {
+	if n := d.pos(path); n != nil {
+		return n.Line
+	}
+	return 0
+}
+
+func (d *decoder) oneOf(path, value string, allowed ...string) {
+	if slices.Contains(allowed, value) {
+		return
+	}
+	msg := fmt.Sprintf("unknown value %q", value)
+	if s := closest(value, allowed); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	d.report(path, "%s; allowed: %s", msg, strings.Join(allowed, ", "))
+}
+
+func (d *decoder) checkListeners(c *Config) {
+	if c.Listen == "" {
+		d.report("listen", "must not be empty: it is where clients connect")
+	} else if err := checkAddr(c.Listen, 0); err != nil {
+		d.report("listen", "%v", err)
+	}
+	if c.HTTPListen == "" {
+		return // disabled on purpose
+	}
+	if err := checkAddr(c.HTTPListen, 0); err != nil {
+		d.report("http_listen", "%v", err)
+		return
+	}
+	if c.HTTPListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		d.report("http_listen", "same address as listen (%s); give each its own port", c.Listen)
+	}
+}
+
+// checkAddr checks a host:port with a numeric port of at least minPort.
+// Listeners accept port 0 (any free port, for tests) and an empty host
+// (every interface); servers need both.
+func checkAddr(addr string, minPort int) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		return fmt.Errorf("%q is not host:port (%v)", addr, err)
+	}
+	if minPort > 0 && host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < minPort || n > 65535 {
+		return fmt.Errorf("%q: port must be a number from %d to 65535", addr, minPort)
+	}
+	return nil
+}
+
+func (d *decoder) checkUsers(c *Config, getenv func(string) string) {
+	if len(c.Users) == 0 {
+		d.report("users", "no users configured; add at least one so that clients can log in")
+	}
+	seen := map[string]int{}
+	for i := range c.Users {
+		u := &c.Users[i]
+		p := fmt.Sprintf("users[%d]", i)
+		who := fmt.Sprintf("user %q", u.Name)
+		switch j, dup := seen[u.Name]; {
+		case u.Name == "":
+			d.report(p+".name", "required")
+			who = "this user"
+		case dup:
+			d.report(p+".name", "duplicate user name %q (first at line %d)", u.Name, d.line(fmt.Sprintf("users[%d].name", j)))
+		default:
+			seen[u.Name] = i
+		}
+		d.oneOf(p+".auth_plugin", u.AuthPlugin, AuthNativePassword, AuthCachingSHA2)
+		u.secret = d.password(p, who, u.Password, u.PasswordEnv, getenv)
+	}
+}
+
+func (d *decoder) checkMonitor(c *Config, getenv func(string) string) {
+	m := &c.Monitor
+	if m.User == "" {
+		if len(c.Servers) > 0 {
+			d.report("monitor.user", "required: the monitor logs in to every server to check health, roles and lag")
+		}
+		return
+	}
+	m.secret = d.password("monitor", "the monitor", m.Password, m.PasswordEnv, getenv)
+}
+
+// password checks a password/password_env pair and returns the value read
+// from the environment, or nil when the password is written in the file.
+// Messages name the variable, never its value.
+func (d *decoder) password(path, who, password, env string, getenv func(string) string) *string {
+	if d.failed[path+".password"] || d.failed[path+".password_env"] {
+		return nil
+	}
+	switch {
+	case password != "" && env != "":
+		d.report(path, "%s has both password and password_env; keep one", who)
+	case env != "":
+		v := getenv(env)
+		if v == "" {
+			d.report(path+".password_env", "environment variable %q is not set or is empty", env)
+			return nil
+		}
+		return &v
+	case password == "":
+		d.report(path, "%s has no password: set password_env (preferred) or password", who)
+	}
+	return nil
+}
+
+func (d *decoder) checkServers(c *Config) {
+	if len(c.Servers) == 0 {
+		d.report("servers", "no servers configured; list at least one")
+	}
+	names := map[string]int{}
+	addrs := map[string]int{}
+	for i, s := range c.Servers {
+		p := fmt.Sprintf("servers[%d]", i)
+		switch j, dup := names[s.Name]; {
+		case s.Name == "":
+			d.report(p+".name", "required")
+		case !validServerName(s.Name):
+			d.report(p+".name", "%q may contain only letters, digits, '.', '_' and '-' (it appears in URLs and metric labels)", s.Name)
+		case dup:
+			d.report(p+".name", "duplicate server name %q (first at line %d)", s.Name, d.line(fmt.Sprintf("servers[%d].name", j)))
+		default:
+			names[s.Name] = i
+		}
+		if s.Address == "" {
+			d.report(p+".address", "required (host:port)")
+		} else if err := checkAddr(s.Address, 1); err != nil {
+			d.report(p+".address", "%v", err)
+		} else {
+			key := normalizeAddr(s.Address)
+			if j, dup := addrs[key]; dup {
+				d.report(p+".address", "duplicate address %q: server %q at line %d has it already", s.Address, c.Servers[j].Name, d.line(fmt.Sprintf("servers[%d].address", j)))
+			} else {
+				addrs[key] = i
+			}
+		}
+		if s.Weight < 0 {
+			d.report(p+".weight", "must not be negative, got %d", s.Weight)
+		}
+		if s.MaxConnections < 0 {
+			d.report(p+".max_connections", "must not be negative, got %d (0 means unlimited)", s.MaxConnections)
+		}
+	}
+}
+
+func validServerName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeAddr makes "DB1:3306" and "db1:3306" one address; it does not
+// resolve names, so "localhost" and "127.0.0.1" stay distinct.
+func normalizeAddr(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(port)
+	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(n))
+}
+
+func (d *decoder) checkHealth(h Health) {
+	if h.Interval <= 0 {
+		d.report("health.interval", "must be greater than 0")
+	}
+	if h.Timeout <= 0 {
+		d.report("health.timeout", "must be greater than 0")
+	}
+	if h.Rise < 1 {
+		d.report("health.rise", "must be at least 1, got %d", h.Rise)
+	}
+	if h.Fall < 1 {
+		d.report("health.fall", "must be at least 1, got %d", h.Fall)
+	}
+}
+
+func (d *decoder) checkRouting(r Routing) {
+	d.oneOf("routing.read_fallback", r.ReadFallback, FallbackPrimary, FallbackError)
+	d.oneOf("routing.balance", r.Balance, BalanceRoundRobin, BalanceLeastConnections, BalanceWeighted)
+}
+
+func (d *decoder) checkTimeouts(t Timeouts) {
+	for _, f := range []struct {
+		path string
+		v    Duration
+	}{
+		{"timeouts.connect", t.Connect},
+		{"timeouts.query", t.Query},
+		{"timeouts.handshake", t.Handshake},
+		{"timeouts.client_idle", t.ClientIdle},
+		{"timeouts.pool_wait", t.PoolWait},
+	} {
+		if f.v <= 0 {
+			d.report(f.path, "must be greater than 0: every wait on the network needs a limit")
+		}
+	}
+}
+
+func (d *decoder) checkTLS(t *TLS) {
+	if (t.Cert == "") != (t.Key == "") {
+		if t.Cert != "" {
+			d.report("tls.cert", "set without tls.key; TLS needs both")
+		} else {
+			d.report("tls.key", "set without tls.cert; TLS needs both")
+		}
+	}
+	dir := filepath.Dir(d.file)
+	for _, f := range []struct {
+		path string
+		v    *string
+	}{{"tls.cert", &t.Cert}, {"tls.key", &t.Key}, {"tls.rsa_key", &t.RSAKey}} {
+		if *f.v == "" {
+			continue
+		}
+		if !filepath.IsAbs(*f.v) {
+			*f.v = filepath.Join(dir, *f.v)
+		}
+		switch st, err := os.Stat(*f.v); {
+		case errors.Is(err, os.ErrNotExist):
+			d.report(f.path, "file %q does not exist", *f.v)
+		case err != nil:
+			d.report(f.path, "%v", err)
+		case st.IsDir():
+			d.report(f.path, "%q is a directory, not a file", *f.v)
+		}
+	}
+}

@@ -1,0 +1,385 @@
+// Package proxy wires a configuration into a running sluice: the MySQL
+// listener, the backend pools, the topology monitor, and the environment
+// every session reads through one atomically swapped runtime.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/session"
+	"github.com/sluice-proxy/sluice/internal/topology"
+)
+
+// runtime is everything derived from one configuration. It is built
+// completely, then published; sessions never see a half-applied reload.
+type runtime struct {
+	cfg      *config.Config
+	accounts map[string]session.Account
+	policy   router.Policy
+	limits   session.Limits
+	pools    map[string]*backend.Pool
+	tls      *tls.Config
+}
+
+// Proxy is a running sluice.
+type Proxy struct {
+	log      *slog.Logger
+	rt       atomic.Pointer[runtime]
+	monitor  *topology.Monitor
+	balancer router.Balancer
+	observer session.Observer
+
+	sessions sync.Map // uint32 -> *session.Session
+	nextID   atomic.Uint32
+	stmtKey  atomic.Uint64
+	active   sync.WaitGroup
+
+	rsaOnce sync.Once
+	rsaKey  *rsa.PrivateKey
+	rsaPEM  []byte
+	rsaErr  error
+
+	mu     sync.Mutex
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Options adjust a Proxy beyond its configuration.
+type Options struct {
+	Logger   *slog.Logger
+	Observer session.Observer
+}
+
+// New builds a proxy from a validated configuration.
+func New(cfg *config.Config, o Options) (*Proxy, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = session.NopObserver
+	}
+	p := &Proxy{log: o.Logger, observer: o.Observer, done: make(chan struct{})}
+	rt, err := p.build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.rt.Store(rt)
+	p.monitor = topology.NewMonitor(monitorConfig(cfg), o.Logger)
+	return p, nil
+}
+
+func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
+	rt := &runtime{cfg: cfg, accounts: map[string]session.Account{}, pools: map[string]*backend.Pool{}}
+	for _, u := range cfg.Users {
+		rt.accounts[u.Name] = session.Account{Name: u.Name, Password: u.Secret(), AuthPlugin: u.AuthPlugin}
+	}
+	rt.policy = router.Policy{
+		ReadYourWrites: cfg.Routing.ReadYourWrites.Window,
+		MaxLag:         cfg.Routing.MaxReplicationLag.D(),
+		FallbackError:  cfg.Routing.ReadFallback == "error",
+		Balance:        cfg.Routing.Balance,
+	}
+	rt.limits = session.Limits{
+		Handshake:        cfg.Timeouts.Handshake.D(),
+		ClientIdle:       cfg.Timeouts.ClientIdle.D(),
+		Query:            cfg.Timeouts.Query.D(),
+		ClientWrite:      cfg.Timeouts.Query.D(),
+		MaxAllowedPacket: int(cfg.MaxAllowedPacket),
+	}
+	if cfg.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		rt.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	for _, s := range cfg.Servers {
+		settings := backend.Settings{
+			MaxConns: s.MaxConnections, MaxIdle: cfg.Pool.MaxIdle,
+			IdleTimeout: cfg.Pool.IdleTimeout.D(), MaxLifetime: cfg.Pool.MaxLifetime.D(),
+			ConnectTimeout: cfg.Timeouts.Connect.D(), WaitTimeout: cfg.Timeouts.PoolWait.D(),
+			QueryTimeout: cfg.Timeouts.Query.D(),
+		}
+		if old != nil {
+			if op := old.pools[s.Name]; op != nil && op.Addr == s.Address && op.SameLimit(settings) {
+				op.Update(settings)
+				rt.pools[s.Name] = op
+				continue
+			}
+		}
+		rt.pools[s.Name] = backend.NewPool(s.Name, s.Address, settings)
+	}
+	return rt, nil
+}
+
+func monitorConfig(cfg *config.Config) topology.Config {
+	mc := topology.Config{
+		User: cfg.Monitor.User, Password: cfg.Monitor.Secret(),
+		Interval: cfg.Health.Interval.D(), Timeout: cfg.Health.Timeout.D(),
+		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
+	}
+	for _, s := range cfg.Servers {
+		mc.Servers = append(mc.Servers, topology.ServerConfig{Name: s.Name, Addr: s.Address, Backup: s.Backup, Weight: s.Weight, MaxConn: s.MaxConnections})
+	}
+	return mc
+}
+
+// Start checks the servers once, so the first clients find a primary, then
+// listens and serves in the background.
+func (p *Proxy) Start(ctx context.Context) error {
+	cfg := p.rt.Load().cfg
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p.mu.Lock()
+	p.ln, p.cancel = ln, cancel
+	p.mu.Unlock()
+	first := p.monitor.Subscribe()
+	go p.monitor.Run(ctx)
+	select {
+	case <-first:
+	case <-time.After(cfg.Health.Timeout.D() + time.Second):
+	}
+	go p.reap(ctx)
+	go p.accept(ctx, ln)
+	p.log.Info("sluice listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the MySQL listener's address.
+func (p *Proxy) Addr() net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		return nil
+	}
+	return p.ln.Addr()
+}
+
+func (p *Proxy) accept(ctx context.Context, ln net.Listener) {
+	defer close(p.done)
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			p.log.Warn("accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		id := p.nextID.Add(1)
+		s := session.New(id, nc, p)
+		p.sessions.Store(id, s)
+		p.active.Add(1)
+		go func() {
+			defer p.active.Done()
+			defer p.sessions.Delete(id)
+			s.Serve(ctx)
+		}()
+	}
+}
+
+func (p *Proxy) reap(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, pool := range p.rt.Load().pools {
+				pool.Reap()
+			}
+		}
+	}
+}
+
+// Close stops listening, ends every session and closes the pools.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	ln, cancel := p.ln, p.cancel
+	p.mu.Unlock()
+	if ln == nil {
+		return nil
+	}
+	ln.Close()
+	cancel()
+	<-p.done
+	p.sessions.Range(func(_, v any) bool {
+		v.(*session.Session).Kill()
+		return true
+	})
+	p.active.Wait()
+	for _, pool := range p.rt.Load().pools {
+		pool.Close()
+	}
+	return nil
+}
+
+// Reload applies a new, already validated configuration without dropping
+// client connections: pools of unchanged servers are kept, removed servers'
+// pools are drained (closed as their connections come back).
+func (p *Proxy) Reload(cfg *config.Config) error {
+	old := p.rt.Load()
+	if cfg.Listen != old.cfg.Listen {
+		return fmt.Errorf("listen cannot change at run time (%s -> %s); restart sluice", old.cfg.Listen, cfg.Listen)
+	}
+	rt, err := p.build(cfg, old)
+	if err != nil {
+		return err
+	}
+	p.rt.Store(rt)
+	p.monitor.Update(monitorConfig(cfg))
+	for name, pool := range old.pools {
+		if rt.pools[name] != pool {
+			pool.Close()
+		}
+	}
+	p.log.Info("configuration reloaded", "servers", len(cfg.Servers), "users", len(cfg.Users))
+	return nil
+}
+
+// Monitor exposes the topology monitor (admin API, tests).
+func (p *Proxy) Monitor() *topology.Monitor { return p.monitor }
+
+// Config returns the configuration in force.
+func (p *Proxy) Config() *config.Config { return p.rt.Load().cfg }
+
+// Sessions lists the current client sessions.
+func (p *Proxy) Sessions() []session.Info {
+	var out []session.Info
+	p.sessions.Range(func(_, v any) bool {
+		out = append(out, v.(*session.Session).Info())
+		return true
+	})
+	return out
+}
+
+// PoolStats returns per-server pool counts.
+func (p *Proxy) PoolStats() map[string]backend.Stats {
+	out := map[string]backend.Stats{}
+	for name, pool := range p.rt.Load().pools {
+		out[name] = pool.Stats()
+	}
+	return out
+}
+
+// The methods below implement session.Env.
+
+func (p *Proxy) Logger() *slog.Logger { return p.log }
+
+func (p *Proxy) Account(name string) (session.Account, bool) {
+	a, ok := p.rt.Load().accounts[name]
+	return a, ok
+}
+
+func (p *Proxy) Snapshot() *topology.Snapshot { return p.monitor.Snapshot() }
+
+func (p *Proxy) Pool(server string) *backend.Pool { return p.rt.Load().pools[server] }
+
+func (p *Proxy) Policy() *router.Policy { return &p.rt.Load().policy }
+
+func (p *Proxy) Balancer() *router.Balancer { return &p.balancer }
+
+func (p *Proxy) Limits() session.Limits { return p.rt.Load().limits }
+
+func (p *Proxy) TLSConfig() *tls.Config { return p.rt.Load().tls }
+
+func (p *Proxy) NextStmtKey() uint64 { return p.stmtKey.Add(1) }
+
+func (p *Proxy) Observer() session.Observer { return p.observer }
+
+func (p *Proxy) Lookup(id uint32) (*session.Session, bool) {
+	v, ok := p.sessions.Load(id)
+	if !ok {
+		return nil, false
+	}
+	return v.(*session.Session), true
+}
+
+// ServerVersion is what clients see in the handshake: the primary's own
+// version string, so client libraries enable the same features they would
+// against the server directly.
+func (p *Proxy) ServerVersion() string {
+	snap := p.monitor.Snapshot()
+	if pr, ok := snap.PrimaryServer(); ok {
+		if pool := p.Pool(pr.Name); pool != nil {
+			if v := pool.ServerVersion(); v != "" {
+				return v
+			}
+		}
+		if pr.Version != "" {
+			if strings.Contains(pr.Version, "MariaDB") {
+				return "5.5.5-" + pr.Version
+			}
+			return pr.Version
+		}
+	}
+	return "5.5.5-10.11.0-MariaDB-sluice"
+}
+
+// RSAKey returns the key for caching_sha2_password's key exchange: loaded
+// from tls.rsa_key, or generated once on first use.
+func (p *Proxy) RSAKey() (*rsa.PrivateKey, []byte, error) {
+	p.rsaOnce.Do(func() {
+		path := p.rt.Load().cfg.TLS.RSAKey
+		if path != "" {
+			p.rsaKey, p.rsaErr = loadRSAKey(path)
+		} else {
+			p.rsaKey, p.rsaErr = rsa.GenerateKey(rand.Reader, 2048)
+		}
+		if p.rsaErr == nil {
+			der, err := x509.MarshalPKIXPublicKey(&p.rsaKey.PublicKey)
+			p.rsaErr = err
+			p.rsaPEM = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+		}
+	})
+	return p.rsaKey, p.rsaPEM, p.rsaErr
+}
+
+func loadRSAKey(path string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM data", path)
+	}
+	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an RSA key", path)
+	}
+	return rk, nil
+}

@@ -1,0 +1,163 @@
+// Package router decides where a statement runs: on the primary or on a
+// replica chosen by the balancer, from the statement, the session's state
+// and the current topology snapshot.
+package router
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/sqlscan"
+	"github.com/sluice-proxy/sluice/internal/topology"
+)
+
+// Target is where a statement should run.
+type Target uint8
+
+const (
+	Primary Target = iota
+	Replica
+)
+
+func (t Target) String() string {
+	if t == Replica {
+		return "replica"
+	}
+	return "primary"
+}
+
+// Session is what the router needs to know of a session.
+type Session struct {
+	Autocommit bool      // server status: autocommit on
+	LastWrite  time.Time // when the session last wrote (read-your-writes)
+}
+
+// Policy is the routing configuration.
+type Policy struct {
+	ReadYourWrites time.Duration // 0 = off
+	MaxLag         time.Duration // 0 = ignore lag
+	FallbackError  bool          // no replica: error instead of primary
+	Balance        string        // least-connections | round-robin | weighted
+}
+
+// Decide returns where a statement outside any pinned backend should go.
+// Anything not known to be read-only goes to the primary.
+func Decide(st sqlscan.Statement, s Session, p *Policy, now time.Time) Target {
+	if st.Flags&sqlscan.FlagHintPrimary != 0 {
+		return Primary
+	}
+	if st.Kind == sqlscan.KindBeginReadOnly && s.Autocommit {
+		return Replica
+	}
+	if !st.IsRead() || st.Flags&sqlscan.FlagMulti != 0 || !s.Autocommit {
+		return Primary
+	}
+	if st.Flags&sqlscan.FlagHintReplica != 0 {
+		return Replica
+	}
+	if p.ReadYourWrites > 0 && !s.LastWrite.IsZero() && now.Sub(s.LastWrite) < p.ReadYourWrites {
+		return Primary
+	}
+	return Replica
+}
+
+// ErrNoPrimary means no server is currently known to be a writable primary.
+var ErrNoPrimary = errors.New("no primary available")
+
+// ErrNoReplica means no replica may take reads and read_fallback is error.
+var ErrNoReplica = errors.New("no replica available for reads (routing.read_fallback: error)")
+
+// Load reports the lent connections of a server, for least-connections.
+type Load func(name string) int64
+
+// Balancer picks a replica. It is safe for concurrent use.
+type Balancer struct {
+	rr atomic.Uint64
+}
+
+// PickReplica chooses a server for a read, excluding names in skip (servers
+// that just failed this statement). It falls back to backups, then to the
+// primary unless the policy says error.
+func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, skip string) (*topology.Server, error) {
+	var cands [16]*topology.Server
+	list := cands[:0]
+	for _, backup := range []bool{false, true} {
+		for i := range snap.Servers {
+			s := &snap.Servers[i]
+			if s.Backup == backup && s.Name != skip && ReadableReplica(s, p) {
+				list = append(list, s)
+			}
+		}
+		if len(list) > 0 {
+			break
+		}
+	}
+	if len(list) == 0 {
+		if p.FallbackError {
+			return nil, ErrNoReplica
+		}
+		pr, ok := snap.PrimaryServer()
+		if !ok || pr.Name == skip {
+			return nil, ErrNoPrimary
+		}
+		return pr, nil
+	}
+	if len(list) == 1 {
+		return list[0], nil
+	}
+	n := b.rr.Add(1)
+	switch p.Balance {
+	case "round-robin":
+		return list[n%uint64(len(list))], nil
+	case "weighted":
+		total := 0
+		for _, s := range list {
+			total += max(s.Weight, 0)
+		}
+		if total == 0 {
+			return list[n%uint64(len(list))], nil
+		}
+		// Deterministic weighted round-robin: slot n of the weight wheel.
+		at := int(n % uint64(total))
+		for _, s := range list {
+			if at < s.Weight {
+				return s, nil
+			}
+			at -= s.Weight
+		}
+		return list[0], nil
+	default: // least-connections; ties broken at random so that
+		// patterns in the caller (prepare then execute) cannot bias a rotation.
+		start := rand.IntN(len(list))
+		best := list[start]
+		bestLoad := load(best.Name)
+		for i := 1; i < len(list); i++ {
+			s := list[(start+i)%len(list)]
+			if l := load(s.Name); l < bestLoad {
+				best, bestLoad = s, l
+			}
+		}
+		return best, nil
+	}
+}
+
+// ReadableReplica reports whether a server may take reads as a replica.
+func ReadableReplica(s *topology.Server, p *Policy) bool {
+	if !s.Up || s.Role != topology.RoleReplica || !s.IORunning || !s.SQLRunning {
+		return false
+	}
+	if p.MaxLag > 0 && (!s.LagKnown || s.Lag > p.MaxLag) {
+		return false
+	}
+	return true
+}
+
+// PrimaryOf returns the snapshot's primary or ErrNoPrimary.
+func PrimaryOf(snap *topology.Snapshot) (*topology.Server, error) {
+	if pr, ok := snap.PrimaryServer(); ok {
+		return pr, nil
+	}
+	return nil, ErrNoPrimary
+}

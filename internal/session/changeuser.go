@@ -1,0 +1,76 @@
+package session
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// changeUser implements COM_CHANGE_USER: authenticate as another user
+// against the scramble of the initial handshake, then start the session
+// afresh, as the server does.
+func (s *Session) changeUser(ctx context.Context, pkt []byte) error {
+	b := pkt[1:]
+	user, n := nulString(b)
+	if n < 0 {
+		return s.fail(wire.Errorf(wire.ErrHandshake, "08S01", "malformed COM_CHANGE_USER"))
+	}
+	b = b[n:]
+	var answer []byte
+	if s.caps&wire.ClientSecureConnection != 0 {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return s.fail(wire.Errorf(wire.ErrHandshake, "08S01", "malformed COM_CHANGE_USER"))
+		}
+		answer = append([]byte(nil), b[1:1+int(b[0])]...)
+		b = b[1+int(b[0]):]
+	} else {
+		a, k := nulString(b)
+		if k < 0 {
+			return s.fail(wire.Errorf(wire.ErrHandshake, "08S01", "malformed COM_CHANGE_USER"))
+		}
+		answer = append([]byte(nil), a...)
+		b = b[k:]
+	}
+	db, k := nulString(b)
+	if k < 0 {
+		db, k = string(b), len(b)
+	}
+	b = b[k:]
+	collation := s.state.Collation
+	if len(b) >= 2 {
+		collation = byte(binary.LittleEndian.Uint16(b))
+		b = b[2:]
+	}
+	plugin := wire.NativePassword
+	if s.caps&wire.ClientPluginAuth != 0 && len(b) > 0 {
+		if p, k := nulString(b); k >= 0 {
+			plugin = p
+		}
+	}
+	// Any further failure ends the session, as on the server.
+	s.resetSession()
+	s.state.Schema = ""
+	acc, err := s.authenticate(user, plugin, answer)
+	if err != nil {
+		return err
+	}
+	s.account = acc
+	s.state.Collation = collation
+	if db != "" {
+		if e := s.useSchema(ctx, db); e != nil {
+			return s.loginError(e)
+		}
+	}
+	return s.ok(0, 0)
+}
+
+// nulString reads a NUL-terminated string; k is -1 without a NUL.
+func nulString(b []byte) (string, int) {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i]), i + 1
+		}
+	}
+	return "", -1
+}

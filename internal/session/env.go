@@ -1,0 +1,79 @@
+// Package session serves one client connection: the server side of the
+// handshake, the command loop, the session state that must follow the
+// client from backend to backend, and prepared statements under sluice's
+// own ids.
+package session
+
+import (
+	"crypto/rsa"
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/topology"
+)
+
+// Account is a user that may log in.
+type Account struct {
+	Name       string
+	Password   string
+	AuthPlugin string
+}
+
+// Limits are the timeouts and sizes a session obeys.
+type Limits struct {
+	Handshake        time.Duration
+	ClientIdle       time.Duration
+	Query            time.Duration
+	ClientWrite      time.Duration
+	MaxAllowedPacket int
+}
+
+// Env is everything a session needs from the running proxy. The proxy
+// implements it over its current (atomically swapped) configuration.
+type Env interface {
+	Logger() *slog.Logger
+	Account(name string) (Account, bool)
+	Snapshot() *topology.Snapshot
+	Pool(server string) *backend.Pool
+	Policy() *router.Policy
+	Balancer() *router.Balancer
+	Limits() Limits
+	TLSConfig() *tls.Config // nil: TLS not offered
+	RSAKey() (*rsa.PrivateKey, []byte, error)
+	ServerVersion() string
+	NextStmtKey() uint64
+	// Sessions registry, for KILL.
+	Lookup(id uint32) (*Session, bool)
+	Observer() Observer
+}
+
+// Observer receives per-statement facts for metrics and digests. Calls are
+// made on the session's goroutine after each statement; implementations
+// must be cheap and must not block.
+type Observer interface {
+	Statement(s *Session, ev *Event)
+}
+
+// Event describes one finished client command.
+type Event struct {
+	Command  byte
+	SQL      []byte // aliases a buffer: valid only during the call
+	Kind     string
+	Target   string // "primary", "replica" or "" when answered by sluice
+	Server   string
+	Duration time.Duration
+	Rows     int64
+	Affected uint64
+	Err      bool
+	Start    time.Time
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Statement(*Session, *Event) {}
+
+// NopObserver discards events.
+var NopObserver Observer = nopObserver{}

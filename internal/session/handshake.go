@@ -1,0 +1,198 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// serverCaps are the capabilities sluice offers clients. Deprecate-EOF and
+// session tracking are withheld so backend responses can be forwarded byte
+// for byte (see backend.baseCaps); compression is not supported.
+const serverCaps = wire.ClientLongPassword | wire.ClientFoundRows | wire.ClientLongFlag |
+	wire.ClientConnectWithDB | wire.ClientNoSchema | wire.ClientODBC | wire.ClientLocalFiles |
+	wire.ClientIgnoreSpace | wire.ClientProtocol41 | wire.ClientInteractive |
+	wire.ClientIgnoreSIGPIPE | wire.ClientTransactions | wire.ClientReserved |
+	wire.ClientSecureConnection | wire.ClientMultiStatements | wire.ClientMultiResults |
+	wire.ClientPSMultiResults | wire.ClientPluginAuth | wire.ClientConnectAttrs |
+	wire.ClientPluginAuthLenencClientData
+
+// sha2Cache remembers users who completed caching_sha2_password's full
+// authentication, as MySQL does, so later logins take the fast path.
+var sha2Cache sync.Map // user name + password hash -> struct{}
+
+func (s *Session) handshake(ctx context.Context) error {
+	lim := s.env.Limits()
+	s.c.SetReadTimeout(lim.Handshake)
+	s.c.SetWriteTimeout(lim.Handshake)
+	s.scramble = wire.NewScramble()
+	caps := serverCaps
+	tlsConf := s.env.TLSConfig()
+	if tlsConf != nil {
+		caps |= wire.ClientSSL
+	}
+	hs := wire.Handshake{
+		ServerVersion: s.env.ServerVersion(), ConnectionID: s.ID, Scramble: s.scramble,
+		Capabilities: caps, Collation: wire.DefaultCollation, Status: wire.StatusAutocommit,
+		AuthPlugin: wire.NativePassword,
+	}
+	if err := s.c.WriteFlush(wire.AppendHandshake(nil, hs)); err != nil {
+		return err
+	}
+	pkt, err := s.c.ReadPacket(64 << 10)
+	if err != nil {
+		return err
+	}
+	if wire.IsSSLRequest(pkt) {
+		if tlsConf == nil {
+			return s.loginError(wire.Errorf(wire.ErrHandshake, "08S01", "Bad handshake: TLS requested but not configured on sluice"))
+		}
+		tc := tls.Server(s.c.NC, tlsConf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		s.c.Reset(tc)
+		if pkt, err = s.c.ReadPacket(64 << 10); err != nil {
+			return err
+		}
+	}
+	resp, ok := wire.ParseHandshakeResponse(pkt)
+	if !ok || resp.Capabilities&wire.ClientProtocol41 == 0 {
+		return s.loginError(wire.Errorf(wire.ErrHandshake, "08S01", "Bad handshake"))
+	}
+	s.caps = resp.Capabilities & caps
+	s.multiStmt = s.caps&wire.ClientMultiStatements != 0
+	s.c.NoLocalInfile = s.caps&wire.ClientLocalFiles == 0
+	acc, err := s.authenticate(resp.User, resp.AuthPlugin, resp.AuthResponse)
+	if err != nil {
+		return err
+	}
+	s.account = acc
+	s.state.Collation = resp.Collation
+	if resp.Database != "" && s.caps&wire.ClientConnectWithDB != 0 {
+		if e := s.useSchema(ctx, resp.Database); e != nil {
+			return s.loginError(e)
+		}
+	}
+	s.c.SetReadTimeout(0)
+	return s.ok(0, 0)
+}
+
+func (s *Session) loginError(e *wire.Error) error {
+	s.c.WriteError(e)
+	return e
+}
+
+func (s *Session) accessDenied(user string, usedPassword bool) error {
+	host, _, _ := net.SplitHostPort(s.addr)
+	yn := "NO"
+	if usedPassword {
+		yn = "YES"
+	}
+	return s.loginError(wire.Errorf(wire.ErrAccessDenied, "28000",
+		"Access denied for user '%s'@'%s' (using password: %s)", user, host, yn))
+}
+
+// authenticate runs the password exchange for user. plugin and answer are
+// what the client sent with its handshake response (or COM_CHANGE_USER).
+func (s *Session) authenticate(user, plugin string, answer []byte) (Account, error) {
+	acc, known := s.env.Account(user)
+	want := wire.NativePassword
+	if known && acc.AuthPlugin != "" {
+		want = acc.AuthPlugin
+	}
+	if plugin != want {
+		// Ask the client to answer with the plugin this user needs.
+		s.scramble = wire.NewScramble()
+		sw := wire.AppendAuthSwitch(nil, wire.AuthSwitch{Plugin: want, Data: append(append([]byte(nil), s.scramble...), 0)})
+		if err := s.c.WriteFlush(sw); err != nil {
+			return acc, err
+		}
+		p, err := s.c.ReadPacket(64 << 10)
+		if err != nil {
+			return acc, err
+		}
+		answer = append([]byte(nil), p...)
+	}
+	if !known {
+		// Unknown users get the same answer as wrong passwords, so the
+		// error does not reveal which accounts exist.
+		return acc, s.accessDenied(user, len(answer) > 0)
+	}
+	switch want {
+	case wire.CachingSHA2Password:
+		return acc, s.authSHA2(acc, answer)
+	default:
+		if acc.Password == "" && len(answer) == 0 {
+			return acc, nil
+		}
+		if !wire.VerifyNativePassword(s.scramble, answer, acc.Password) {
+			return acc, s.accessDenied(user, len(answer) > 0)
+		}
+		return acc, nil
+	}
+}
+
+func (s *Session) authSHA2(acc Account, answer []byte) error {
+	if acc.Password == "" {
+		if len(answer) == 0 || (len(answer) == 1 && answer[0] == 0) {
+			return nil
+		}
+		return s.accessDenied(acc.Name, true)
+	}
+	if !wire.VerifyCachingSHA2(s.scramble, answer, acc.Password) {
+		return s.accessDenied(acc.Name, len(answer) > 0)
+	}
+	cacheKey := acc.Name + "\x00" + string(wire.CachingSHA2Hash(make([]byte, 20), acc.Password))
+	if _, ok := sha2Cache.Load(cacheKey); ok {
+		return s.c.WriteFlush([]byte{1, wire.SHA2FastAuthOK})
+	}
+	// First login since start: full authentication, as MySQL does, over
+	// TLS in clear text or with the RSA key exchange.
+	if err := s.c.WriteFlush([]byte{1, wire.SHA2FullAuth}); err != nil {
+		return err
+	}
+	p, err := s.c.ReadPacket(64 << 10)
+	if err != nil {
+		return err
+	}
+	var password string
+	if _, isTLS := s.c.NC.(*tls.Conn); isTLS {
+		password = string(bytes.TrimRight(p, "\x00"))
+	} else {
+		if len(p) == 1 && p[0] == wire.SHA2RequestPubKey {
+			key, pemKey, err := s.env.RSAKey()
+			if err != nil {
+				return s.loginError(wire.Errorf(wire.ErrHandshake, "08S01", "sluice has no RSA key: %v", err))
+			}
+			_ = key
+			if err := s.c.WriteFlush(append([]byte{1}, pemKey...)); err != nil {
+				return err
+			}
+			if p, err = s.c.ReadPacket(64 << 10); err != nil {
+				return err
+			}
+		}
+		key, _, err := s.env.RSAKey()
+		if err != nil {
+			return s.loginError(wire.Errorf(wire.ErrHandshake, "08S01", "sluice has no RSA key: %v", err))
+		}
+		password, err = wire.DecryptPassword(key, s.scramble, p)
+		if err != nil {
+			return s.accessDenied(acc.Name, true)
+		}
+	}
+	if password != acc.Password {
+		return s.accessDenied(acc.Name, true)
+	}
+	sha2Cache.Store(cacheKey, struct{}{})
+	return nil
+}
+
+var errLogin = errors.New("login failed")

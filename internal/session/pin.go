@@ -1,0 +1,205 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/sqlscan"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+func (s *Session) pin(c *backend.Conn, server string) {
+	if s.pinned == c {
+		return
+	}
+	s.pinned, s.pinnedServer = c, server
+	s.mu.Lock()
+	s.mu.Unlock()
+}
+
+// unpinOrRelease gives a connection that no longer needs to stay with the
+// session back to its pool.
+func (s *Session) unpinOrRelease(c *backend.Conn, server string) {
+	if s.pinned == c {
+		s.pinned, s.pinnedServer = nil, ""
+	}
+	s.release(c, server)
+}
+
+func (s *Session) release(c *backend.Conn, server string) {
+	if c == s.pinned {
+		return
+	}
+	if p := s.env.Pool(server); p != nil {
+		p.Put(c)
+	} else {
+		c.Close()
+	}
+}
+
+// dropConn closes a connection that failed; whatever was pinned to it is
+// gone with it (the server rolled back the transaction, dropped temporary
+// tables and released locks when the connection closed).
+func (s *Session) dropConn(c *backend.Conn, server string) {
+	if c == s.pinned {
+		s.pinned, s.pinnedServer = nil, ""
+		s.pins, s.inTxn, s.cursors = 0, false, 0
+	}
+	if p := s.env.Pool(server); p != nil {
+		p.Discard(c)
+	} else {
+		c.Close()
+	}
+}
+
+// unpin lets go of the pinned connection. A connection holding state sluice
+// cannot see the end of (temporary tables, user variables, text prepared
+// statements) is closed rather than pooled, so it can never leak into
+// another session; so is one with an open transaction, which the server
+// rolls back.
+func (s *Session) unpin(ending bool) {
+	c, server := s.pinned, s.pinnedServer
+	if c == nil {
+		return
+	}
+	s.pinned, s.pinnedServer = nil, ""
+	p := s.env.Pool(server)
+	if s.inTxn || s.pins&^pinsReleasable != 0 || s.pins&(pinUserLock|pinLockTables|pinCursor) != 0 || p == nil {
+		if p != nil {
+			p.Discard(c)
+		} else {
+			c.Close()
+		}
+	} else {
+		p.Put(c)
+	}
+	s.pins, s.inTxn, s.cursors = 0, false, 0
+}
+
+// backendFailed tells the client what happened to its statement when the
+// backend died or froze.
+func (s *Session) backendFailed(server string, err error, partial bool) error {
+	lim := s.env.Limits()
+	var e *wire.Error
+	if wire.IsTimeout(err) {
+		e = wire.Errorf(wire.ErrStatementTimeout, "70100",
+			"sluice: server %s did not answer within %s (timeouts.query); the statement was aborted", server, lim.Query)
+		s.log.Warn("backend timeout", "server", server, "timeout", lim.Query)
+	} else {
+		e = wire.Errorf(wire.ErrLostConnection, "HY000",
+			"sluice: lost connection to server %s during the statement: %v", server, errors.Unwrap(err))
+		s.log.Warn("backend lost", "server", server, "err", err)
+	}
+	_ = partial // an ERR packet may follow rows: it ends the result set for the client
+	return s.fail(e)
+}
+
+// useSchema switches the default schema. The server checks that the schema
+// exists and the user may use it; the pinned connection takes the change
+// directly, otherwise the new state is applied lazily by the pool.
+func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
+	next := s.state
+	next.Schema = db
+	var c *backend.Conn
+	var server string
+	if s.pinned != nil {
+		c, server = s.pinned, s.pinnedServer
+	} else {
+		target := router.Primary
+		if _, err := router.PrimaryOf(s.env.Snapshot()); err != nil {
+			target = router.Replica
+		}
+		var e *wire.Error
+		c, server, _, e = s.acquire(ctx, target, "")
+		if e != nil {
+			return e
+		}
+	}
+	lim := s.env.Limits()
+	payload := append([]byte{wire.ComInitDB}, db...)
+	res, err := c.Command(payload, wire.ModeText, lim.Query)
+	if err != nil {
+		if res.Err != nil {
+			s.release(c, server)
+			return res.Err
+		}
+		s.dropConn(c, server)
+		return asWireError(err)
+	}
+	s.state.Schema = db
+	c.Adopt(&s.state)
+	s.release(c, server)
+	return nil
+}
+
+func (s *Session) initDB(ctx context.Context, pkt []byte) error {
+	if e := s.useSchema(ctx, string(pkt[1:])); e != nil {
+		return s.fail(e)
+	}
+	return s.ok(0, 0)
+}
+
+// forwardRead runs a read-only command (COM_FIELD_LIST) where reads go.
+func (s *Session) forwardRead(ctx context.Context, pkt []byte, mode wire.RelayMode) error {
+	st := sqlscan.Statement{Kind: sqlscan.KindShow}
+	return s.execute(ctx, pkt, st, s.decide(st, nil), mode, nil)
+}
+
+// forwardPrimary runs a command on the primary (COM_STATISTICS).
+func (s *Session) forwardPrimary(ctx context.Context, pkt []byte, mode wire.RelayMode) error {
+	return s.execute(ctx, pkt, sqlscan.Statement{Kind: sqlscan.KindShow}, router.Primary, mode, nil)
+}
+
+// kill implements KILL [QUERY] on sluice's own connection ids. Users may
+// kill their own sessions only, as on a server without PROCESS/SUPER.
+func (s *Session) kill(id uint64, queryOnly bool) error {
+	target, ok := s.env.Lookup(uint32(id))
+	if !ok || id > 1<<32-1 {
+		return s.fail(wire.Errorf(wire.ErrNoSuchThread, "HY000", "Unknown thread id: %d", id))
+	}
+	if target.account.Name != s.account.Name {
+		return s.fail(wire.Errorf(wire.ErrKillDenied, "HY000", "You are not owner of thread %d", id))
+	}
+	if queryOnly {
+		target.KillQuery()
+		return s.ok(0, 0)
+	}
+	if target == s {
+		// MySQL answers KILL of the own connection with an error and closes.
+		s.fail(wire.Errorf(wire.ErrConnectionKilled, "70100", "Connection was killed"))
+		return errQuit
+	}
+	target.Kill()
+	return s.ok(0, 0)
+}
+
+// resetSession implements COM_RESET_CONNECTION: everything the session set
+// up is dropped, as on the server; the default schema stays.
+func (s *Session) resetSession() {
+	s.unpinForReset()
+	for id := range s.stmts {
+		s.dropStmt(id)
+	}
+	s.state.ResetSets()
+	s.autocommit, s.inTxn, s.pins, s.cursors = true, false, 0, 0
+	s.lastInsertID, s.pendingTxSet, s.lastWrite = 0, "", time.Time{}
+}
+
+// unpinForReset closes the pinned connection: its state (temporary tables,
+// locks, transaction) must disappear, and closing is the one way that
+// cannot leave any behind.
+func (s *Session) unpinForReset() {
+	if s.pinned == nil {
+		return
+	}
+	c, server := s.pinned, s.pinnedServer
+	s.pinned, s.pinnedServer = nil, ""
+	if p := s.env.Pool(server); p != nil {
+		p.Discard(c)
+	} else {
+		c.Close()
+	}
+}

@@ -1,0 +1,413 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/sqlscan"
+	"github.com/sluice-proxy/sluice/internal/topology"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// query handles COM_QUERY.
+func (s *Session) query(ctx context.Context, pkt []byte) error {
+	sql := pkt[1:]
+	st := sqlscan.Scan(sql)
+	if st.Flags&sqlscan.FlagMulti != 0 && !s.multiStmt {
+		return s.fail(wire.Errorf(wire.ErrParse, "42000",
+			"You have an error in your SQL syntax: multi-statements are not enabled on this connection (CLIENT_MULTI_STATEMENTS)"))
+	}
+	switch st.Kind {
+	case sqlscan.KindKill:
+		id, queryOnly, ok := sqlscan.KillTarget(sql)
+		if !ok {
+			return s.fail(wire.Errorf(wire.ErrNotSupportedYet, "42000", "sluice supports KILL [CONNECTION|QUERY] <id> only"))
+		}
+		return s.kill(id, queryOnly)
+	case sqlscan.KindSetTransaction:
+		if s.pinned == nil {
+			// Characteristics of the next transaction only: held back and
+			// sent just before the next statement, on its connection, so
+			// they can never leak to another session through the pool.
+			s.pendingTxSet = string(sql)
+			return s.ok(0, 0)
+		}
+	case sqlscan.KindUse:
+		if s.pinned == nil {
+			db, ok := sqlscan.UseTarget(sql)
+			if ok {
+				if e := s.useSchema(ctx, db); e != nil {
+					return s.fail(e)
+				}
+				return s.ok(0, 0)
+			}
+		}
+	}
+	target := s.decide(st, sql)
+	return s.execute(ctx, pkt, st, target, wire.ModeText, nil)
+}
+
+// decide picks primary or replica for a statement outside a pinned
+// connection.
+func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
+	if st.Flags&sqlscan.FlagMulti != 0 && st.Flags&sqlscan.FlagHintPrimary == 0 {
+		// A multi-statement may go to a replica only if every part may.
+		allRead := true
+		sqlscan.Split(sql, func(part []byte) bool {
+			if !sqlscan.Scan(part).IsRead() {
+				allRead = false
+			}
+			return allRead
+		})
+		if allRead && s.autocommit && !s.recentWrite() {
+			return router.Replica
+		}
+		return router.Primary
+	}
+	switch st.Kind {
+	case sqlscan.KindSet, sqlscan.KindUse:
+		// Session state runs where it is cheapest to validate; it is
+		// replayed everywhere else.
+		if st.IsRead() || st.Flags&(sqlscan.FlagLastInsertID|sqlscan.FlagGetLock|sqlscan.FlagSequence) == 0 {
+			return router.Primary
+		}
+	}
+	return router.Decide(st, router.Session{Autocommit: s.autocommit, LastWrite: s.lastWrite}, s.env.Policy(), time.Now())
+}
+
+func (s *Session) recentWrite() bool {
+	w := s.env.Policy().ReadYourWrites
+	return w > 0 && !s.lastWrite.IsZero() && time.Since(s.lastWrite) < w
+}
+
+// prepareFn runs on the lent connection before the command is sent (used by
+// prepared statements to prepare lazily and rewrite ids). It returns the
+// packet to send.
+type prepareFn func(c *backend.Conn) ([]byte, *wire.Error)
+
+// execute runs one command on the right backend and streams the response.
+func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) error {
+	start := time.Now()
+	ev := Event{Command: pkt[0], Kind: st.Kind.String(), Start: start}
+	if pkt[0] == wire.ComQuery {
+		ev.SQL = pkt[1:]
+	}
+	// The client packet buffer is reused while a LOCAL INFILE streams, so
+	// the text that session bookkeeping needs afterwards is kept apart.
+	var sql []byte
+	if pkt[0] == wire.ComQuery {
+		sql = pkt[1:]
+		if st.Flags&sqlscan.FlagMulti != 0 || st.Kind == sqlscan.KindSet || st.Kind == sqlscan.KindUse || st.Kind == sqlscan.KindWrite {
+			sql = append([]byte(nil), sql...)
+		}
+	}
+	skip := ""
+	for attempt := 0; ; attempt++ {
+		c, server, routed, e := s.acquire(ctx, target, skip)
+		if e != nil {
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, &ev)
+			return s.fail(e)
+		}
+		ev.Target, ev.Server = routed.String(), server
+		send := pkt
+		if prep != nil {
+			var pe *wire.Error
+			if send, pe = prep(c); pe != nil {
+				s.release(c, server)
+				ev.Err, ev.Duration = true, time.Since(start)
+				s.env.Observer().Statement(s, &ev)
+				return s.fail(pe)
+			}
+		}
+		if e := s.beforeSend(c, st); e != nil {
+			s.release(c, server)
+			return s.fail(e)
+		}
+		s.setActive(c, server, sqlText(pkt))
+		res, err := s.roundTrip(c, send, mode)
+		s.clearActive()
+		if err != nil {
+			var re *wire.RelayError
+			clientSide := errors.As(err, &re) && re.Side == wire.SideClient
+			s.dropConn(c, server)
+			if clientSide {
+				return err
+			}
+			retry := attempt == 0 && !res.Wrote && routed == router.Replica && s.pinned == nil &&
+				!s.inTxn && st.IsRead()
+			if retry {
+				// A read that failed because its replica died, outside a
+				// transaction, is retried once on another server.
+				s.log.Warn("read failed, retrying on another server", "server", server, "err", err)
+				skip = server
+				continue
+			}
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, &ev)
+			return s.backendFailed(server, err, res.Wrote)
+		}
+		s.afterResult(c, server, routed, st, sql, res)
+		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
+		s.env.Observer().Statement(s, &ev)
+		return nil
+	}
+}
+
+func sqlText(pkt []byte) string {
+	if len(pkt) > 0 && pkt[0] == wire.ComQuery {
+		n := min(len(pkt)-1, 256)
+		return string(pkt[1 : 1+n])
+	}
+	return ""
+}
+
+// acquire returns the connection to run on: the pinned one, or one lent by
+// the pool of the server the router chose.
+func (s *Session) acquire(ctx context.Context, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
+	if s.pinned != nil {
+		t := router.Primary
+		if snap := s.env.Snapshot(); snap != nil {
+			if srv, ok := snap.ByName(s.pinnedServer); ok && srv.Name != primaryName(snap) {
+				t = router.Replica
+			}
+		}
+		return s.pinned, s.pinnedServer, t, nil
+	}
+	snap := s.env.Snapshot()
+	pol := s.env.Policy()
+	var name string
+	routed := target
+	if target == router.Replica {
+		srv, err := s.env.Balancer().PickReplica(snap, pol, s.load, skip)
+		if err != nil {
+			return nil, "", target, unavailable(err)
+		}
+		name = srv.Name
+		if srv.Name == primaryName(snap) {
+			routed = router.Primary
+		}
+	} else {
+		srv, err := router.PrimaryOf(snap)
+		if err != nil {
+			return nil, "", target, unavailable(err)
+		}
+		name = srv.Name
+	}
+	pool := s.env.Pool(name)
+	if pool == nil {
+		return nil, "", target, unavailable(fmt.Errorf("server %s is not configured", name))
+	}
+	c, err := pool.Get(ctx, s.key(), s.account.Password, &s.state)
+	if err != nil {
+		var me *wire.Error
+		if errors.As(err, &me) {
+			return nil, "", target, me
+		}
+		if errors.Is(err, backend.ErrPoolFull) {
+			return nil, "", target, wire.Errorf(wire.ErrConCount, "08004", "Too many connections: %v", err)
+		}
+		return nil, "", target, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
+	}
+	return c, name, routed, nil
+}
+
+func primaryName(snap *topology.Snapshot) string {
+	if p, ok := snap.PrimaryServer(); ok {
+		return p.Name
+	}
+	return ""
+}
+
+func (s *Session) load(name string) int64 {
+	if p := s.env.Pool(name); p != nil {
+		return p.InUse.Load()
+	}
+	return 0
+}
+
+func (s *Session) key() backend.Key {
+	return backend.Key{User: s.account.Name, FoundRows: s.caps&wire.ClientFoundRows != 0}
+}
+
+func unavailable(err error) *wire.Error {
+	return wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: %v", err)
+}
+
+// beforeSend applies what must precede the statement on this connection:
+// held-back SET TRANSACTION, and the session's LAST_INSERT_ID() value when
+// the statement reads it on a connection that did not produce it.
+func (s *Session) beforeSend(c *backend.Conn, st sqlscan.Statement) *wire.Error {
+	lim := s.env.Limits()
+	if s.pendingTxSet != "" {
+		q := s.pendingTxSet
+		s.pendingTxSet = ""
+		if _, err := c.Exec(q, lim.Query); err != nil {
+			return asWireError(err)
+		}
+	}
+	if st.Flags&sqlscan.FlagLastInsertID != 0 && c.LastInsertID != s.lastInsertID {
+		if _, err := c.Exec("SET last_insert_id = "+strconv.FormatUint(s.lastInsertID, 10), lim.Query); err != nil {
+			return asWireError(err)
+		}
+		c.LastInsertID = s.lastInsertID
+	}
+	return nil
+}
+
+func asWireError(err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	return wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: backend failed: %v", err)
+}
+
+// roundTrip sends a command and relays the response to the client,
+// including LOAD DATA LOCAL INFILE's file transfer.
+func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (wire.Result, error) {
+	lim := s.env.Limits()
+	c.SetWriteTimeout(lim.Query)
+	if err := c.WriteCommand(pkt); err != nil {
+		return wire.Result{}, &wire.RelayError{Side: wire.SideBackend, Err: err}
+	}
+	s.c.Seq = 1
+	for {
+		res, err := wire.Relay(s.c, c.Conn, mode, lim.Query, lim.ClientWrite)
+		if err != nil || !res.LocalInfile {
+			return res, err
+		}
+		if s.c.NoLocalInfile {
+			if err := c.WriteFlush(nil); err != nil {
+				return res, &wire.RelayError{Side: wire.SideBackend, Err: err}
+			}
+			continue
+		}
+		if err := s.relayLocalFile(c); err != nil {
+			return res, err
+		}
+	}
+}
+
+// relayLocalFile streams the client's file to the backend: packets until
+// an empty one. A client that did not enable LOCAL INFILE never receives the
+// request (it would not understand it); the backend gets an empty file and
+// answers with its own error.
+func (s *Session) relayLocalFile(c *backend.Conn) error {
+	lim := s.env.Limits()
+	for {
+		s.c.SetReadTimeout(lim.Query)
+		p, err := s.c.ReadPacket(0)
+		if err != nil {
+			return &wire.RelayError{Side: wire.SideClient, Err: err}
+		}
+		c.SetWriteTimeout(lim.Query)
+		if err := c.WritePacket(p); err != nil {
+			return &wire.RelayError{Side: wire.SideBackend, Err: err}
+		}
+		if len(p) == 0 {
+			if err := c.Flush(); err != nil {
+				return &wire.RelayError{Side: wire.SideBackend, Err: err}
+			}
+			s.c.SetReadTimeout(0)
+			return nil
+		}
+	}
+}
+
+// afterResult updates session state from the server's answer and returns
+// or keeps the connection.
+func (s *Session) afterResult(c *backend.Conn, server string, routed router.Target, st sqlscan.Statement, sql []byte, res wire.Result) {
+	s.autocommit = res.Status&wire.StatusAutocommit != 0
+	s.inTxn = res.Status&wire.StatusInTrans != 0
+	if res.OK.LastInsertID != 0 {
+		s.lastInsertID = res.OK.LastInsertID
+		c.LastInsertID = res.OK.LastInsertID
+	}
+	if routed == router.Primary && !st.IsRead() {
+		s.lastWrite = time.Now()
+	}
+	hadFoundRows := s.pins&pinFoundRows != 0
+	if res.Err == nil {
+		s.notePins(c, st, sql)
+	}
+	if hadFoundRows && st.Flags&sqlscan.FlagCalcFoundRows == 0 {
+		s.pins &^= pinFoundRows
+	}
+	if res.CursorOpen {
+		s.pins |= pinCursor
+	}
+	if s.inTxn || s.pins != 0 {
+		s.pin(c, server)
+		return
+	}
+	s.unpinOrRelease(c, server)
+}
+
+// notePins records state the statement left on its connection.
+func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
+	f := st.Flags
+	switch {
+	case f&sqlscan.FlagCreateTemp != 0:
+		s.pins |= pinTempTable
+	}
+	if f&sqlscan.FlagGetLock != 0 {
+		s.pins |= pinUserLock
+	}
+	if f&sqlscan.FlagReleaseAllLocks != 0 {
+		s.pins &^= pinUserLock
+	}
+	if f&sqlscan.FlagCalcFoundRows != 0 {
+		s.pins |= pinFoundRows
+	}
+	if f&(sqlscan.FlagUserVarAssign|sqlscan.FlagInto) != 0 {
+		s.pins |= pinUserVar
+	}
+	switch st.Kind {
+	case sqlscan.KindLockTables:
+		s.pins |= pinLockTables
+	case sqlscan.KindUnlockTables:
+		s.pins &^= pinLockTables
+	case sqlscan.KindPrepare:
+		s.pins |= pinTextPrepare
+	}
+	if f&sqlscan.FlagMulti != 0 {
+		changes := false
+		sqlscan.Split(sql, func(part []byte) bool {
+			ps := sqlscan.Scan(part)
+			switch ps.Kind {
+			case sqlscan.KindSet, sqlscan.KindSetTransaction, sqlscan.KindUse, sqlscan.KindPrepare, sqlscan.KindLockTables:
+				changes = true
+			}
+			if ps.Flags&(sqlscan.FlagCreateTemp|sqlscan.FlagGetLock|sqlscan.FlagUserVarAssign|sqlscan.FlagInto|sqlscan.FlagCalcFoundRows) != 0 {
+				changes = true
+			}
+			return !changes
+		})
+		if changes {
+			s.pins |= pinUnknownState
+		}
+		return
+	}
+	if st.Kind == sqlscan.KindUse {
+		if db, ok := sqlscan.UseTarget(sql); ok {
+			s.state.Schema = db
+			c.Adopt(&s.state)
+		}
+	}
+	if st.Kind == sqlscan.KindSet {
+		key, single := sqlscan.SetTarget(sql)
+		if !single {
+			key = ""
+		}
+		if !s.state.Record(key, string(sql)) {
+			s.pins |= pinUnknownState
+		}
+		c.Adopt(&s.state)
+	}
+}

@@ -1,0 +1,313 @@
+package session
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// Pin reasons: state that lives on one backend connection, so the session
+// must keep using that connection until the state is gone.
+type pinReason uint16
+
+const (
+	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the session ends or resets
+	pinUserLock                           // GET_LOCK: until RELEASE_ALL_LOCKS()
+	pinLockTables                         // LOCK TABLES: until UNLOCK TABLES
+	pinFoundRows                          // SQL_CALC_FOUND_ROWS: for the next statement
+	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection
+	pinUserVar                            // @var assigned outside SET (SELECT @x := …, INTO @x)
+	pinUnknownState                       // a multi-statement changed session state sluice cannot replay
+	pinCursor                             // an open server-side cursor
+)
+
+// pinsReleasable are the reasons whose end sluice observes; a connection
+// pinned for any other reason is closed, not pooled, when the session ends.
+const pinsReleasable = pinUserLock | pinLockTables | pinFoundRows | pinCursor
+
+// Session is one client connection.
+type Session struct {
+	ID   uint32
+	env  Env
+	log  *slog.Logger
+	c    *wire.Conn
+	addr string
+
+	account   Account
+	caps      uint32
+	scramble  []byte
+	multiStmt bool
+
+	state        backend.State
+	autocommit   bool
+	inTxn        bool
+	pins         pinReason
+	pinned       *backend.Conn
+	pinnedServer string
+	lastWrite    time.Time
+	lastInsertID uint64
+	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
+
+	stmts      map[uint32]*stmt
+	nextStmtID uint32
+	cursors    int
+
+	// Shared with the admin API and KILL from other sessions.
+	mu        sync.Mutex
+	active    *backend.Conn // lent connection while a command runs
+	activeSrv string
+	current   string
+	started   time.Time
+	killed    atomic.Bool
+	closeOnce sync.Once
+}
+
+// New prepares a session for an accepted connection.
+func New(id uint32, nc net.Conn, env Env) *Session {
+	return &Session{
+		ID: id, env: env, log: env.Logger().With("session", id, "client", nc.RemoteAddr().String()),
+		c: wire.NewConn(nc), addr: nc.RemoteAddr().String(), autocommit: true,
+		stmts: map[uint32]*stmt{}, started: time.Now(),
+	}
+}
+
+// Info is a view of a session for the admin API.
+type Info struct {
+	ID        uint32    `json:"id"`
+	User      string    `json:"user"`
+	Schema    string    `json:"schema"`
+	Client    string    `json:"client"`
+	Pinned    string    `json:"pinned_to,omitempty"`
+	InTxn     bool      `json:"in_transaction"`
+	Statement string    `json:"statement,omitempty"`
+	Server    string    `json:"server,omitempty"`
+	Started   time.Time `json:"started"`
+}
+
+// Info returns a snapshot of the session. Fields owned by the session
+// goroutine are read without its cooperation and may be a statement old.
+func (s *Session) Info() Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Info{ID: s.ID, User: s.account.Name, Schema: s.state.Schema, Client: s.addr,
+		Pinned: s.pinnedServer, InTxn: s.inTxn, Statement: s.current, Server: s.activeSrv, Started: s.started}
+}
+
+// Serve runs the session until the client leaves or an unrecoverable error.
+// A panic is contained here, logged with its stack, and ends only this
+// session.
+func (s *Session) Serve(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+		}
+		s.cleanup()
+	}()
+	if err := s.handshake(ctx); err != nil {
+		s.log.Debug("handshake failed", "err", err)
+		return
+	}
+	s.log.Debug("logged in", "user", s.account.Name)
+	for {
+		if err := s.serveCommand(ctx); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) && !s.killed.Load() {
+				s.log.Debug("session ended", "err", err)
+			}
+			return
+		}
+	}
+}
+
+var errQuit = errors.New("client quit")
+
+func (s *Session) serveCommand(ctx context.Context) error {
+	lim := s.env.Limits()
+	s.c.Seq = 0
+	s.c.SetReadTimeout(lim.ClientIdle)
+	pkt, err := s.c.ReadPacket(lim.MaxAllowedPacket)
+	if errors.Is(err, wire.ErrPacketTooLarge) {
+		// The server closes the connection after 1153; so do we, but only
+		// after saying why.
+		s.c.WriteError(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
+			"Got a packet bigger than 'max_allowed_packet' bytes (limit %d)", lim.MaxAllowedPacket))
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(pkt) == 0 {
+		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command"))
+	}
+	s.c.SetReadTimeout(0)
+	switch pkt[0] {
+	case wire.ComQuit:
+		return errQuit
+	case wire.ComPing:
+		return s.ok(0, 0)
+	case wire.ComQuery:
+		return s.query(ctx, pkt)
+	case wire.ComInitDB:
+		return s.initDB(ctx, pkt)
+	case wire.ComFieldList:
+		return s.forwardRead(ctx, pkt, wire.ModeFieldList)
+	case wire.ComStatistics:
+		return s.forwardPrimary(ctx, pkt, wire.ModeSingle)
+	case wire.ComStmtPrepare:
+		return s.stmtPrepare(ctx, pkt)
+	case wire.ComStmtExecute:
+		return s.stmtExecute(ctx, pkt)
+	case wire.ComStmtFetch:
+		return s.stmtFetch(ctx, pkt)
+	case wire.ComStmtClose:
+		s.stmtClose(pkt)
+		return nil
+	case wire.ComStmtReset:
+		return s.stmtReset(ctx, pkt)
+	case wire.ComStmtSendLongData:
+		s.stmtLongData(pkt)
+		return nil
+	case wire.ComSetOption:
+		return s.setOption(pkt)
+	case wire.ComResetConnection:
+		s.resetSession()
+		return s.ok(0, 0)
+	case wire.ComChangeUser:
+		return s.changeUser(ctx, pkt)
+	case wire.ComProcessKill:
+		if len(pkt) < 5 {
+			return s.fail(wire.Errorf(wire.ErrParse, "42000", "malformed COM_PROCESS_KILL"))
+		}
+		return s.kill(uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
+	default:
+		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command %d: sluice does not support %s", pkt[0], commandName(pkt[0])))
+	}
+}
+
+func commandName(c byte) string {
+	switch c {
+	case wire.ComBinlogDump, wire.ComBinlogDumpGTID:
+		return "replication through the proxy (connect replicas to the primary directly)"
+	case wire.ComRegisterSlave:
+		return "COM_REGISTER_SLAVE"
+	case wire.ComShutdown:
+		return "COM_SHUTDOWN (run SHUTDOWN on the server)"
+	case wire.ComDebug:
+		return "COM_DEBUG"
+	case wire.ComProcessInfo:
+		return "COM_PROCESS_INFO (use SHOW PROCESSLIST)"
+	case wire.ComRefresh:
+		return "COM_REFRESH (use FLUSH statements)"
+	}
+	return "this command"
+}
+
+// status is the server status sluice reports in packets it makes itself.
+func (s *Session) status() uint16 {
+	var st uint16
+	if s.autocommit {
+		st |= wire.StatusAutocommit
+	}
+	if s.inTxn {
+		st |= wire.StatusInTrans
+	}
+	return st
+}
+
+func (s *Session) ok(affected, lastID uint64) error {
+	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	return s.c.WriteFlush(wire.AppendOK(nil, wire.OK{AffectedRows: affected, LastInsertID: lastID, Status: s.status()}))
+}
+
+// fail answers the current command with an error; the session goes on.
+func (s *Session) fail(e *wire.Error) error {
+	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	return s.c.WriteError(e)
+}
+
+func (s *Session) setOption(pkt []byte) error {
+	if len(pkt) < 3 {
+		return s.fail(wire.Errorf(wire.ErrParse, "42000", "malformed COM_SET_OPTION"))
+	}
+	switch binary.LittleEndian.Uint16(pkt[1:]) {
+	case wire.OptionMultiStatementsOn:
+		s.multiStmt = true
+	case wire.OptionMultiStatementsOff:
+		s.multiStmt = false
+	default:
+		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown COM_SET_OPTION value"))
+	}
+	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	return s.c.WriteFlush(wire.AppendEOF(nil, 0, s.status()))
+}
+
+// Kill ends the session from another goroutine (KILL CONNECTION).
+func (s *Session) Kill() {
+	s.killed.Store(true)
+	s.KillQuery()
+	s.c.NC.Close()
+}
+
+// KillQuery interrupts the statement the session is running, if any, with
+// KILL QUERY on the backend through a separate connection.
+func (s *Session) KillQuery() {
+	s.mu.Lock()
+	c, srv, acc := s.active, s.activeSrv, s.account
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	pool := s.env.Pool(srv)
+	if pool == nil {
+		return
+	}
+	go killBackendQuery(pool.Addr, acc, c.ThreadID, s.env.Limits().Handshake)
+}
+
+func killBackendQuery(addr string, acc Account, thread uint32, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	kc, err := backend.Dial(ctx, backend.DialOptions{Addr: addr, User: acc.Name, Password: acc.Password, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	defer kc.Close()
+	_, err = kc.Exec(fmt.Sprintf("KILL QUERY %d", thread), timeout)
+	return err
+}
+
+func (s *Session) setActive(c *backend.Conn, server, sql string) {
+	s.mu.Lock()
+	s.active, s.activeSrv = c, server
+	if len(sql) > 1024 {
+		sql = sql[:1024]
+	}
+	s.current = sql
+	s.mu.Unlock()
+}
+
+func (s *Session) clearActive() {
+	s.mu.Lock()
+	s.active, s.activeSrv, s.current = nil, "", ""
+	s.mu.Unlock()
+}
+
+func (s *Session) cleanup() {
+	s.closeOnce.Do(func() {
+		s.unpin(true)
+		for id := range s.stmts {
+			s.dropStmt(id)
+		}
+		s.c.Close()
+	})
+}

@@ -1,0 +1,291 @@
+package sqlscan
+
+// Digest appends the normalized text of sql to dst, so that statements
+// that differ only in literals, comments, spacing or keyword case share a
+// digest. It allocates only to grow dst.
+//
+// Tokens:
+//   - comments go, executable comments /*! … */ keep their content as code;
+//   - literals (numbers, strings '…' and "…", 0x…, X'…', 0b…, B'…', ?)
+//     become ?, and so does a literal after a unary - or +;
+//   - IN (?, ?, …) becomes IN (...): only lists made of literals;
+//   - VALUES (…), (…) rows become VALUES (...), whatever they hold, so that
+//     batch inserts of any size share a digest. VALUES(col) in an
+//     expression (after an operator, '(' or ',') is a function and stays;
+//   - keywords are upper-cased; names keep their case and their quotes;
+//   - empty statements and trailing ';' go; statements are joined by "; ".
+//
+// Spacing depends on the tokens only, never on the original spacing: one
+// space between tokens, except none after '(' and '.', none before ')',
+// ',', ';' and '.', and none between a name (or a function keyword such as
+// COUNT) and the '(' that follows it. So "SELECT a,b FROM t WHERE id=1"
+// and "select a , b from t where id = 2" both give
+// "SELECT a, b FROM t WHERE id = ?", and "INSERT INTO t(a) VALUES(1)"
+// gives "INSERT INTO t(a) VALUES (...)".
+//
+// Digest is idempotent: Digest(Digest(q)) == Digest(q).
+func Digest(dst, sql []byte) []byte {
+	d := digester{out: dst}
+	d.run(sql)
+	return d.out
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// DigestHash returns the 64-bit FNV-1a hash of what Digest would append,
+// without building it.
+func DigestHash(sql []byte) uint64 {
+	d := digester{hash: true, h: fnvOffset}
+	d.run(sql)
+	return d.h
+}
+
+// class is what the digester wrote last, which decides the space before
+// the next token and whether a '-' after it is unary.
+type class uint8
+
+const (
+	cNone  class = iota // nothing yet
+	cOpen               // (
+	cDot                // .
+	cSemi               // ; between statements
+	cName               // a name or function keyword: no space before '('
+	cValue              // literal, ')', value keyword: '-' after it subtracts
+	cVar                // variable: like a value, and a space before '.' (@a.b is one variable)
+	cWord               // other keyword
+	cOp                 // operator or ','
+)
+
+// digester writes either into out or into the hash h, so that Digest and
+// DigestHash cannot disagree.
+type digester struct {
+	out  []byte
+	h    uint64
+	hash bool
+	prev class
+}
+
+func (d *digester) byte(c byte) {
+	if d.hash {
+		d.h = (d.h ^ uint64(c)) * fnvPrime
+	} else {
+		d.out = append(d.out, c)
+	}
+}
+
+func (d *digester) bytes(b []byte) {
+	if !d.hash {
+		d.out = append(d.out, b...)
+		return
+	}
+	for _, c := range b {
+		d.h = (d.h ^ uint64(c)) * fnvPrime
+	}
+}
+
+func (d *digester) string(s string) {
+	if !d.hash {
+		d.out = append(d.out, s...)
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		d.h = (d.h ^ uint64(s[i])) * fnvPrime
+	}
+}
+
+// sep writes the space, if any, that goes before a token: next is the
+// token's byte when it is one of ( ) , ; . and 0 otherwise.
+func (d *digester) sep(next byte) {
+	switch d.prev {
+	case cNone, cOpen, cDot:
+		return
+	}
+	switch next {
+	case ')', ',', ';':
+		return
+	case '.':
+		if d.prev != cVar {
+			return
+		}
+	case '(':
+		if d.prev == cName {
+			return
+		}
+	}
+	d.byte(' ')
+}
+
+// put writes one token.
+func (d *digester) put(c class, next byte, b []byte) {
+	d.sep(next)
+	d.bytes(b)
+	d.prev = c
+}
+
+func (d *digester) putString(c class, next byte, s string) {
+	d.sep(next)
+	d.string(s)
+	d.prev = c
+}
+
+// unary reports whether a '-' or '+' written now would be a sign.
+func (d *digester) unary() bool {
+	return d.prev != cName && d.prev != cValue && d.prev != cVar
+}
+
+func (d *digester) run(sql []byte) {
+	st := newStream(sql)
+	for st.cur.kind != tEOF {
+		switch st.cur.kind {
+		case tWord:
+			d.word(&st)
+			continue
+		case tQuoted:
+			d.put(cName, 0, st.text())
+		case tVar:
+			d.put(cVar, 0, st.text())
+		case tString, tNumber, tHex, tParam:
+			d.putString(cValue, 0, "?")
+		case tOp:
+			d.op(&st)
+			continue
+		}
+		st.shift()
+	}
+}
+
+// word writes the word at st.cur and moves past what it consumed.
+func (d *digester) word(st *stream) {
+	k := st.word()
+	if k.attr&upper == 0 || st.nxt.isOp(st.lx.sql, '.') {
+		d.put(cName, 0, st.text())
+		st.shift()
+		return
+	}
+	switch {
+	case k.id == kwIn:
+		d.putString(cWord, 0, k.name)
+		st.shift()
+		if la, ok := literalList(*st); ok {
+			d.putString(cValue, '(', "(...)")
+			*st = la
+		}
+		return
+	case (k.id == kwValues || k.id == kwValue) && d.prev != cOp && d.prev != cOpen:
+		if la, row, ok := valueRows(*st); ok {
+			d.putString(cWord, 0, k.name)
+			if row {
+				d.putString(cName, 0, "ROW")
+			}
+			d.putString(cValue, '(', "(...)")
+			*st = la
+			return
+		}
+	}
+	c := cWord
+	switch {
+	case k.attr&fn != 0:
+		c = cName
+	case k.attr&operand != 0:
+		c = cValue
+	}
+	d.putString(c, 0, k.name)
+	st.shift()
+}
+
+// literalList reports whether st.cur opens a list of literals, and returns
+// the stream moved past its ')'.
+func literalList(st stream) (stream, bool) {
+	if !st.op('(') {
+		return st, false
+	}
+	for {
+		st.shift()
+		for st.op('-') || st.op('+') {
+			st.shift()
+		}
+		if !st.cur.isLiteral() {
+			return st, false
+		}
+		st.shift()
+		if st.op(')') {
+			st.shift()
+			return st, true
+		}
+		if !st.op(',') {
+			return st, false
+		}
+	}
+}
+
+// valueRows reports whether rows follow VALUES at st.cur, as "(…), (…)" or
+// "ROW(…), ROW(…)", and returns the stream moved past them.
+func valueRows(st stream) (after stream, row, ok bool) {
+	st.shift()
+	row = st.is(kwRow)
+	for {
+		if st.is(kwRow) {
+			st.shift()
+		}
+		if !st.op('(') {
+			return st, row, false
+		}
+		st.skipGroup()
+		if !st.op(',') || !(st.nxt.isOp(st.lx.sql, '(') || st.nxtIs(kwRow)) {
+			return st, row, true
+		}
+		st.shift()
+	}
+}
+
+// op writes the operator at st.cur and moves past what it consumed.
+func (d *digester) op(st *stream) {
+	s := st.lx.sql
+	var b byte // the operator when it has one byte
+	if st.cur.end-st.cur.start == 1 {
+		b = s[st.cur.start]
+	}
+	switch b {
+	case ';':
+		for st.op(';') {
+			st.shift()
+		}
+		if st.cur.kind != tEOF && d.prev != cNone {
+			d.putString(cSemi, ';', ";")
+		}
+		return
+	case '(':
+		d.put(cOpen, b, st.text())
+	case ')':
+		d.put(cValue, b, st.text())
+	case '.':
+		d.put(cDot, b, st.text())
+	case '-', '+':
+		if !d.unary() {
+			d.put(cOp, b, st.text())
+			break
+		}
+		la := *st
+		for la.op('-') || la.op('+') {
+			la.shift()
+		}
+		if la.cur.isLiteral() {
+			d.putString(cValue, 0, "?")
+			*st = la
+			break
+		}
+		// Not a signed literal: write the signs as they are, all at once,
+		// so that a long run of them is not looked through again for each.
+		for st.cur != la.cur {
+			d.put(cOp, 0, st.text())
+			st.shift()
+		}
+		return
+	default:
+		d.put(cOp, b, st.text())
+	}
+	st.shift()
+}

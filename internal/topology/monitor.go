@@ -1,0 +1,350 @@
+package topology
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// ServerConfig is what the monitor needs to know of a server.
+type ServerConfig struct {
+	Name    string
+	Addr    string
+	Backup  bool
+	Weight  int
+	MaxConn int
+}
+
+// Config drives the monitor.
+type Config struct {
+	Servers  []ServerConfig
+	User     string
+	Password string
+	Interval time.Duration
+	Timeout  time.Duration
+	Rise     int
+	Fall     int
+}
+
+// Monitor checks every server each interval and publishes snapshots.
+type Monitor struct {
+	log  *slog.Logger
+	cur  atomic.Pointer[Snapshot]
+	cfg  atomic.Pointer[Config]
+	seq  atomic.Uint64
+	kick chan struct{}
+
+	mu     sync.Mutex
+	probes map[string]*probe // by server name
+	subs   []chan struct{}
+}
+
+// probe keeps one monitor connection and the rise/fall counters of a server.
+type probe struct {
+	db        *sql.DB
+	addr      string
+	up        bool
+	okRun     int
+	failRun   int
+	checkedAt time.Time
+	last      Server
+}
+
+// NewMonitor creates a monitor; call Run to start checking.
+func NewMonitor(cfg Config, log *slog.Logger) *Monitor {
+	m := &Monitor{log: log, probes: map[string]*probe{}, kick: make(chan struct{}, 1)}
+	m.cfg.Store(&cfg)
+	m.publish(m.initial(cfg))
+	return m
+}
+
+func (m *Monitor) initial(cfg Config) []Server {
+	out := make([]Server, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		out[i] = Server{Name: s.Name, Addr: s.Addr, Backup: s.Backup, Weight: s.Weight, MaxConn: s.MaxConn}
+	}
+	return out
+}
+
+// Snapshot returns the latest published snapshot.
+func (m *Monitor) Snapshot() *Snapshot { return m.cur.Load() }
+
+// Update replaces the server list and thresholds (reload). Servers keep
+// their counters when their name and address are unchanged.
+func (m *Monitor) Update(cfg Config) {
+	m.cfg.Store(&cfg)
+	m.CheckNow()
+}
+
+// CheckNow asks for a check round as soon as possible.
+func (m *Monitor) CheckNow() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe returns a channel signalled after every published snapshot.
+func (m *Monitor) Subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	m.mu.Lock()
+	m.subs = append(m.subs, ch)
+	m.mu.Unlock()
+	return ch
+}
+
+// Run checks until ctx ends.
+func (m *Monitor) Run(ctx context.Context) {
+	defer m.closeProbes()
+	for {
+		m.round(ctx)
+		cfg := m.cfg.Load()
+		t := time.NewTimer(cfg.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-m.kick:
+			t.Stop()
+		}
+	}
+}
+
+func (m *Monitor) closeProbes() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.probes {
+		p.db.Close()
+	}
+	m.probes = map[string]*probe{}
+}
+
+// round checks all servers in parallel, so one frozen server delays the
+// round by at most Timeout.
+func (m *Monitor) round(ctx context.Context) {
+	cfg := m.cfg.Load()
+	m.mu.Lock()
+	live := map[string]bool{}
+	probes := make([]*probe, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		live[s.Name] = true
+		p := m.probes[s.Name]
+		if p != nil && p.addr != s.Addr {
+			p.db.Close()
+			p = nil
+		}
+		if p == nil {
+			p = &probe{addr: s.Addr, db: m.openDB(cfg, s.Addr)}
+			m.probes[s.Name] = p
+		}
+		probes[i] = p
+	}
+	for name, p := range m.probes {
+		if !live[name] {
+			p.db.Close()
+			delete(m.probes, name)
+		}
+	}
+	m.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for i, s := range cfg.Servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.check(ctx, cfg, s, probes[i])
+		}()
+	}
+	wg.Wait()
+	servers := make([]Server, len(cfg.Servers))
+	for i := range probes {
+		servers[i] = probes[i].last
+	}
+	m.publish(servers)
+}
+
+func (m *Monitor) openDB(cfg *Config, addr string) *sql.DB {
+	mc := mysql.NewConfig()
+	mc.User, mc.Passwd, mc.Net, mc.Addr = cfg.User, cfg.Password, "tcp", addr
+	mc.Timeout, mc.ReadTimeout, mc.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
+	conn, err := mysql.NewConnector(mc)
+	if err != nil { // only for invalid configs, which validation rejects
+		panic(err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	return db
+}
+
+func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *probe) {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	s := Server{Name: sc.Name, Addr: sc.Addr, Backup: sc.Backup, Weight: sc.Weight, MaxConn: sc.MaxConn, LastCheck: start}
+	err := probeServer(cctx, p.db, &s)
+	s.CheckTime = time.Since(start)
+	if err != nil {
+		p.failRun++
+		p.okRun = 0
+		s.LastError = err.Error()
+		if p.up && p.failRun >= cfg.Fall {
+			p.up = false
+			m.log.Warn("server down", "server", sc.Name, "addr", sc.Addr, "err", err)
+		}
+		// Keep the last known role so an operator sees what went down.
+		s.Role, s.ReadOnly, s.Replicating = p.last.Role, p.last.ReadOnly, p.last.Replicating
+		s.SourceAddr, s.GTIDPos, s.Version = p.last.SourceAddr, p.last.GTIDPos, p.last.Version
+	} else {
+		p.okRun++
+		p.failRun = 0
+		// The first successful check after start counts as up at once:
+		// a proxy that starts must not refuse traffic for Rise intervals.
+		if !p.up && (p.okRun >= cfg.Rise || p.checkedAt.IsZero()) {
+			p.up = true
+			m.log.Info("server up", "server", sc.Name, "addr", sc.Addr)
+		}
+	}
+	p.checkedAt = start
+	s.Up = p.up
+	p.last = s
+}
+
+// probeServer reads read_only, replication status and GTID position. It uses
+// SHOW statements only, so the servers' Com_select counters count
+// application reads alone.
+func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
+	vars := map[string]string{}
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only','gtid_current_pos','gtid_binlog_pos','version')")
+	if err != nil {
+		return fmt.Errorf("check %s: %w", s.Addr, err)
+	}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		vars[strings.ToLower(k)] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.ReadOnly = vars["read_only"] == "ON" || vars["read_only"] == "1"
+	s.GTIDPos = vars["gtid_current_pos"]
+	s.Version = vars["version"]
+
+	st, err := replicaStatus(ctx, db)
+	if err != nil {
+		return fmt.Errorf("replication status of %s: %w", s.Addr, err)
+	}
+	if st != nil {
+		s.Replicating = true
+		s.IORunning = st["Slave_IO_Running"] == "Yes"
+		s.SQLRunning = st["Slave_SQL_Running"] == "Yes"
+		s.SourceAddr = net.JoinHostPort(st["Master_Host"], st["Master_Port"])
+		if v := st["Seconds_Behind_Master"]; v != "" && s.IORunning && s.SQLRunning {
+			if n, err := strconv.Atoi(v); err == nil {
+				s.Lag, s.LagKnown = time.Duration(n)*time.Second, true
+			}
+		}
+	}
+	switch {
+	case !s.ReadOnly && !s.Replicating:
+		s.Role = RolePrimary
+	case s.Replicating:
+		s.Role = RoleReplica
+	default:
+		s.Role = RoleUnknown // read-only and replicating from nobody
+	}
+	return nil
+}
+
+func replicaStatus(ctx context.Context, db *sql.DB) (map[string]string, error) {
+	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(cols))
+	for i, c := range cols {
+		out[c] = vals[i].String
+	}
+	return out, nil
+}
+
+func (m *Monitor) publish(servers []Server) {
+	snap := &Snapshot{Servers: servers, Primary: pickPrimary(servers), Seq: m.seq.Add(1), Time: time.Now()}
+	if old := m.cur.Load(); old != nil {
+		if op, ok := old.PrimaryServer(); ok {
+			if np, ok := snap.PrimaryServer(); !ok || np.Name != op.Name {
+				m.log.Warn("primary changed", "old", op.Name, "new", primaryName(snap))
+			}
+		}
+	}
+	m.cur.Store(snap)
+	m.mu.Lock()
+	for _, ch := range m.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	m.mu.Unlock()
+}
+
+func primaryName(s *Snapshot) string {
+	if p, ok := s.PrimaryServer(); ok {
+		return p.Name
+	}
+	return "(none)"
+}
+
+// pickPrimary chooses the writable, non-replicating server. When several
+// qualify (a split brain made by someone else), the one the replicas follow
+// wins, then the first configured: sluice never writes to two primaries.
+func pickPrimary(servers []Server) int {
+	best, votes := -1, -1
+	for i, s := range servers {
+		if !s.Up || s.Role != RolePrimary {
+			continue
+		}
+		v := 0
+		for _, r := range servers {
+			if r.Replicating && r.SourceAddr == s.Addr {
+				v++
+			}
+		}
+		if v > votes {
+			best, votes = i, v
+		}
+	}
+	return best
+}
