@@ -16,8 +16,6 @@ func (s *Session) pin(c *backend.Conn, server string) {
 		return
 	}
 	s.pinned, s.pinnedServer = c, server
-	s.mu.Lock()
-	s.mu.Unlock()
 }
 
 // unpinOrRelease gives a connection that no longer needs to stay with the
@@ -160,7 +158,7 @@ func (s *Session) kill(id uint64, queryOnly bool) error {
 	if !ok || id > 1<<32-1 {
 		return s.fail(wire.Errorf(wire.ErrNoSuchThread, "HY000", "Unknown thread id: %d", id))
 	}
-	if target.account.Name != s.account.Name {
+	if target.Info().User != s.account.Name {
 		return s.fail(wire.Errorf(wire.ErrKillDenied, "HY000", "You are not owner of thread %d", id))
 	}
 	if queryOnly {

@@ -69,13 +69,10 @@ func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
 		}
 		return router.Primary
 	}
-	switch st.Kind {
-	case sqlscan.KindSet, sqlscan.KindUse:
-		// Session state runs where it is cheapest to validate; it is
-		// replayed everywhere else.
-		if st.IsRead() || st.Flags&(sqlscan.FlagLastInsertID|sqlscan.FlagGetLock|sqlscan.FlagSequence) == 0 {
-			return router.Primary
-		}
+	if st.Kind == sqlscan.KindSet || st.Kind == sqlscan.KindUse {
+		// Session state is validated on the primary and replayed on every
+		// other connection that serves the session.
+		return router.Primary
 	}
 	return router.Decide(st, router.Session{Autocommit: s.autocommit, LastWrite: s.lastWrite}, s.env.Policy(), time.Now())
 }
@@ -135,6 +132,11 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 		if err != nil {
 			var re *wire.RelayError
 			clientSide := errors.As(err, &re) && re.Side == wire.SideClient
+			if wire.IsTimeout(err) || clientSide {
+				// The server may still be running the statement: stop it
+				// rather than let it hold locks for nobody.
+				s.killOnServer(server, c.ThreadID)
+			}
 			s.dropConn(c, server)
 			if clientSide {
 				return err
@@ -323,8 +325,10 @@ func (s *Session) relayLocalFile(c *backend.Conn) error {
 // afterResult updates session state from the server's answer and returns
 // or keeps the connection.
 func (s *Session) afterResult(c *backend.Conn, server string, routed router.Target, st sqlscan.Statement, sql []byte, res wire.Result) {
-	s.autocommit = res.Status&wire.StatusAutocommit != 0
-	s.inTxn = res.Status&wire.StatusInTrans != 0
+	if res.HasStatus {
+		s.autocommit = res.Status&wire.StatusAutocommit != 0
+		s.inTxn = res.Status&wire.StatusInTrans != 0
+	}
 	if res.OK.LastInsertID != 0 {
 		s.lastInsertID = res.OK.LastInsertID
 		c.LastInsertID = res.OK.LastInsertID

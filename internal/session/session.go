@@ -64,13 +64,15 @@ type Session struct {
 	cursors    int
 
 	// Shared with the admin API and KILL from other sessions.
-	mu        sync.Mutex
-	active    *backend.Conn // lent connection while a command runs
-	activeSrv string
-	current   string
-	started   time.Time
-	killed    atomic.Bool
-	closeOnce sync.Once
+	mu         sync.Mutex
+	active     *backend.Conn // lent connection while a command runs
+	activeSrv  string
+	current    string
+	info       Info    // copy of session fields for other goroutines, refreshed per command
+	pubAccount Account // the account, for KILL QUERY from other goroutines
+	started    time.Time
+	killed     atomic.Bool
+	closeOnce  sync.Once
 }
 
 // New prepares a session for an accepted connection.
@@ -100,8 +102,18 @@ type Info struct {
 func (s *Session) Info() Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Info{ID: s.ID, User: s.account.Name, Schema: s.state.Schema, Client: s.addr,
-		Pinned: s.pinnedServer, InTxn: s.inTxn, Statement: s.current, Server: s.activeSrv, Started: s.started}
+	in := s.info
+	in.ID, in.Client, in.Started, in.Statement, in.Server = s.ID, s.addr, s.started, s.current, s.activeSrv
+	return in
+}
+
+// publishInfo refreshes what other goroutines may read; called by the
+// session goroutine only.
+func (s *Session) publishInfo() {
+	s.mu.Lock()
+	s.info.User, s.info.Schema, s.info.Pinned, s.info.InTxn = s.account.Name, s.state.Schema, s.pinnedServer, s.inTxn
+	s.pubAccount = s.account
+	s.mu.Unlock()
 }
 
 // Serve runs the session until the client leaves or an unrecoverable error.
@@ -120,6 +132,7 @@ func (s *Session) Serve(ctx context.Context) {
 	}
 	s.log.Debug("logged in", "user", s.account.Name)
 	for {
+		s.publishInfo()
 		if err := s.serveCommand(ctx); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) && !s.killed.Load() {
 				s.log.Debug("session ended", "err", err)
@@ -262,16 +275,25 @@ func (s *Session) Kill() {
 // KILL QUERY on the backend through a separate connection.
 func (s *Session) KillQuery() {
 	s.mu.Lock()
-	c, srv, acc := s.active, s.activeSrv, s.account
+	c, srv := s.active, s.activeSrv
+	acc := s.pubAccount
 	s.mu.Unlock()
 	if c == nil {
 		return
 	}
-	pool := s.env.Pool(srv)
+	s.killOnServerAs(srv, acc, c.ThreadID)
+}
+
+func (s *Session) killOnServer(server string, thread uint32) {
+	s.killOnServerAs(server, s.account, thread)
+}
+
+func (s *Session) killOnServerAs(server string, acc Account, thread uint32) {
+	pool := s.env.Pool(server)
 	if pool == nil {
 		return
 	}
-	go killBackendQuery(pool.Addr, acc, c.ThreadID, s.env.Limits().Handshake)
+	go killBackendQuery(pool.Addr, acc, thread, s.env.Limits().Handshake)
 }
 
 func killBackendQuery(addr string, acc Account, thread uint32, timeout time.Duration) error {

@@ -21,6 +21,7 @@ const (
 type Result struct {
 	OK          OK     // last OK packet, if any
 	Status      uint16 // last server status seen (OK or EOF)
+	HasStatus   bool   // Status was carried by the response (ERR packets carry none)
 	Err         *Error // the response ended in an ERR packet
 	LocalInfile bool   // the server asked for a local file; the caller streams it, then relays again
 	CursorOpen  bool   // COM_STMT_EXECUTE opened a cursor
@@ -138,7 +139,7 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 				done = true
 			case len(p) > 0 && p[0] == iOK:
 				if ok, good := ParseOK(p); good {
-					res.OK, res.Status = ok, ok.Status
+					res.OK, res.Status, res.HasStatus = ok, ok.Status, true
 				}
 				done = res.Status&StatusMoreResultsExists == 0
 			case IsERR(p):
@@ -166,7 +167,7 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 				break
 			}
 			if _, st, good := ParseEOF(p); good {
-				res.Status = st
+				res.Status, res.HasStatus = st, true
 				if mode == ModeBinary && st&StatusCursorExists != 0 {
 					res.CursorOpen = true
 					done = true
@@ -178,7 +179,7 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 			switch {
 			case IsEOF(p):
 				if _, st, good := ParseEOF(p); good {
-					res.Status = st
+					res.Status, res.HasStatus = st, true
 				}
 				if res.Status&StatusMoreResultsExists != 0 && mode != ModeFetch {
 					state = stFirst
