@@ -115,7 +115,8 @@ func runCmd(args []string) error {
 	log := newLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p, err := proxy.New(cfg, proxy.Options{Logger: log})
+	load := func() (*config.Config, error) { return config.Load(*path, os.Getenv) }
+	p, err := proxy.New(cfg, proxy.Options{Logger: log, Load: load})
 	if err != nil {
 		return err
 	}
@@ -136,14 +137,7 @@ func runCmd(args []string) error {
 			log.Info("shutting down")
 			return p.Close()
 		case <-hup:
-			next, err := config.Load(*path, os.Getenv)
-			if err != nil {
-				log.Error("reload refused; the running configuration stays", "err", err)
-				continue
-			}
-			if err := p.Reload(next); err != nil {
-				log.Error("reload refused; the running configuration stays", "err", err)
-			}
+			p.ReloadFile() // logs the outcome; a broken file keeps the running config
 		}
 	}
 }

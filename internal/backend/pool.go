@@ -293,12 +293,8 @@ func (p *Pool) Stats() Stats {
 func (p *Pool) Close() {
 	p.mu.Lock()
 	p.closed = true
-	idle := p.idle
-	p.idle = nil
 	p.mu.Unlock()
-	for _, c := range idle {
-		p.discard(c)
-	}
+	p.CloseIdle()
 }
 
 // SameLimit reports whether s keeps the pool's connection limit, the one
@@ -307,3 +303,15 @@ func (p *Pool) SameLimit(s Settings) bool { return p.settings.Load().MaxConns ==
 
 // Update applies new settings (reload) to later Get and Put calls.
 func (p *Pool) Update(s Settings) { p.settings.Store(&s) }
+
+// CloseIdle closes every idle connection (maintenance), keeping the pool
+// open for connections that are lent.
+func (p *Pool) CloseIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		p.discard(c)
+	}
+}

@@ -17,6 +17,12 @@ type Config struct {
 	// HTTPListen is the admin HTTP listener, default 127.0.0.1:4041. An
 	// explicit "" disables it; a key that is absent gets the default.
 	HTTPListen string `yaml:"http_listen" json:"http_listen"`
+	// HTTPToken (or the variable HTTPTokenEnv names) is the bearer token the
+	// admin API requires. Required when http_listen is not a loopback
+	// address; optional otherwise.
+	HTTPToken    string `yaml:"http_token" json:"http_token"`
+	HTTPTokenEnv string `yaml:"http_token_env" json:"http_token_env"`
+	httpToken    *string
 
 	Users   []User      `yaml:"users" json:"users"`
 	Monitor Credentials `yaml:"monitor" json:"monitor"`
@@ -92,6 +98,13 @@ type Routing struct {
 	// after it wrote. YAML accepts true (default window, 2s), false, or a
 	// duration.
 	ReadYourWrites ReadYourWrites `yaml:"read_your_writes" json:"read_your_writes"`
+	// HeartbeatTable (db.table) switches lag measurement from
+	// Seconds_Behind_Master to a pt-heartbeat-compatible table, for
+	// sub-second precision. The monitor writes the primary's row itself
+	// (REPLACE of ts and server_id), so no pt-heartbeat daemon is needed;
+	// the table must exist with at least columns ts VARCHAR(26) and
+	// server_id INT UNSIGNED PRIMARY KEY.
+	HeartbeatTable string `yaml:"heartbeat_table" json:"heartbeat_table"`
 }
 
 // Values of the enumerated keys.

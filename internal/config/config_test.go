@@ -31,6 +31,7 @@ func sketchEnv(name string) string {
 	return map[string]string{
 		"APP_DB_PASSWORD":         "app-pw",
 		"SLUICE_MONITOR_PASSWORD": "mon-pw",
+		"SLUICE_HTTP_TOKEN":       "token",
 	}[name]
 }
 

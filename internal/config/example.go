@@ -20,6 +20,9 @@ listen: 127.0.0.1:4040
 # Admin HTTP: /metrics, /api/..., /health/{server}, dashboard.
 # Write http_listen: "" to disable it.
 http_listen: 127.0.0.1:4041
+# Bearer token the admin API requires ("Authorization: Bearer <token>").
+# Required when http_listen is not a loopback address. Or http_token: ...
+http_token_env: SLUICE_HTTP_TOKEN
 
 # Accounts clients log in with. sluice opens backend connections with the
 # same credentials, so each must exist on the servers too.
@@ -69,6 +72,9 @@ routing:
   # After a session writes, its reads go to the primary for this long, so
   # it sees its own writes. true = 2s, false = off, or a duration.
   read_your_writes: 2s
+  # Measure lag from a pt-heartbeat-compatible table (db.table) instead of
+  # Seconds_Behind_Master; sluice's monitor writes the primary's row.
+  # heartbeat_table: percona.heartbeat
 
 # Every network wait has a limit, so a frozen server never freezes a client.
 timeouts:

@@ -154,6 +154,14 @@ func (c Credentials) Secret() string {
 	return c.Password
 }
 
+// HTTPTokenSecret returns the admin API's bearer token, "" when none.
+func (c *Config) HTTPTokenSecret() string {
+	if c.httpToken != nil {
+		return *c.httpToken
+	}
+	return c.HTTPToken
+}
+
 // HTTPEnabled reports whether the admin HTTP listener should run.
 func (c *Config) HTTPEnabled() bool { return c.HTTPListen != "" }
 
@@ -195,6 +203,7 @@ func (c *Config) Redacted() *Config {
 		redact(&r.Users[i].Password, &r.Users[i].secret)
 	}
 	redact(&r.Monitor.Password, &r.Monitor.secret)
+	redact(&r.HTTPToken, &r.httpToken)
 	return &r
 }
 

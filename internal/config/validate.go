@@ -16,7 +16,7 @@ import (
 // problems, so one run of `sluice check` shows everything. It also resolves
 // password_env and relative tls paths, which is why it writes to c.
 func (d *decoder) validate(c *Config, getenv func(string) string) {
-	d.checkListeners(c)
+	d.checkListeners(c, getenv)
 	d.checkUsers(c, getenv)
 	d.checkServers(c)
 	d.checkMonitor(c, getenv)
@@ -68,7 +68,7 @@ func (d *decoder) oneOf(path, value string, allowed ...string) {
 	d.report(path, "%s; allowed: %s", msg, strings.Join(allowed, ", "))
 }
 
-func (d *decoder) checkListeners(c *Config) {
+func (d *decoder) checkListeners(c *Config, getenv func(string) string) {
 	if c.Listen == "" {
 		d.report("listen", "must not be empty: it is where clients connect")
 	} else if err := checkAddr(c.Listen, 0); err != nil {
@@ -84,6 +84,40 @@ func (d *decoder) checkListeners(c *Config) {
 	if c.HTTPListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		d.report("http_listen", "same address as listen (%s); give each its own port", c.Listen)
 	}
+	switch {
+	case c.HTTPToken != "" && c.HTTPTokenEnv != "":
+		d.report("http_token", "both http_token and http_token_env are set; keep one")
+	case c.HTTPTokenEnv != "":
+		if v := getenvOrEmpty(getenv, c.HTTPTokenEnv); v != "" {
+			c.httpToken = &v
+		} else {
+			d.report("http_token_env", "environment variable %q is not set or is empty", c.HTTPTokenEnv)
+		}
+	}
+	if c.HTTPTokenSecret() == "" && c.httpToken == nil && !loopback(c.HTTPListen) {
+		d.report("http_listen", "%s is reachable from other hosts: set http_token_env (or http_token) so the admin API requires a bearer token", c.HTTPListen)
+	}
+}
+
+func getenvOrEmpty(getenv func(string) string, name string) string {
+	if getenv == nil {
+		return ""
+	}
+	return getenv(name)
+}
+
+// loopback reports whether a listener address accepts local connections
+// only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkAddr checks a host:port with a numeric port of at least minPort.
@@ -239,6 +273,12 @@ func (d *decoder) checkHealth(h Health) {
 func (d *decoder) checkRouting(r Routing) {
 	d.oneOf("routing.read_fallback", r.ReadFallback, FallbackPrimary, FallbackError)
 	d.oneOf("routing.balance", r.Balance, BalanceRoundRobin, BalanceLeastConnections, BalanceWeighted)
+	if t := r.HeartbeatTable; t != "" {
+		db, table, ok := strings.Cut(t, ".")
+		if !ok || !validServerName(db) || !validServerName(table) {
+			d.report("routing.heartbeat_table", "%q must be written db.table (letters, digits, '_', '-')", t)
+		}
+	}
 }
 
 func (d *decoder) checkTimeouts(t Timeouts) {

@@ -37,7 +37,7 @@ type problemCase struct {
 var problemCases = []problemCase{
 	// Unknown keys.
 	{name: "unknown top-level key with suggestion", yaml: doc(U, M, S, "lissten: 127.0.0.1:1"), line: 4,
-		want: `unknown key "lissten" at top level (did you mean "listen"?); allowed: listen, http_listen, users`},
+		want: `unknown key "lissten" at top level (did you mean "listen"?); allowed: listen, http_listen, http_token, http_token_env, users`},
 	{name: "typo in health", yaml: doc(U, M, S, "health:", "  interval: 1s", "  intervall: 1s"), line: 6,
 		want: `unknown key "intervall" in health (did you mean "interval"?); allowed: interval, timeout, rise, fall`},
 	{name: "unknown key in a server", yaml: doc(U, M, "servers:", "  - {name: db1, address: 127.0.0.1:3306, wieght: 2}"), line: 4,
@@ -333,5 +333,44 @@ func TestProblemsSortedWithUnknownPositionsLast(t *testing.T) {
 	}
 	if strings.Join(got, "") != "dcba" {
 		t.Errorf("order = %v, want d c b a", got)
+	}
+}
+
+func TestHTTPTokenRules(t *testing.T) {
+	base := "users: [{name: app, password: x}]\nmonitor: {user: m, password: y}\nservers: [{name: db1, address: 127.0.0.1:3306}]\n"
+	env := func(n string) string {
+		if n == "TOK" {
+			return "s3cret"
+		}
+		return ""
+	}
+	cases := []struct{ extra, problem, token string }{
+		{"http_listen: 127.0.0.1:4041\n", "", ""},
+		{"http_listen: '[::1]:4041'\n", "", ""},
+		{"http_listen: 0.0.0.0:4041\n", "reachable from other hosts", ""},
+		{"http_listen: :4041\n", "reachable from other hosts", ""},
+		{"http_listen: 0.0.0.0:4041\nhttp_token_env: TOK\n", "", "s3cret"},
+		{"http_listen: 0.0.0.0:4041\nhttp_token: abc\n", "", "abc"},
+		{"http_token_env: NOPE\n", `environment variable "NOPE"`, ""},
+		{"http_token: a\nhttp_token_env: TOK\n", "keep one", ""},
+		{"routing: {heartbeat_table: percona.heartbeat}\n", "", ""},
+		{"routing: {heartbeat_table: heartbeat}\n", "db.table", ""},
+	}
+	for _, c := range cases {
+		cfg, err := Parse([]byte(base+c.extra), "t.yaml", env)
+		if c.problem == "" {
+			if err != nil {
+				t.Errorf("%q: unexpected error %v", c.extra, err)
+			} else if cfg.HTTPTokenSecret() != c.token {
+				t.Errorf("%q: token %q, want %q", c.extra, cfg.HTTPTokenSecret(), c.token)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.problem) {
+			t.Errorf("%q: got %v, want a problem containing %q", c.extra, err, c.problem)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("token leaked in %v", err)
+		}
 	}
 }

@@ -3,39 +3,42 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
-	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/session"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
-// Source is what the API reads from the running proxy.
+// Source is what the API reads from and does to the running proxy.
 type Source interface {
 	Snapshot() *topology.Snapshot
 	Sessions() []session.Info
 	PoolStats() map[string]backend.Stats
-	Policy() *router.Policy
+	Config() *config.Config
+	SetAdmin(server string, st topology.AdminState) error
+	// ReloadFile re-reads the configuration file and applies it; an
+	// invalid file leaves the running configuration in place.
+	ReloadFile() error
 }
 
 //go:embed dashboard.html
 var dashboard []byte
 
-// Handler returns the HTTP handler.
+// Handler returns the HTTP handler. When the configuration has an
+// http_token, every endpoint except /healthz and /health/{server} requires
+// it as "Authorization: Bearer <token>" (or ?token= for the dashboard).
 func Handler(src Source) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /api/servers", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, servers(src))
-	})
-	mux.HandleFunc("GET /api/sessions", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, src.Sessions())
 	})
 	mux.HandleFunc("GET /health/{server}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("server")
@@ -49,52 +52,126 @@ func Handler(src Source) http.Handler {
 				return
 			}
 		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no server named " + name})
+		writeError(w, http.StatusNotFound, "no server named "+name)
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	api := http.NewServeMux()
+	api.HandleFunc("GET /api/servers", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, servers(src))
+	})
+	api.HandleFunc("GET /api/sessions", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, src.Sessions())
+	})
+	api.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, src.Config().Redacted())
+	})
+	api.HandleFunc("POST /api/servers/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		var st topology.AdminState
+		switch r.PathValue("action") {
+		case "drain":
+			st = topology.AdminDrain
+		case "maintenance":
+			st = topology.AdminMaintenance
+		case "enable":
+			st = topology.AdminNone
+		default:
+			writeError(w, http.StatusNotFound, "unknown action "+r.PathValue("action")+"; use drain, maintenance or enable")
+			return
+		}
+		if err := src.SetAdmin(r.PathValue("name"), st); err != nil {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		for _, s := range servers(src) {
+			if s.Name == r.PathValue("name") {
+				writeJSON(w, http.StatusOK, s)
+				return
+			}
+		}
+	})
+	api.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
+		err := src.ReloadFile()
+		if err == nil {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "servers": len(src.Config().Servers)})
+			return
+		}
+		body := map[string]any{"error": "reload refused; the running configuration stays", "reasons": []string{err.Error()}}
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			reasons := make([]string, len(probs))
+			for i, p := range probs {
+				reasons[i] = p.String()
+			}
+			body["reasons"] = reasons
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, body)
+	})
+	api.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(dashboard)
 	})
+	mux.Handle("/", requireToken(src, api))
 	return mux
+}
+
+func requireToken(src Source, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := src.Config().HTTPTokenSecret()
+		if want != "" {
+			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if got == "" {
+				got = r.URL.Query().Get("token")
+			}
+			if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (http_token)")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ServerView is a server as the API shows it.
 type ServerView struct {
-	Name       string    `json:"name"`
-	Address    string    `json:"address"`
-	Role       string    `json:"role"`
-	Up         bool      `json:"up"`
-	Usable     bool      `json:"usable"` // may serve its role now
-	Backup     bool      `json:"backup"`
-	Weight     int       `json:"weight"`
-	ReadOnly   bool      `json:"read_only"`
-	LagSeconds *float64  `json:"lag_seconds"`
-	GTID       string    `json:"gtid"`
-	Version    string    `json:"version"`
-	InUse      int       `json:"connections_in_use"`
-	Idle       int       `json:"connections_idle"`
-	Waiting    int       `json:"queued"`
-	LastError  string    `json:"last_check_error,omitempty"`
-	LastCheck  time.Time `json:"last_check"`
+	Name        string    `json:"name"`
+	Address     string    `json:"address"`
+	Role        string    `json:"role"`
+	State       string    `json:"state"` // up, down, drain, maintenance, lagging, stopped
+	Up          bool      `json:"up"`
+	Usable      bool      `json:"usable"` // may serve its role now
+	Backup      bool      `json:"backup"`
+	Weight      int       `json:"weight"`
+	ReadOnly    bool      `json:"read_only"`
+	IORunning   bool      `json:"io_thread_running"`
+	SQLRunning  bool      `json:"sql_thread_running"`
+	LagSeconds  *float64  `json:"lag_seconds"` // null when unknown
+	GTID        string    `json:"gtid"`
+	Version     string    `json:"version"`
+	InUse       int       `json:"connections_in_use"`
+	Idle        int       `json:"connections_idle"`
+	Waiting     int       `json:"queued"`
+	LastError   string    `json:"last_check_error,omitempty"`
+	LastCheck   time.Time `json:"last_check"`
+	CheckMillis float64   `json:"check_ms"`
 }
 
 func servers(src Source) []ServerView {
 	snap := src.Snapshot()
 	stats := src.PoolStats()
-	pol := src.Policy()
 	out := make([]ServerView, 0, len(snap.Servers))
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
-		v := ServerView{Name: s.Name, Address: s.Addr, Role: s.Role.String(), Up: s.Up, Backup: s.Backup,
-			Weight: s.Weight, ReadOnly: s.ReadOnly, GTID: s.GTIDPos, Version: s.Version,
-			LastError: s.LastError, LastCheck: s.LastCheck}
-		if i == snap.Primary {
-			v.Usable = true
-		} else if router.ReadableReplica(s, pol) {
-			v.Usable = true
-		}
-		if s.Role == topology.RolePrimary && i != snap.Primary {
-			v.Role = "writable-ignored"
+		v := ServerView{Name: s.Name, Address: s.Addr, Role: s.Role.String(), State: s.State(), Up: s.Up,
+			Backup: s.Backup, Weight: s.Weight, ReadOnly: s.ReadOnly, IORunning: s.IORunning, SQLRunning: s.SQLRunning,
+			GTID: s.GTIDPos, Version: s.Version, LastError: s.LastError, LastCheck: s.LastCheck,
+			CheckMillis: float64(s.CheckTime.Microseconds()) / 1000}
+		switch {
+		case i == snap.Primary:
+			v.Usable = s.Admin == topology.AdminNone
+		case s.Role == topology.RolePrimary:
+			v.Role = "writable-ignored" // a second writable server: never written to
+		default:
+			v.Usable = s.Readable
 		}
 		if s.LagKnown {
 			l := s.Lag.Seconds()
@@ -113,4 +190,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
 }

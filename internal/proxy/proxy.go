@@ -51,6 +51,9 @@ type Proxy struct {
 	stmtKey  atomic.Uint64
 	active   sync.WaitGroup
 
+	load     func() (*config.Config, error)
+	reloadMu sync.Mutex
+
 	rsaOnce sync.Once
 	rsaKey  *rsa.PrivateKey
 	rsaPEM  []byte
@@ -66,6 +69,9 @@ type Proxy struct {
 type Options struct {
 	Logger   *slog.Logger
 	Observer session.Observer
+	// Load re-reads the configuration file for ReloadFile (SIGHUP,
+	// POST /api/reload); nil means reloading from a file is not possible.
+	Load func() (*config.Config, error)
 }
 
 // New builds a proxy from a validated configuration.
@@ -76,14 +82,74 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 	if o.Observer == nil {
 		o.Observer = session.NopObserver
 	}
-	p := &Proxy{log: o.Logger, observer: o.Observer, done: make(chan struct{})}
+	p := &Proxy{log: o.Logger, observer: o.Observer, load: o.Load, done: make(chan struct{})}
 	rt, err := p.build(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	p.rt.Store(rt)
 	p.monitor = topology.NewMonitor(monitorConfig(cfg), o.Logger)
+	p.monitor.Watch(p.abortOnLoss)
 	return p, nil
+}
+
+// abortOnLoss interrupts statements running on a server that just went
+// down or into maintenance, so no client waits on a frozen server longer
+// than the monitor takes to notice; reads among them are retried elsewhere.
+func (p *Proxy) abortOnLoss(old, cur *topology.Snapshot) {
+	for i := range cur.Servers {
+		s := &cur.Servers[i]
+		was, ok := old.ByName(s.Name)
+		if !ok {
+			continue
+		}
+		lost := was.Up && !s.Up
+		maint := was.Admin != topology.AdminMaintenance && s.Admin == topology.AdminMaintenance
+		if !lost && !maint {
+			continue
+		}
+		n := 0
+		p.sessions.Range(func(_, v any) bool {
+			if v.(*session.Session).AbortOn(s.Name) {
+				n++
+			}
+			return true
+		})
+		if n > 0 {
+			p.log.Warn("aborted statements on a lost server", "server", s.Name, "statements", n)
+		}
+		if maint {
+			if pool := p.Pool(s.Name); pool != nil {
+				pool.CloseIdle()
+			}
+		}
+	}
+}
+
+// SetAdmin puts a server in drain or maintenance, or back in rotation. The
+// state survives reloads.
+func (p *Proxy) SetAdmin(server string, st topology.AdminState) error {
+	if !p.monitor.SetAdmin(server, st) {
+		return fmt.Errorf("no server named %q", server)
+	}
+	p.log.Info("operator state changed", "server", server, "state", string(st))
+	return nil
+}
+
+// ReloadFile re-reads the configuration through Options.Load and applies
+// it. Reloads are serialised; an invalid file changes nothing.
+func (p *Proxy) ReloadFile() error {
+	if p.load == nil {
+		return errors.New("this sluice was not started from a configuration file")
+	}
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	cfg, err := p.load()
+	if err != nil {
+		p.log.Error("reload refused; the running configuration stays", "err", err)
+		return err
+	}
+	return p.Reload(cfg)
 }
 
 func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
@@ -93,7 +159,6 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 	}
 	rt.policy = router.Policy{
 		ReadYourWrites: cfg.Routing.ReadYourWrites.Window,
-		MaxLag:         cfg.Routing.MaxReplicationLag.D(),
 		FallbackError:  cfg.Routing.ReadFallback == "error",
 		Balance:        cfg.Routing.Balance,
 	}
@@ -135,6 +200,7 @@ func monitorConfig(cfg *config.Config) topology.Config {
 		User: cfg.Monitor.User, Password: cfg.Monitor.Secret(),
 		Interval: cfg.Health.Interval.D(), Timeout: cfg.Health.Timeout.D(),
 		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
+		MaxLag: cfg.Routing.MaxReplicationLag.D(), HeartbeatTable: cfg.Routing.HeartbeatTable,
 	}
 	for _, s := range cfg.Servers {
 		mc.Servers = append(mc.Servers, topology.ServerConfig{Name: s.Name, Addr: s.Address, Backup: s.Backup, Weight: s.Weight, MaxConn: s.MaxConnections})

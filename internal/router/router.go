@@ -5,6 +5,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,6 @@ type Session struct {
 // Policy is the routing configuration.
 type Policy struct {
 	ReadYourWrites time.Duration // 0 = off
-	MaxLag         time.Duration // 0 = ignore lag
 	FallbackError  bool          // no replica: error instead of primary
 	Balance        string        // least-connections | round-robin | weighted
 }
@@ -86,7 +86,7 @@ func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, sk
 	for _, backup := range []bool{false, true} {
 		for i := range snap.Servers {
 			s := &snap.Servers[i]
-			if s.Backup == backup && s.Name != skip && ReadableReplica(s, p) {
+			if s.Backup == backup && s.Name != skip && s.Readable {
 				list = append(list, s)
 			}
 		}
@@ -98,8 +98,11 @@ func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, sk
 		if p.FallbackError {
 			return nil, ErrNoReplica
 		}
-		pr, ok := snap.PrimaryServer()
-		if !ok || pr.Name == skip {
+		pr, err := PrimaryOf(snap)
+		if err != nil {
+			return nil, err
+		}
+		if pr.Name == skip {
 			return nil, ErrNoPrimary
 		}
 		return pr, nil
@@ -143,21 +146,15 @@ func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, sk
 	}
 }
 
-// ReadableReplica reports whether a server may take reads as a replica.
-func ReadableReplica(s *topology.Server, p *Policy) bool {
-	if !s.Up || s.Role != topology.RoleReplica || !s.IORunning || !s.SQLRunning {
-		return false
-	}
-	if p.MaxLag > 0 && (!s.LagKnown || s.Lag > p.MaxLag) {
-		return false
-	}
-	return true
-}
-
-// PrimaryOf returns the snapshot's primary or ErrNoPrimary.
+// PrimaryOf returns the snapshot's primary for new work, or an error that
+// says why there is none.
 func PrimaryOf(snap *topology.Snapshot) (*topology.Server, error) {
-	if pr, ok := snap.PrimaryServer(); ok {
-		return pr, nil
+	pr, ok := snap.PrimaryServer()
+	if !ok {
+		return nil, ErrNoPrimary
 	}
-	return nil, ErrNoPrimary
+	if pr.Admin == topology.AdminDrain {
+		return nil, fmt.Errorf("primary %s is draining (operator request): no new writes", pr.Name)
+	}
+	return pr, nil
 }

@@ -52,7 +52,8 @@ func TestDecide(t *testing.T) {
 
 func server(name string, role topology.Role, up bool, lag time.Duration) topology.Server {
 	return topology.Server{Name: name, Role: role, Up: up, IORunning: true, SQLRunning: true,
-		Replicating: role == topology.RoleReplica, Lag: lag, LagKnown: true, Weight: 1}
+		Replicating: role == topology.RoleReplica, Lag: lag, LagKnown: true, Weight: 1,
+		Readable: up && role == topology.RoleReplica}
 }
 
 func TestPickReplica(t *testing.T) {
@@ -63,7 +64,7 @@ func TestPickReplica(t *testing.T) {
 		server("r2", topology.RoleReplica, true, 0),
 	}}
 	var b Balancer
-	pol := &Policy{MaxLag: 5 * time.Second}
+	pol := &Policy{}
 
 	t.Run("least connections prefers the idle replica", func(t *testing.T) {
 		load := func(n string) int64 {
@@ -110,25 +111,21 @@ func TestPickReplica(t *testing.T) {
 			t.Fatalf("weighted distribution %v, want 300/100", seen)
 		}
 	})
-	t.Run("lagging, stopped and down replicas take no reads", func(t *testing.T) {
+	t.Run("unreadable replicas take no reads", func(t *testing.T) {
 		bad := *snap
 		bad.Servers = append([]topology.Server(nil), snap.Servers...)
-		bad.Servers[1].Lag = 10 * time.Second
-		bad.Servers[2].SQLRunning = false
+		bad.Servers[1].Readable = false
+		bad.Servers[2].Readable = false
 		s, err := b.PickReplica(&bad, pol, noLoad, "")
 		if err != nil || s.Name != "p" {
 			t.Fatalf("picked %v, %v; want fallback to the primary", s, err)
 		}
-		if _, err := b.PickReplica(&bad, &Policy{MaxLag: time.Second, FallbackError: true}, noLoad, ""); err != ErrNoReplica {
+		if _, err := b.PickReplica(&bad, &Policy{FallbackError: true}, noLoad, ""); err != ErrNoReplica {
 			t.Fatalf("read_fallback error: got %v", err)
 		}
-		bad.Servers[2].SQLRunning, bad.Servers[2].Up = true, false
-		if s, _ := b.PickReplica(&bad, pol, noLoad, ""); s.Name != "p" {
-			t.Fatalf("down replica picked")
-		}
-		bad.Servers[2].Up, bad.Servers[2].LagKnown = true, false
-		if s, _ := b.PickReplica(&bad, pol, noLoad, ""); s.Name != "p" {
-			t.Fatalf("replica with unknown lag picked")
+		bad.Servers[0].Admin = topology.AdminDrain
+		if _, err := b.PickReplica(&bad, pol, noLoad, ""); err == nil {
+			t.Fatalf("a draining primary took a fallback read")
 		}
 	})
 	t.Run("backup only when no normal replica", func(t *testing.T) {

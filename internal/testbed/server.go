@@ -308,7 +308,7 @@ func (s *Server) kill(mustRun bool) error {
 }
 
 // Pause freezes the server with SIGSTOP: connections stay open and hang,
-// like a stalled host.
+// like a stalled host. It returns once every thread has stopped.
 func (s *Server) Pause() error {
 	p, err := s.running()
 	if err != nil {
@@ -318,7 +318,42 @@ func (s *Server) Pause() error {
 		return fmt.Errorf("testbed: %s: %w", s.Name, err)
 	}
 	s.setPaused(true)
+	// kill(2) returns before every thread has stopped; on a busy machine
+	// a thread could still answer a query. Wait until all have.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for !allThreadsStopped(p.cmd.Process.Pid) {
+		if p.exited() {
+			return fmt.Errorf("testbed: %s exited while being paused", s.Name)
+		}
+		if sleepCtx(ctx, time.Millisecond) != nil {
+			return fmt.Errorf("testbed: %s: threads still running 5 s after SIGSTOP", s.Name)
+		}
+	}
 	return nil
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped). Without /proc it reports true.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // thread gone
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			continue
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume continues a paused server with SIGCONT.

@@ -88,7 +88,13 @@ type Options struct {
 	Replicas int
 	// SemiSync enables semi-synchronous replication. Every server gets both
 	// rpl_semi_sync_master_enabled and rpl_semi_sync_slave_enabled, so any
-	// of them can be promoted; rpl_semi_sync_master_timeout is 10 s.
+	// of them can be promoted without touching them;
+	// rpl_semi_sync_master_timeout is 10 s. rpl_semi_sync_master_wait_no_slave
+	// is OFF: otherwise a replica (a "master" with no semi-sync replicas of
+	// its own) would wait 10 s for an ack on the first event it applies, and
+	// a primary whose replicas are all gone would stall 10 s before going
+	// async. With it OFF the primary goes async at once when no semi-sync
+	// replica is connected and back to semi-sync when one reconnects.
 	SemiSync bool
 	// Dir is the base directory. "" means a new directory under os.TempDir()
 	// that Close removes; a given Dir is left in place.
@@ -217,17 +223,13 @@ func (t *Topology) start(ctx context.Context, tpl string, opts Options) error {
 	}
 	t.Primary, t.Replicas = t.Servers[0], t.Servers[1:]
 
-	t0 := time.Now()
-	defer func() { fmt.Fprintln(os.Stderr, "TIMING total", time.Since(t0)) }()
 	if err := forEach(t.Servers, func(s *Server) error {
 		if err := copyDataDir(tpl, s.DataDir); err != nil {
 			return fmt.Errorf("testbed: %s: copy template: %w", s.Name, err)
 		}
-		fmt.Fprintln(os.Stderr, "TIMING copied", s.Name, time.Since(t0))
 		if err := s.start(ctx, true); err != nil {
 			return err
 		}
-		fmt.Fprintln(os.Stderr, "TIMING started", s.Name, time.Since(t0))
 		return s.createUsers(ctx, opts.Users)
 	}); err != nil {
 		return err
@@ -237,7 +239,6 @@ func (t *Topology) start(ctx context.Context, tpl string, opts Options) error {
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "TIMING replicating", time.Since(t0))
 	if opts.SemiSync && len(t.Replicas) > 0 {
 		if err := t.Primary.waitStatus(ctx, "Rpl_semi_sync_master_clients", int64(len(t.Replicas))); err != nil {
 			return err
@@ -289,7 +290,7 @@ func StartT(tb testing.TB, opts Options) *Topology {
 	return t
 }
 
-// Close kills every server (SIGKILL: fast, and the data is thrown away) and
+// Close kills every server (SIGKILL: fast; a given Dir keeps the data) and
 // removes Dir if Start created it. It is safe to call more than once.
 func (t *Topology) Close() error {
 	t.closeOnce.Do(func() {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +32,12 @@ func TestMain(m *testing.M) {
 
 // helperMain is the child process of TestServersDieWithTheTestProcess: it
 // starts a topology, prints its pids and directory, and waits to be killed.
+// If its parent dies first, its stdin closes and it exits.
 func helperMain() {
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(2)
+	}()
 	t, err := Start(context.Background(), Options{Replicas: 1})
 	if err != nil {
 		fmt.Println("error:", err)
@@ -582,6 +588,11 @@ func TestServersDieWithTheTestProcess(t *testing.T) {
 	ctx := ctxT(t, time.Minute)
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	stdin, err := cmd.StdinPipe() // closes when this process dies
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,11 @@ type Config struct {
 	Timeout  time.Duration
 	Rise     int
 	Fall     int
+	// MaxLag excludes replicas further behind (0 = lag is not checked).
+	MaxLag time.Duration
+	// HeartbeatTable (db.table), when set, measures lag from a
+	// pt-heartbeat-compatible table the monitor writes on the primary.
+	HeartbeatTable string
 }
 
 // Monitor checks every server each interval and publishes snapshots.
@@ -43,9 +48,13 @@ type Monitor struct {
 	seq  atomic.Uint64
 	kick chan struct{}
 
-	mu     sync.Mutex
-	probes map[string]*probe // by server name
-	subs   []chan struct{}
+	mu       sync.Mutex
+	probes   map[string]*probe // by server name
+	subs     []chan struct{}
+	watchers []func(old, cur *Snapshot)
+	admin    map[string]AdminState // operator states by server name; kept across reloads
+
+	lastBeat time.Time // primary-clock time of the last heartbeat written (UTC)
 }
 
 // probe keeps one monitor connection and the rise/fall counters of a server.
@@ -55,13 +64,15 @@ type probe struct {
 	up        bool
 	okRun     int
 	failRun   int
+	lagBad    bool
+	lagOKRun  int
 	checkedAt time.Time
 	last      Server
 }
 
 // NewMonitor creates a monitor; call Run to start checking.
 func NewMonitor(cfg Config, log *slog.Logger) *Monitor {
-	m := &Monitor{log: log, probes: map[string]*probe{}, kick: make(chan struct{}, 1)}
+	m := &Monitor{log: log, probes: map[string]*probe{}, kick: make(chan struct{}, 1), admin: map[string]AdminState{}}
 	m.cfg.Store(&cfg)
 	m.publish(m.initial(cfg))
 	return m
@@ -91,6 +102,33 @@ func (m *Monitor) CheckNow() {
 	case m.kick <- struct{}{}:
 	default:
 	}
+}
+
+// SetAdmin sets an operator state for a server and publishes a new
+// snapshot at once. It reports false for an unknown server.
+func (m *Monitor) SetAdmin(name string, st AdminState) bool {
+	cur := m.cur.Load()
+	if _, ok := cur.ByName(name); !ok {
+		return false
+	}
+	m.mu.Lock()
+	if st == AdminNone {
+		delete(m.admin, name)
+	} else {
+		m.admin[name] = st
+	}
+	m.mu.Unlock()
+	servers := append([]Server(nil), cur.Servers...)
+	m.publish(servers)
+	return true
+}
+
+// Watch registers fn to run after every published snapshot with the
+// previous and the new one, on the monitor's goroutine: it must be quick.
+func (m *Monitor) Watch(fn func(old, cur *Snapshot)) {
+	m.mu.Lock()
+	m.watchers = append(m.watchers, fn)
+	m.mu.Unlock()
 }
 
 // Subscribe returns a channel signalled after every published snapshot.
@@ -170,7 +208,58 @@ func (m *Monitor) round(ctx context.Context) {
 	for i := range probes {
 		servers[i] = probes[i].last
 	}
+	if cfg.HeartbeatTable != "" {
+		if i := pickPrimary(servers); i >= 0 {
+			m.writeHeartbeat(ctx, cfg, probes[i].db, servers[i].Name)
+		}
+	}
 	m.publish(servers)
+}
+
+// heartbeatTime is pt-heartbeat's ts format (UTC with microseconds).
+const heartbeatTime = "2006-01-02T15:04:05.000000"
+
+// writeHeartbeat stamps the primary's row, as pt-heartbeat --update does.
+func (m *Monitor) writeHeartbeat(ctx context.Context, cfg *Config, db *sql.DB, name string) {
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	var ts string
+	err := db.QueryRowContext(cctx, "SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%f')").Scan(&ts)
+	if err == nil {
+		_, err = db.ExecContext(cctx, "REPLACE INTO "+cfg.HeartbeatTable+" (ts, server_id) VALUES (?, @@server_id)", ts)
+	}
+	if err != nil {
+		m.log.Warn("heartbeat write failed", "server", name, "table", cfg.HeartbeatTable, "err", err)
+		return
+	}
+	if t, err := time.Parse(heartbeatTime, ts); err == nil {
+		m.mu.Lock()
+		m.lastBeat = t
+		m.mu.Unlock()
+	}
+}
+
+// heartbeatLag replaces Seconds_Behind_Master with the age of the newest
+// heartbeat the replica has applied, relative to the newest one written:
+// sub-second, and immune to Seconds_Behind_Master's blind spots.
+func (m *Monitor) heartbeatLag(ctx context.Context, cfg *Config, db *sql.DB, s *Server) {
+	m.mu.Lock()
+	last := m.lastBeat
+	m.mu.Unlock()
+	s.Lag, s.LagKnown = 0, false
+	if last.IsZero() || !s.IORunning || !s.SQLRunning {
+		return
+	}
+	var ts string
+	err := db.QueryRowContext(ctx, "SELECT ts FROM "+cfg.HeartbeatTable+" ORDER BY ts DESC LIMIT 1").Scan(&ts)
+	if err != nil {
+		return
+	}
+	t, err := time.Parse(heartbeatTime, ts)
+	if err != nil {
+		return
+	}
+	s.Lag, s.LagKnown = max(last.Sub(t), 0), true
 }
 
 func (m *Monitor) openDB(cfg *Config, addr string) *sql.DB {
@@ -194,6 +283,9 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 	defer cancel()
 	s := Server{Name: sc.Name, Addr: sc.Addr, Backup: sc.Backup, Weight: sc.Weight, MaxConn: sc.MaxConn, LastCheck: start}
 	err := probeServer(cctx, p.db, &s)
+	if err == nil && cfg.HeartbeatTable != "" && s.Role == RoleReplica {
+		m.heartbeatLag(cctx, cfg, p.db, &s)
+	}
 	s.CheckTime = time.Since(start)
 	if err != nil {
 		p.failRun++
@@ -218,7 +310,43 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 	}
 	p.checkedAt = start
 	s.Up = p.up
+	m.judgeLag(cfg, p, &s)
 	p.last = s
+}
+
+// judgeLag applies the lag limit with hysteresis: a replica is excluded as
+// soon as its lag is unknown (a replication thread stopped, NULL lag) or
+// over the limit, and readmitted after Rise good checks in a row. Queries
+// already running on it are not touched.
+func (m *Monitor) judgeLag(cfg *Config, p *probe, s *Server) {
+	if s.Role != RoleReplica || !s.Up {
+		p.lagOKRun = 0
+		s.LagExcluded = p.lagBad
+		return
+	}
+	good := s.IORunning && s.SQLRunning && (cfg.MaxLag <= 0 || (s.LagKnown && s.Lag <= cfg.MaxLag))
+	first := p.last.LastCheck.IsZero()
+	switch {
+	case !good:
+		if !p.lagBad {
+			m.log.Warn("replica excluded from reads", "server", s.Name, "io_running", s.IORunning, "sql_running", s.SQLRunning, "lag", lagString(s), "max_lag", cfg.MaxLag)
+		}
+		p.lagBad, p.lagOKRun = true, 0
+	case p.lagBad:
+		p.lagOKRun++
+		if p.lagOKRun >= cfg.Rise || first {
+			p.lagBad = false
+			m.log.Info("replica readmitted to reads", "server", s.Name, "lag", lagString(s))
+		}
+	}
+	s.LagExcluded = p.lagBad
+}
+
+func lagString(s *Server) string {
+	if !s.LagKnown {
+		return "unknown"
+	}
+	return s.Lag.String()
 }
 
 // probeServer reads read_only, replication status and GTID position. It uses
@@ -226,7 +354,7 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 // application reads alone.
 func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 	vars := map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only','gtid_current_pos','gtid_binlog_pos','version')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only','gtid_current_pos','gtid_binlog_pos','version','server_id')")
 	if err != nil {
 		return fmt.Errorf("check %s: %w", s.Addr, err)
 	}
@@ -245,6 +373,9 @@ func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 	s.ReadOnly = vars["read_only"] == "ON" || vars["read_only"] == "1"
 	s.GTIDPos = vars["gtid_current_pos"]
 	s.Version = vars["version"]
+	if id, err := strconv.ParseUint(vars["server_id"], 10, 32); err == nil {
+		s.ServerID = uint32(id)
+	}
 
 	st, err := replicaStatus(ctx, db)
 	if err != nil {
@@ -301,8 +432,16 @@ func replicaStatus(ctx context.Context, db *sql.DB) (map[string]string, error) {
 }
 
 func (m *Monitor) publish(servers []Server) {
+	m.mu.Lock()
+	for i := range servers {
+		s := &servers[i]
+		s.Admin = m.admin[s.Name]
+		s.Readable = s.Up && s.Role == RoleReplica && s.IORunning && s.SQLRunning && !s.LagExcluded && s.Admin == AdminNone
+	}
+	m.mu.Unlock()
 	snap := &Snapshot{Servers: servers, Primary: pickPrimary(servers), Seq: m.seq.Add(1), Time: time.Now()}
-	if old := m.cur.Load(); old != nil {
+	old := m.cur.Load()
+	if old != nil {
 		if op, ok := old.PrimaryServer(); ok {
 			if np, ok := snap.PrimaryServer(); !ok || np.Name != op.Name {
 				m.log.Warn("primary changed", "old", op.Name, "new", primaryName(snap))
@@ -317,7 +456,13 @@ func (m *Monitor) publish(servers []Server) {
 		default:
 		}
 	}
+	watchers := m.watchers
 	m.mu.Unlock()
+	if old != nil {
+		for _, fn := range watchers {
+			fn(old, snap)
+		}
+	}
 }
 
 func primaryName(s *Snapshot) string {
@@ -333,7 +478,7 @@ func primaryName(s *Snapshot) string {
 func pickPrimary(servers []Server) int {
 	best, votes := -1, -1
 	for i, s := range servers {
-		if !s.Up || s.Role != RolePrimary {
+		if !s.Up || s.Role != RolePrimary || s.Admin == AdminMaintenance {
 			continue
 		}
 		v := 0

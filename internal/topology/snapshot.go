@@ -46,6 +46,42 @@ type Server struct {
 	LastError   string
 	LastCheck   time.Time
 	CheckTime   time.Duration
+	ServerID    uint32
+
+	// LagExcluded is set while the replica's lag is unknown or over the
+	// limit, and cleared only after Rise checks in a row within it, so a
+	// replica hovering at the limit does not flap.
+	LagExcluded bool
+	// Admin is the operator's state: "" (in rotation), "drain" or
+	// "maintenance".
+	Admin AdminState
+	// Readable: may take new reads as a replica now.
+	Readable bool
+}
+
+// AdminState is an operator's override of a server's rotation.
+type AdminState string
+
+const (
+	AdminNone        AdminState = ""
+	AdminDrain       AdminState = "drain"       // no new work; sessions already on it finish
+	AdminMaintenance AdminState = "maintenance" // out of rotation at once; pinned sessions are cut
+)
+
+// State is a one-word summary for operators: up, down, drain,
+// maintenance, lagging, or stopped (replication threads not running).
+func (s *Server) State() string {
+	switch {
+	case s.Admin != AdminNone:
+		return string(s.Admin)
+	case !s.Up:
+		return "down"
+	case s.Role == RoleReplica && (!s.IORunning || !s.SQLRunning):
+		return "stopped"
+	case s.Role == RoleReplica && s.LagExcluded:
+		return "lagging"
+	}
+	return "up"
 }
 
 // Snapshot is an immutable view of the topology. Never modify one that has
