@@ -253,3 +253,47 @@ func TestStateThatPinsToThePrimary(t *testing.T) {
 		mustExec(t, c, "DEALLOCATE PREPARE ps")
 	})
 }
+
+func TestDiagnosticsReadTheStatementBefore(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "routing: {read_your_writes: false}\n"})
+	db := newSchema(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)")
+	d := openDB(t, p, db, "interpolateParams=true")
+	noise := openDB(t, p, db)
+	c := conn(t, d)
+	ctx := context.Background()
+
+	// A read with a warning, on a replica: SHOW WARNINGS must come from the
+	// same connection even though other sessions use the pool meanwhile.
+	queryString(t, c, "SELECT CAST('12abc' AS UNSIGNED)")
+	churn(t, noise, 5)
+	if got := queryString(t, c, "SELECT @@warning_count"); got != "1" {
+		t.Fatalf("@@warning_count = %s after a statement with one warning", got)
+	}
+	rows, err := c.QueryContext(ctx, "SHOW WARNINGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	rows.Close()
+	if n != 1 {
+		t.Fatalf("SHOW WARNINGS returned %d rows, want 1", n)
+	}
+
+	// An error, then SHOW ERRORS, then a write: the write must still reach
+	// the primary although the failed read ran on a replica.
+	if _, err := c.ExecContext(ctx, "SELECT * FROM no_such_table"); err == nil {
+		t.Fatal("select from a missing table succeeded")
+	}
+	var level, msg string
+	var code int
+	if err := c.QueryRowContext(ctx, "SHOW ERRORS").Scan(&level, &code, &msg); err != nil || code != 1146 {
+		t.Fatalf("SHOW ERRORS = %d %q, %v; want 1146", code, msg, err)
+	}
+	mustExec(t, c, "INSERT INTO t VALUES (1)")
+	if s := servedBy(t, c, shared, ""); !isReplica(shared, s) {
+		t.Fatalf("plain read after the diagnostics served by %s, want a replica again", s)
+	}
+}

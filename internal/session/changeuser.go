@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
@@ -48,21 +49,45 @@ func (s *Session) changeUser(ctx context.Context, pkt []byte) error {
 			plugin = p
 		}
 	}
-	// Any further failure ends the session, as on the server.
+	if s.failedChangeUser >= maxFailedChangeUser {
+		// MariaDB refuses COM_CHANGE_USER on a connection after three
+		// failed attempts, with this error: a guard against guessing.
+		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command"))
+	}
+	// The session is reset whether or not the change succeeds, as on the
+	// server; a failed change keeps the connection, its user and schema.
+	prevAccount, prevSchema := s.account, s.state.Schema
 	s.resetSession()
 	s.state.Schema = ""
 	acc, err := s.authenticate(user, plugin, answer)
 	if err != nil {
-		return err
+		return s.changeUserFailed(err, prevAccount, prevSchema)
 	}
 	s.account = acc
 	s.state.Collation = collation
 	if db != "" {
 		if e := s.useSchema(ctx, db); e != nil {
-			return s.loginError(e)
+			return s.changeUserFailed(s.loginError(e), prevAccount, prevSchema)
 		}
 	}
 	return s.ok(0, 0)
+}
+
+// maxFailedChangeUser is MariaDB's limit of failed COM_CHANGE_USER per
+// connection.
+const maxFailedChangeUser = 3
+
+// changeUserFailed goes on with the previous user and schema after the
+// client was told why the change failed (err is the *wire.Error sent). Any
+// other error means the client is gone and ends the session.
+func (s *Session) changeUserFailed(err error, prev Account, schema string) error {
+	var we *wire.Error
+	if !errors.As(err, &we) {
+		return err
+	}
+	s.failedChangeUser++
+	s.account, s.state.Schema = prev, schema
+	return nil
 }
 
 // nulString reads a NUL-terminated string; k is -1 without a NUL.

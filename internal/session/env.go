@@ -55,18 +55,26 @@ type Env interface {
 // must be cheap and must not block.
 type Observer interface {
 	Statement(s *Session, ev *Event)
+	// Login reports the end of a client's login: ok is false when the
+	// client was refused or left during the handshake.
+	Login(ok bool)
 }
 
 // Event describes one finished client command.
 type Event struct {
+	Session  uint32
+	User     string
+	Schema   string
 	Command  byte
-	SQL      []byte // aliases a buffer: valid only during the call
+	SQL      []byte // statement text (COM_QUERY, or the prepared statement's); aliases a buffer: valid only during the call
 	Kind     string
 	Target   string // "primary", "replica" or "" when answered by sluice
 	Server   string
 	Duration time.Duration
-	Rows     int64
-	Affected uint64
+	Rows     int64  // rows sent
+	Affected uint64 // rows affected
+	BytesIn  int64  // command bytes sent to the server
+	BytesOut int64  // response bytes relayed back
 	Err      bool
 	Start    time.Time
 }
@@ -74,6 +82,7 @@ type Event struct {
 type nopObserver struct{}
 
 func (nopObserver) Statement(*Session, *Event) {}
+func (nopObserver) Login(bool)                 {}
 
 // NopObserver discards events.
 var NopObserver Observer = nopObserver{}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 
@@ -53,7 +54,10 @@ func (s *Session) handshake(ctx context.Context) error {
 		if tlsConf == nil {
 			return s.loginError(wire.Errorf(wire.ErrHandshake, "08S01", "Bad handshake: TLS requested but not configured on sluice"))
 		}
-		tc := tls.Server(s.c.NC, tlsConf)
+		// A client sends its ClientHello right after the SSLRequest without
+		// waiting; whatever of it the packet reader already buffered must
+		// reach the TLS handshake too.
+		tc := tls.Server(readAhead(s.c), tlsConf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
@@ -83,6 +87,25 @@ func (s *Session) handshake(ctx context.Context) error {
 	s.c.SetReadTimeout(0)
 	return s.ok(0, 0)
 }
+
+// readAhead returns c's connection with the bytes c has buffered but not
+// yet consumed put back in front.
+func readAhead(c *wire.Conn) net.Conn {
+	n := c.R.Buffered()
+	if n == 0 {
+		return c.NC
+	}
+	b, _ := c.R.Peek(n)
+	return &prefixConn{Conn: c.NC, r: io.MultiReader(bytes.NewReader(append([]byte(nil), b...)), c.NC)}
+}
+
+// prefixConn is a net.Conn whose reads come from r.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 func (s *Session) loginError(e *wire.Error) error {
 	s.c.WriteError(e)

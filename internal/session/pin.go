@@ -18,6 +18,20 @@ func (s *Session) pin(c *backend.Conn, server string) {
 	s.pinned, s.pinnedServer = c, server
 }
 
+// dropNextPin ends a pin kept only for the statement after one that left
+// warnings, an error or SQL_CALC_FOUND_ROWS behind, unless st is the
+// statement that reads them; st is then routed as usual.
+func (s *Session) dropNextPin(st sqlscan.Statement) {
+	if s.pinned == nil || s.pins != pinNext || s.inTxn {
+		return
+	}
+	if st.Flags&(sqlscan.FlagDiagnostics|sqlscan.FlagFoundRows) != 0 {
+		return
+	}
+	s.pins = 0
+	s.unpinOrRelease(s.pinned, s.pinnedServer)
+}
+
 // unpinOrRelease gives a connection that no longer needs to stay with the
 // session back to its pool.
 func (s *Session) unpinOrRelease(c *backend.Conn, server string) {
@@ -111,6 +125,7 @@ func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
 			target = router.Replica
 		}
 		var e *wire.Error
+		s.dropNextPin(sqlscan.Statement{Kind: sqlscan.KindUse})
 		c, server, _, e = s.acquire(ctx, target, "")
 		if e != nil {
 			return e

@@ -77,6 +77,16 @@ func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
 	return router.Decide(st, router.Session{Autocommit: s.autocommit, LastWrite: s.lastWrite}, s.env.Policy(), time.Now())
 }
 
+// writes reports whether a statement may change data, for read-your-writes.
+func writes(st sqlscan.Statement) bool {
+	switch st.Kind {
+	case sqlscan.KindSelect, sqlscan.KindShow, sqlscan.KindSet, sqlscan.KindUse,
+		sqlscan.KindBeginReadOnly, sqlscan.KindSetTransaction:
+		return st.Flags&(sqlscan.FlagInto|sqlscan.FlagSequence) != 0
+	}
+	return true
+}
+
 func (s *Session) recentWrite() bool {
 	w := s.env.Policy().ReadYourWrites
 	return w > 0 && !s.lastWrite.IsZero() && time.Since(s.lastWrite) < w
@@ -89,8 +99,16 @@ type prepareFn func(c *backend.Conn) ([]byte, *wire.Error)
 
 // execute runs one command on the right backend and streams the response.
 func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) error {
+	_, err := s.executeResult(ctx, pkt, st, target, mode, prep)
+	return err
+}
+
+// executeResult is execute that also returns the summary of the response
+// (zero when the command did not complete).
+func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) (wire.Result, error) {
 	start := time.Now()
-	ev := Event{Command: pkt[0], Kind: st.Kind.String(), Start: start}
+	ev := Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
+		Kind: st.Kind.String(), Start: start, SQL: s.stmtText, BytesIn: int64(len(pkt))}
 	if pkt[0] == wire.ComQuery {
 		ev.SQL = pkt[1:]
 	}
@@ -105,11 +123,19 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 	}
 	skip := ""
 	for attempt := 0; ; attempt++ {
+		s.dropNextPin(st)
 		c, server, routed, e := s.acquire(ctx, target, skip)
+		if e != nil && attempt == 0 && server != "" && routed == router.Replica && s.pinned == nil && st.IsRead() {
+			// The chosen replica cannot be reached (it died since the last
+			// check): a read tries another server once.
+			s.log.Warn("replica unreachable, trying another server", "server", server, "err", e.Message)
+			skip = server
+			continue
+		}
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
 			s.env.Observer().Statement(s, &ev)
-			return s.fail(e)
+			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
 		send := pkt
@@ -119,12 +145,12 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 				s.release(c, server)
 				ev.Err, ev.Duration = true, time.Since(start)
 				s.env.Observer().Statement(s, &ev)
-				return s.fail(pe)
+				return wire.Result{}, s.fail(pe)
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.release(c, server)
-			return s.fail(e)
+			return wire.Result{}, s.fail(e)
 		}
 		s.setActive(c, server, sqlText(pkt))
 		res, err := s.roundTrip(c, send, mode)
@@ -139,7 +165,7 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 			}
 			s.dropConn(c, server)
 			if clientSide {
-				return err
+				return res, err
 			}
 			retry := attempt == 0 && !res.Wrote && routed == router.Replica && s.pinned == nil &&
 				!s.inTxn && st.IsRead()
@@ -152,12 +178,13 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
 			s.env.Observer().Statement(s, &ev)
-			return s.backendFailed(server, err, res.Wrote)
+			return res, s.backendFailed(server, err, res.Wrote)
 		}
 		s.afterResult(c, server, routed, st, sql, res)
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
+		ev.BytesOut = res.Bytes
 		s.env.Observer().Statement(s, &ev)
-		return nil
+		return res, nil
 	}
 }
 
@@ -174,10 +201,22 @@ func sqlText(pkt []byte) string {
 func (s *Session) acquire(ctx context.Context, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
 	if s.pinned != nil {
 		t := router.Primary
-		if snap := s.env.Snapshot(); snap != nil {
-			if srv, ok := snap.ByName(s.pinnedServer); ok && srv.Name != primaryName(snap) {
-				t = router.Replica
+		snap := s.env.Snapshot()
+		srv, ok := snap.ByName(s.pinnedServer)
+		if !ok || srv.Admin == topology.AdminMaintenance {
+			// The operator took the server away: whatever lived on the
+			// connection (a transaction, temporary tables) is gone with it.
+			name := s.pinnedServer
+			s.dropConn(s.pinned, name)
+			why := "removed from the configuration"
+			if ok {
+				why = "put in maintenance"
 			}
+			return nil, "", t, wire.Errorf(wire.ErrUnavailable, "08S01",
+				"sluice: server %s was %s; the session's transaction and connection state on it are lost", name, why)
+		}
+		if srv.Name != primaryName(snap) {
+			t = router.Replica
 		}
 		return s.pinned, s.pinnedServer, t, nil
 	}
@@ -214,7 +253,7 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		if errors.Is(err, backend.ErrPoolFull) {
 			return nil, "", target, wire.Errorf(wire.ErrConCount, "08004", "Too many connections: %v", err)
 		}
-		return nil, "", target, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
+		return nil, name, routed, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
 	}
 	return c, name, routed, nil
 }
@@ -304,7 +343,7 @@ func (s *Session) relayLocalFile(c *backend.Conn) error {
 	lim := s.env.Limits()
 	for {
 		s.c.SetReadTimeout(lim.Query)
-		p, err := s.c.ReadPacket(0)
+		p, err := s.c.ReadPacket(lim.MaxAllowedPacket)
 		if err != nil {
 			return &wire.RelayError{Side: wire.SideClient, Err: err}
 		}
@@ -333,15 +372,21 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 		s.lastInsertID = res.OK.LastInsertID
 		c.LastInsertID = res.OK.LastInsertID
 	}
-	if routed == router.Primary && !st.IsRead() {
+	if routed == router.Primary && writes(st) {
 		s.lastWrite = time.Now()
 	}
-	hadFoundRows := s.pins&pinFoundRows != 0
+	if st.Flags&sqlscan.FlagDiagnostics == 0 {
+		// Diagnostics leave the diagnostics area alone, so the next one
+		// must still reach the same connection.
+		s.pins &^= pinNext
+	}
 	if res.Err == nil {
 		s.notePins(c, st, sql)
 	}
-	if hadFoundRows && st.Flags&sqlscan.FlagCalcFoundRows == 0 {
-		s.pins &^= pinFoundRows
+	if res.Err != nil || res.Warnings > 0 {
+		// SHOW WARNINGS / SHOW ERRORS / @@warning_count answer about the
+		// previous statement only on its own connection.
+		s.pins |= pinNext
 	}
 	if res.CursorOpen {
 		s.pins |= pinCursor
@@ -367,7 +412,7 @@ func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 		s.pins &^= pinUserLock
 	}
 	if f&sqlscan.FlagCalcFoundRows != 0 {
-		s.pins |= pinFoundRows
+		s.pins |= pinNext
 	}
 	if f&(sqlscan.FlagUserVarAssign|sqlscan.FlagInto) != 0 {
 		s.pins |= pinUserVar

@@ -25,7 +25,7 @@ const (
 	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the session ends or resets
 	pinUserLock                           // GET_LOCK: until RELEASE_ALL_LOCKS()
 	pinLockTables                         // LOCK TABLES: until UNLOCK TABLES
-	pinFoundRows                          // SQL_CALC_FOUND_ROWS: for the next statement
+	pinNext                               // the next statement may read what this one left (FOUND_ROWS, SHOW WARNINGS)
 	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection
 	pinUserVar                            // @var assigned outside SET (SELECT @x := …, INTO @x)
 	pinUnknownState                       // a multi-statement changed session state sluice cannot replay
@@ -34,7 +34,7 @@ const (
 
 // pinsReleasable are the reasons whose end sluice observes; a connection
 // pinned for any other reason is closed, not pooled, when the session ends.
-const pinsReleasable = pinUserLock | pinLockTables | pinFoundRows | pinCursor
+const pinsReleasable = pinUserLock | pinLockTables | pinNext | pinCursor
 
 // Session is one client connection.
 type Session struct {
@@ -44,10 +44,11 @@ type Session struct {
 	c    *wire.Conn
 	addr string
 
-	account   Account
-	caps      uint32
-	scramble  []byte
-	multiStmt bool
+	account          Account
+	caps             uint32
+	scramble         []byte
+	multiStmt        bool
+	failedChangeUser int // failed COM_CHANGE_USER attempts (see changeUser)
 
 	state        backend.State
 	autocommit   bool
@@ -59,6 +60,7 @@ type Session struct {
 	lastInsertID uint64
 	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
 
+	stmtText   []byte // text of the prepared statement being executed, for events
 	stmts      map[uint32]*stmt
 	nextStmtID uint32
 	cursors    int
@@ -128,8 +130,10 @@ func (s *Session) Serve(ctx context.Context) {
 	}()
 	if err := s.handshake(ctx); err != nil {
 		s.log.Debug("handshake failed", "err", err)
+		s.env.Observer().Login(false)
 		return
 	}
+	s.env.Observer().Login(true)
 	s.log.Debug("logged in", "user", s.account.Name)
 	for {
 		s.publishInfo()
@@ -332,4 +336,18 @@ func (s *Session) cleanup() {
 		}
 		s.c.Close()
 	})
+}
+
+// AbortOn interrupts the statement the session is running if it runs on
+// server, by closing that backend connection under it. Called from another
+// goroutine when the server is lost; the session sees a backend error and
+// retries a read elsewhere or reports the loss.
+func (s *Session) AbortOn(server string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil || s.activeSrv != server {
+		return false
+	}
+	s.active.NC.Close()
+	return true
 }

@@ -35,19 +35,14 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000", "This command is not supported in the prepared statement protocol yet: multiple statements"))
 	}
 	target := s.decide(st.scan, st.sql)
+	s.dropNextPin(st.scan)
 	c, server, _, e := s.acquire(ctx, target, "")
 	if e != nil {
 		return s.fail(e)
 	}
 	lim := s.env.Limits()
-	c.SetWriteTimeout(lim.Query)
-	if err := c.WriteCommand(pkt); err != nil {
-		s.dropConn(c, server)
-		return s.backendFailed(server, err, false)
-	}
 	// Forward the backend's metadata under sluice's id.
-	c.SetReadTimeout(lim.Query)
-	first, err := c.ReadPacket(0)
+	first, err := s.sendPrepare(c, pkt)
 	if err != nil {
 		s.dropConn(c, server)
 		return s.backendFailed(server, err, false)
@@ -65,8 +60,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	s.nextStmtID++
 	st.id = s.nextStmtID
 	st.params, st.columns = int(pok.Params), int(pok.Columns)
-	c.AddStmt(st.key, pok.StmtID)
-	st.conns = append(st.conns, c)
+	backendID := pok.StmtID
 	pok.StmtID = st.id
 	s.c.Seq = 1
 	s.c.SetWriteTimeout(lim.ClientWrite)
@@ -86,6 +80,10 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		}
 		s.c.WritePacket(p)
 	}
+	// Recorded only now that the response is read: AddStmt may close an
+	// older statement, writing to c, which must not happen mid-response.
+	c.AddStmt(st.key, backendID)
+	st.conns = append(st.conns, c)
 	s.stmts[st.id] = st
 	s.releaseAfter(c, server)
 	return s.c.Flush()
@@ -130,6 +128,8 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 	if e != nil {
 		return s.fail(e)
 	}
+	s.stmtText = st.sql
+	defer func() { s.stmtText = nil }()
 	if len(pkt) < 10 {
 		return s.fail(wire.Errorf(wire.ErrParse, "HY000", "malformed COM_STMT_EXECUTE"))
 	}
@@ -161,7 +161,10 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		s.cursorClosed()
 	}
 	target := s.decide(st.scan, st.sql)
-	if cursor && st.scan.Flags&sqlscan.FlagHintReplica == 0 && !st.scan.IsRead() {
+	if cursor && st.scan.Flags&sqlscan.FlagHintReplica == 0 {
+		// A cursor pins the session to its connection until it ends; on a
+		// replica, the session's writes (and any transaction it begins)
+		// would go there too.
 		target = router.Primary
 	}
 	mode := wire.ModeBinary
@@ -177,9 +180,12 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		}
 		return rewriteExecute(pkt, id, st), nil
 	}
-	err := s.execute(ctx, pkt, st.scan, target, mode, prep)
+	res, err := s.executeResult(ctx, pkt, st.scan, target, mode, prep)
 	st.longData, st.longSize = nil, 0
-	if used != nil && s.pinned == used && s.pins&pinCursor != 0 && cursor {
+	// Only a cursor this execute opened counts: a cursor flag on a statement
+	// without a result set opens none, even while another cursor pins the
+	// session.
+	if err == nil && res.CursorOpen && used != nil && s.pinned == used {
 		st.cursorConn = used
 		s.cursors++
 	}
@@ -192,14 +198,7 @@ func (s *Session) ensurePrepared(c *backend.Conn, st *stmt) (uint32, *wire.Error
 	if id, ok := c.StmtID(st.key); ok {
 		return id, nil
 	}
-	lim := s.env.Limits()
-	c.SetWriteTimeout(lim.Query)
-	if err := c.WriteCommand(append([]byte{wire.ComStmtPrepare}, st.sql...)); err != nil {
-		c.MarkBroken()
-		return 0, asWireError(err)
-	}
-	c.SetReadTimeout(lim.Query)
-	first, err := c.ReadPacket(0)
+	first, err := s.sendPrepare(c, append([]byte{wire.ComStmtPrepare}, st.sql...))
 	if err != nil {
 		c.MarkBroken()
 		return 0, asWireError(err)
@@ -230,6 +229,45 @@ func (s *Session) ensurePrepared(c *backend.Conn, st *stmt) (uint32, *wire.Error
 		st.conns = append(st.conns, c)
 	}
 	return pok.StmtID, nil
+}
+
+// errMaxPreparedStmts is ER_MAX_PREPARED_STMT_COUNT_REACHED.
+const errMaxPreparedStmts = 1461
+
+// sendPrepare sends COM_STMT_PREPARE on c and returns the first packet of
+// the answer. A server out of statements (error 1461) is usually full of
+// statements sluice cached on its pooled connections: the ones cached on c
+// are closed (except those with an open cursor of this session, the only
+// session that can have one on c) and the prepare is tried once more.
+func (s *Session) sendPrepare(c *backend.Conn, pkt []byte) ([]byte, error) {
+	lim := s.env.Limits()
+	for attempt := 0; ; attempt++ {
+		c.SetWriteTimeout(lim.Query)
+		if err := c.WriteCommand(pkt); err != nil {
+			return nil, err
+		}
+		c.SetReadTimeout(lim.Query)
+		first, err := c.ReadPacket(0)
+		if err != nil {
+			return nil, err
+		}
+		if attempt == 0 && wire.IsERR(first) && wire.ParseError(first).Code == errMaxPreparedStmts && c.ShedStmts(s.hasCursor) > 0 {
+			s.log.Debug("server out of prepared statements: closed those cached on the connection", "thread", c.ThreadID)
+			continue
+		}
+		return first, nil
+	}
+}
+
+// hasCursor reports whether the session's statement with this key has an
+// open cursor.
+func (s *Session) hasCursor(key uint64) bool {
+	for _, st := range s.stmts {
+		if st.key == key && st.cursorConn != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Session) sendLongData(c *backend.Conn, st *stmt, id uint32) *wire.Error {

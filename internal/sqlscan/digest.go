@@ -5,23 +5,28 @@ package sqlscan
 // digest. It allocates only to grow dst.
 //
 // Tokens:
-//   - comments go, executable comments /*! … */ keep their content as code;
+//   - comments go; executable comments /*! … */ keep their content as code;
 //   - literals (numbers, strings '…' and "…", 0x…, X'…', 0b…, B'…', ?)
-//     become ?, and so does a literal after a unary - or +;
-//   - IN (?, ?, …) becomes IN (...): only lists made of literals;
-//   - VALUES (…), (…) rows become VALUES (...), whatever they hold, so that
+//     become ?, and so does a literal with a sign where a sign is unary:
+//     after an operator, '(', ',', a keyword or at the start;
+//   - IN (…) becomes IN (...) when the list holds only literals;
+//   - VALUES (…), (…) rows become VALUES (...) whatever they hold, so that
 //     batch inserts of any size share a digest. VALUES(col) in an
 //     expression (after an operator, '(' or ',') is a function and stays;
-//   - keywords are upper-cased; names keep their case and their quotes;
+//   - keywords listed in keywords.go are upper-cased, other words keep
+//     their case (a column that shares a keyword's name is upper-cased
+//     too: column names ignore case anyway); a word next to a '.' is a
+//     name; backquoted names keep their quotes;
+//   - NULL, TRUE and FALSE stay;
 //   - empty statements and trailing ';' go; statements are joined by "; ".
 //
 // Spacing depends on the tokens only, never on the original spacing: one
-// space between tokens, except none after '(' and '.', none before ')',
-// ',', ';' and '.', and none between a name (or a function keyword such as
-// COUNT) and the '(' that follows it. So "SELECT a,b FROM t WHERE id=1"
-// and "select a , b from t where id = 2" both give
-// "SELECT a, b FROM t WHERE id = ?", and "INSERT INTO t(a) VALUES(1)"
-// gives "INSERT INTO t(a) VALUES (...)".
+// space between tokens, except none after '(', none before ')', ',' and
+// ';', none around a '.' that qualifies a name (db.t), and none between a
+// name or function keyword (COUNT, VALUES) and the '(' that follows it. So
+// "SELECT a,b FROM t WHERE id=1" and "select a , b from t where id = 2"
+// both give "SELECT a, b FROM t WHERE id = ?", and
+// "INSERT INTO t(a) VALUES(1)" gives "INSERT INTO t(a) VALUES (...)".
 //
 // Digest is idempotent: Digest(Digest(q)) == Digest(q).
 func Digest(dst, sql []byte) []byte {
@@ -53,8 +58,7 @@ const (
 	cDot                // .
 	cSemi               // ; between statements
 	cName               // a name or function keyword: no space before '('
-	cValue              // literal, ')', value keyword: '-' after it subtracts
-	cVar                // variable: like a value, and a space before '.' (@a.b is one variable)
+	cValue              // literal, variable, ')', value keyword: '-' after it subtracts
 	cWord               // other keyword
 	cOp                 // operator or ','
 )
@@ -97,19 +101,20 @@ func (d *digester) string(s string) {
 }
 
 // sep writes the space, if any, that goes before a token: next is the
-// token's byte when it is one of ( ) , ; . and 0 otherwise.
+// token's byte when it is one of ( ) , ; and a '.' that qualifies a name,
+// and 0 otherwise.
 func (d *digester) sep(next byte) {
 	switch d.prev {
 	case cNone, cOpen, cDot:
 		return
+	case cSemi:
+		// A statement digests the same alone or after others.
+		d.byte(' ')
+		return
 	}
 	switch next {
-	case ')', ',', ';':
+	case ')', ',', ';', '.':
 		return
-	case '.':
-		if d.prev != cVar {
-			return
-		}
 	case '(':
 		if d.prev == cName {
 			return
@@ -133,7 +138,7 @@ func (d *digester) putString(c class, next byte, s string) {
 
 // unary reports whether a '-' or '+' written now would be a sign.
 func (d *digester) unary() bool {
-	return d.prev != cName && d.prev != cValue && d.prev != cVar
+	return d.prev != cName && d.prev != cValue
 }
 
 func (d *digester) run(sql []byte) {
@@ -146,7 +151,7 @@ func (d *digester) run(sql []byte) {
 		case tQuoted:
 			d.put(cName, 0, st.text())
 		case tVar:
-			d.put(cVar, 0, st.text())
+			d.put(cValue, 0, st.text())
 		case tString, tNumber, tHex, tParam:
 			d.putString(cValue, 0, "?")
 		case tOp:
@@ -196,10 +201,22 @@ func (d *digester) word(st *stream) {
 	st.shift()
 }
 
-// literalList reports whether st.cur opens a list of literals, and returns
-// the stream moved past its ')'.
+// literalList reports whether st.cur opens a list of literals, or the
+// "(...)" Digest writes for one, and returns the stream moved past its ')'.
 func literalList(st stream) (stream, bool) {
 	if !st.op('(') {
+		return st, false
+	}
+	if la := st; la.nxt.isOp(la.lx.sql, '.') {
+		for i := 0; i < 3; i++ {
+			if la.shift(); !la.op('.') {
+				return st, false
+			}
+		}
+		if la.shift(); la.op(')') {
+			la.shift()
+			return la, true
+		}
 		return st, false
 	}
 	for {
@@ -262,7 +279,13 @@ func (d *digester) op(st *stream) {
 	case ')':
 		d.put(cValue, b, st.text())
 	case '.':
-		d.put(cDot, b, st.text())
+		// Only a '.' after a name is written tight, as in db.t: elsewhere
+		// ". 5" must not come out as the number ".5".
+		if st.nxtDot {
+			d.put(cDot, b, st.text())
+		} else {
+			d.put(cOp, 0, st.text())
+		}
 	case '-', '+':
 		if !d.unary() {
 			d.put(cOp, b, st.text())

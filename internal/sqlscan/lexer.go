@@ -35,15 +35,38 @@ type lexer struct {
 
 func newLexer(sql []byte) lexer { return lexer{sql: sql} }
 
-func isSpace(c byte) bool { return c <= ' ' } // MySQL rejects other control bytes anyway
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isHex(c byte) bool   { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
+// Byte classes, looked up in a table because the lexer asks for each byte.
+const (
+	bSpace = 1 << iota // whitespace: MySQL rejects the other control bytes anyway
+	bDigit
+	bHex
+	bIdent // may appear in an unquoted name; bytes from 0x80 up are UTF-8, which MySQL accepts
+	bSkip  // may start a comment or end an executable one: # - / *
+)
 
-// isIdent reports whether c may appear in an unquoted identifier. Bytes
-// from 0x80 up belong to UTF-8 sequences, which MySQL accepts in names.
-func isIdent(c byte) bool {
-	return c >= 0x80 || isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '_' || c == '$'
-}
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		switch {
+		case c <= ' ':
+			t[c] = bSpace
+		case c >= '0' && c <= '9':
+			t[c] = bDigit | bHex | bIdent
+		case c|0x20 >= 'a' && c|0x20 <= 'f':
+			t[c] = bHex | bIdent
+		case c|0x20 >= 'g' && c|0x20 <= 'z', c == '_', c == '$', c >= 0x80:
+			t[c] = bIdent
+		case c == '#', c == '-', c == '/', c == '*':
+			t[c] = bSkip
+		}
+	}
+	return t
+}()
+
+func isSpace(c byte) bool  { return byteClass[c]&bSpace != 0 }
+func isDigit(c byte) bool  { return byteClass[c]&bDigit != 0 }
+func isHex(c byte) bool    { return byteClass[c]&bHex != 0 }
+func isIdent(c byte) bool  { return byteClass[c]&bIdent != 0 }
+func isBinary(c byte) bool { return c == '0' || c == '1' }
 
 func identEnd(s []byte, i int) int {
 	for i < len(s) && isIdent(s[i]) {
@@ -91,20 +114,20 @@ func (lx *lexer) next() token {
 	c := s[start]
 	var k tokKind
 	switch {
+	case isDigit(c):
+		k = lx.number(start)
+	case isIdent(c):
+		k = lx.word(start)
 	case c == '\'' || c == '"':
 		k, lx.pos = tString, stringEnd(s, start+1, c)
 	case c == '`':
 		k, lx.pos = tQuoted, stringEnd(s, start+1, c)
-	case isDigit(c):
-		k = lx.number(start)
 	case c == '.' && start+1 < len(s) && isDigit(s[start+1]) && !lx.afterName(start):
-		k = lx.number(start)
+		k, lx.pos = tNumber, exponentEnd(s, digitsEnd(s, start+1))
 	case c == '@':
 		k = lx.variable(start)
 	case c == '?':
 		k, lx.pos = tParam, start+1
-	case isIdent(c):
-		k = lx.word(start)
 	default:
 		k, lx.pos = tOp, opEnd(s, start)
 	}
@@ -124,6 +147,9 @@ func (lx *lexer) skip() {
 	for lx.pos < len(s) {
 		i := lx.pos
 		c := s[i]
+		if byteClass[c]&(bSpace|bSkip) == 0 {
+			return
+		}
 		switch {
 		case isSpace(c):
 			lx.pos++
@@ -189,25 +215,25 @@ func execMarker(s []byte, i int) int {
 	return n
 }
 
-// number lexes a token that starts with a digit or with '.' and a digit.
-// MySQL lets names start with digits (1st_place, 0xZZ), so a digit run that
-// runs on into letters is a word unless it is a well-formed literal.
+// number lexes a token that starts with a digit. MySQL lets names start
+// with digits (1st_place, 0xZZ), so a digit run that runs on into letters
+// is a word unless it is a well-formed literal.
 func (lx *lexer) number(start int) tokKind {
 	s := lx.sql
+	run := identEnd(s, start)
 	if lx.prevDot { // t.1col: a name, whatever it looks like
-		lx.pos = identEnd(s, start)
+		lx.pos = run
 		return tWord
 	}
-	if s[start] == '.' {
-		lx.pos = exponentEnd(s, digitsEnd(s, start+1))
-		return tNumber
-	}
-	run := identEnd(s, start)
 	// 0x and 0b are case-sensitive: 0X1F is a name.
 	if s[start] == '0' && run-start > 2 && (s[start+1] == 'x' || s[start+1] == 'b') {
+		digit := isHex
+		if s[start+1] == 'b' {
+			digit = isBinary
+		}
 		ok := true
 		for _, c := range s[start+2 : run] {
-			ok = ok && (s[start+1] == 'x' && isHex(c) || c == '0' || c == '1')
+			ok = ok && digit(c)
 		}
 		if ok {
 			lx.pos = run

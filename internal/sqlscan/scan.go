@@ -32,295 +32,33 @@ func Scan(sql []byte) Statement {
 // stops when fn returns false.
 func Split(sql []byte, fn func(stmt []byte) bool) {
 	st := newStream(sql)
-	start, empty := 0, true
+	start, last := 0, -1 // last is the end of the statement's last token
 	for {
 		if st.end() {
-			if !empty && !fn(trimSpace(sql[start:st.cur.start])) {
+			if last >= 0 && !fn(trimSpace(sql, start, st.cur.start, last)) {
 				return
 			}
 			if st.cur.kind == tEOF {
 				return
 			}
-			start, empty = st.cur.end, true
+			start, last = st.cur.end, -1
 		} else {
-			empty = false
+			last = st.cur.end
 		}
 		st.shift()
 	}
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
+// trimSpace returns sql[start:end] without surrounding whitespace, but not
+// shorter than keep: an unterminated string may end in a space.
+func trimSpace(sql []byte, start, end, keep int) []byte {
+	for start < end && isSpace(sql[start]) {
+		start++
 	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
+	for end > keep && isSpace(sql[end-1]) {
+		end--
 	}
-	return b
-}
-
-// classify reads the head of the statement at st.cur, on its own copy of
-// the stream. It returns the kind, the flags only the head shows, and the
-// offset where the statement that the flags are about begins: the start,
-// or the inner statement of SET STATEMENT … FOR.
-func classify(st stream) (kind Kind, flags Flags, body int) {
-	body = st.cur.start
-	analyze := false // EXPLAIN ANALYZE or ANALYZE <statement>: it runs
-loop:
-	for {
-		for st.op('(') {
-			st.shift()
-		}
-		k := st.word()
-		switch k.id {
-		case kwWith:
-			if !st.skipWith() {
-				kind = KindUnknown
-				break loop
-			}
-			continue
-		case kwExplain, kwDescribe, kwDesc:
-			st.shift()
-			if !st.is(kwAnalyze) {
-				kind = KindShow
-				break loop
-			}
-			st.shift()
-			st.skipFormat()
-			analyze = true
-			continue
-		case kwAnalyze:
-			st.shift()
-			switch st.word().id {
-			case kwTable, kwTables, kwNoWriteToBinlog, kwLocal:
-				kind = KindDDL
-				break loop
-			}
-			st.skipFormat()
-			analyze = true
-			continue
-		case kwSet:
-			st.shift()
-			var inner bool
-			if kind, inner = st.set(); inner {
-				body = st.cur.start
-				continue
-			}
-		case kwShow:
-			kind = KindShow
-			flags = st.show()
-		case kwBegin:
-			// BEGIN NOT ATOMIC … END is a MariaDB compound statement.
-			kind = KindOther
-			st.shift()
-			if st.is(kwWork) {
-				st.shift()
-			}
-			if st.end() {
-				kind = KindBegin
-			}
-		case kwStart:
-			kind = st.start()
-		case kwCommit, kwRollback:
-			kind, flags = st.commit(k.id == kwRollback)
-		case kwRelease:
-			kind = KindOther
-			if st.nxtIs(kwSavepoint) {
-				kind = KindSavepoint
-			}
-		case kwCreate:
-			kind = KindDDL
-			st.shift()
-			if st.is(kwOr) { // OR REPLACE
-				st.shift()
-				st.shift()
-			}
-			if st.is(kwTemporary) && (st.nxtIs(kwTable) || st.nxtIs(kwSequence)) {
-				flags = FlagCreateTemp
-			}
-		case kwDrop:
-			kind = KindDDL
-			st.shift()
-			switch {
-			case st.word().head == KindPrepare:
-				kind = KindDeallocate
-			case st.is(kwTemporary) && (st.nxtIs(kwTable) || st.nxtIs(kwSequence)):
-				flags = FlagDropTemp
-			}
-		case kwLoad:
-			kind = KindOther // LOAD INDEX INTO CACHE
-			if st.nxtIs(kwData) || st.nxtIs(kwXML) {
-				kind = KindWrite
-			}
-		case kwLock, kwUnlock:
-			kind = KindOther // LOCK/UNLOCK INSTANCE
-			if st.nxtIs(kwTable) || st.nxtIs(kwTables) {
-				kind = KindLockTables
-				if k.id == kwUnlock {
-					kind = KindUnlockTables
-				}
-			}
-		default:
-			kind = k.head
-		}
-		break
-	}
-	if analyze && kind != KindSelect {
-		kind = KindWrite
-	}
-	return kind, flags, body
-}
-
-// skipWith moves from WITH to the statement that follows the common table
-// expressions, and reports whether they had the expected shape:
-// WITH [RECURSIVE] name [(columns)] AS (query) [, …].
-func (st *stream) skipWith() bool {
-	st.shift()
-	if st.is(kwRecursive) {
-		st.shift()
-	}
-	for {
-		if st.cur.kind != tWord && st.cur.kind != tQuoted {
-			return false
-		}
-		st.shift()
-		if st.op('(') {
-			st.skipGroup()
-		}
-		if !st.is(kwAs) {
-			return false
-		}
-		st.shift()
-		if !st.op('(') {
-			return false
-		}
-		st.skipGroup()
-		if !st.op(',') {
-			return true
-		}
-		st.shift()
-	}
-}
-
-// skipFormat moves past FORMAT=name after EXPLAIN ANALYZE / ANALYZE.
-func (st *stream) skipFormat() {
-	if st.is(kwFormat) {
-		st.shift()
-		if st.op('=') {
-			st.shift()
-		}
-		st.shift()
-	}
-}
-
-// show returns FlagDiagnostics for the SHOW statements that report on the
-// session's previous statements, st.cur being SHOW.
-func (st *stream) show() Flags {
-	st.shift()
-	switch st.word().id {
-	case kwWarnings, kwErrors, kwProfile, kwProfiles:
-		return FlagDiagnostics
-	case kwCount: // SHOW COUNT(*) WARNINGS
-		for i := 0; i < 5 && !st.end(); i++ {
-			st.shift()
-			if st.is(kwWarnings) || st.is(kwErrors) {
-				return FlagDiagnostics
-			}
-		}
-	}
-	return 0
-}
-
-// start classifies START …, st.cur being START.
-func (st *stream) start() Kind {
-	st.shift()
-	if !st.is(kwTransaction) {
-		return KindOther // START SLAVE, START REPLICA, …
-	}
-	kind := KindBegin
-	for st.shift(); !st.end(); st.shift() {
-		if st.is(kwRead) && st.nxtIs(kwOnly) {
-			kind = KindBeginReadOnly
-		}
-	}
-	return kind
-}
-
-// commit classifies COMMIT and ROLLBACK, st.cur being the verb.
-func (st *stream) commit(rollback bool) (Kind, Flags) {
-	st.shift()
-	if st.is(kwWork) {
-		st.shift()
-	}
-	if rollback && st.is(kwTo) {
-		return KindSavepoint, 0
-	}
-	kind := KindCommit
-	if rollback {
-		kind = KindRollback
-	}
-	if st.is(kwAnd) && st.nxtIs(kwChain) {
-		return kind, FlagChain
-	}
-	return kind, 0
-}
-
-// set classifies a SET statement, st.cur being the word after SET. inner
-// reports SET STATEMENT … FOR, with st.cur left on the inner statement.
-func (st *stream) set() (kind Kind, inner bool) {
-	switch st.word().id {
-	case kwTransaction:
-		return KindSetTransaction, false
-	case kwPassword, kwDefault: // SET PASSWORD, SET DEFAULT ROLE
-		return KindSetGlobal, false
-	case kwRole:
-		return KindSet, false
-	case kwResource: // SET RESOURCE GROUP may name other threads
-		return KindOther, false
-	case kwStatement:
-		if st.nxt.isOp(st.lx.sql, '=') || st.nxt.isOp2(st.lx.sql, ':', '=') {
-			break // a variable named statement
-		}
-		depth := 0
-		for st.shift(); !st.end(); st.shift() {
-			switch {
-			case st.op('('):
-				depth++
-			case st.op(')'):
-				depth--
-			case depth == 0 && st.is(kwFor):
-				st.shift()
-				return KindUnknown, true
-			}
-		}
-		return KindUnknown, false
-	}
-	// Each assignment has its own scope; SET is global if any is.
-	kind = KindSet
-	depth, item := 0, true
-	for ; !st.end(); st.shift() {
-		if item {
-			item = false
-			switch st.word().id {
-			case kwGlobal, kwPersist, kwPersistOnly:
-				kind = KindSetGlobal
-			}
-			if st.cur.kind == tVar {
-				if _, global := sysVar(st.text()); global {
-					kind = KindSetGlobal
-				}
-			}
-		}
-		switch {
-		case st.op('('):
-			depth++
-		case st.op(')'):
-			depth--
-		case st.op(',') && depth == 0:
-			item = true
-		}
-	}
-	return kind, false
+	return sql[start:end]
 }
 
 // sysVar returns the name of a system variable token (@@name,
@@ -353,9 +91,9 @@ func scanFlags(st *stream, body int, kind Kind) Flags {
 	// In a SET, "@x :=" at the start of an assignment is the SET itself,
 	// not a side effect of an expression.
 	set, item := false, false
-	if st.is(kwSet) && st.cur.start == body {
+	if k := kind; st.cur.start == body && (k == KindSet || k == KindSetGlobal || k == KindSetTransaction) {
 		set, item = true, true
-		st.shift()
+		st.shift() // SET
 	}
 	depth := 0
 	for ; !st.end(); st.shift() {
@@ -392,8 +130,31 @@ func scanFlags(st *stream, body int, kind Kind) Flags {
 	return f
 }
 
+// flagWords tells which words may raise a flag: bit c-'a' of entry n is
+// set when one of n bytes starting with letter c does. Most words are
+// names, and this spares them a keyword lookup.
+var flagWords = func() (m [kwMaxLen + 1]uint32) {
+	for _, k := range named {
+		switch k.id {
+		case kwFor, kwLock, kwInto, kwSQLCalcFoundRows, kwNext, kwPrevious,
+			kwLastInsertID, kwGetLock, kwReleaseLock, kwReleaseAllLocks,
+			kwFoundRows, kwRowCount, kwNextval, kwSetval, kwLastval, kwCurrval:
+			m[len(k.name)] |= 1 << (k.name[0] - 'A')
+		}
+	}
+	return m
+}()
+
+func mayFlag(w []byte) bool {
+	c := (w[0] | 0x20) - 'a'
+	return len(w) <= kwMaxLen && c < 26 && flagWords[len(w)]&(1<<c) != 0
+}
+
 // wordFlags returns the flags the word at st.cur raises.
 func (st *stream) wordFlags(kind Kind) Flags {
+	if !mayFlag(st.text()) {
+		return 0
+	}
 	if st.curDot {
 		// seq.NEXTVAL reads a sequence in MariaDB's Oracle mode.
 		switch lookup(st.text()).id {

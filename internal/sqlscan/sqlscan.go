@@ -1,4 +1,4 @@
-// Package sqlscan reads a SQL statement once, without allocating, and tells
+// Package sqlscan reads a SQL text, without allocating, and tells
 // the router what it needs: the statement kind, routing-relevant flags and a
 // normalized digest.
 //
@@ -7,11 +7,11 @@
 // whose content counts as code, quoted strings with backslash escapes and
 // doubled quotes, backquoted identifiers, and case-insensitive keywords.
 //
-// It assumes the default sql_mode: "…" is a string (not an identifier as
-// under ANSI_QUOTES) and a backslash escapes the next character in a string
-// (not so under NO_BACKSLASH_ESCAPES). A client using those modes gets a
-// conservative answer at worst: a statement may look like a write, never the
-// other way round, unless it hides a keyword in such a string on purpose.
+// It assumes the default sql_mode. Under ANSI_QUOTES "…" is a name, which
+// the scanner takes for a string: harmless, since neither holds keywords.
+// Under NO_BACKSLASH_ESCAPES a string that ends in a backslash ('C:\')
+// ends earlier than the scanner thinks, so keywords after it in the same
+// statement can be missed.
 package sqlscan
 
 import "strings"

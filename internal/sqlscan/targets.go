@@ -1,5 +1,7 @@
 package sqlscan
 
+import "math"
+
 // The *Target functions read the operand of a statement the session layer
 // acts on itself. Each expects a text holding that one statement (a
 // trailing ';' is fine); given several, they report !ok and the caller
@@ -200,10 +202,11 @@ func KillTarget(sql []byte) (id uint64, queryOnly bool, ok bool) {
 		return 0, false, false
 	}
 	for _, c := range st.text() {
-		if !isDigit(c) || id > (1<<64-1-9)/10 {
+		d := uint64(c - '0')
+		if !isDigit(c) || id > (math.MaxUint64-d)/10 {
 			return 0, false, false
 		}
-		id = id*10 + uint64(c-'0')
+		id = id*10 + d
 	}
 	st.shift()
 	if !st.onlyEnd() {
@@ -212,8 +215,9 @@ func KillTarget(sql []byte) (id uint64, queryOnly bool, ok bool) {
 	return id, queryOnly, true
 }
 
-// unquote returns the content of a quoted name or string: `a``b` -> a`b,
-// 'it''s' and 'it\'s' -> it's. ok is false for an unterminated one.
+// unquote returns the content of a quoted name or string, in which a
+// doubled quote or (in strings) a backslash escapes a quote. ok is false
+// for an unterminated one.
 func unquote(q []byte) (string, bool) {
 	if len(q) < 2 || q[len(q)-1] != q[0] {
 		return "", false

@@ -179,11 +179,17 @@ func AppendHandshakeResponse(b []byte, r HandshakeResponse) []byte {
 	b = append(b, make([]byte, 23)...)
 	b = append(b, r.User...)
 	b = append(b, 0)
-	if r.Capabilities&ClientPluginAuthLenencClientData != 0 {
+	switch {
+	case r.Capabilities&ClientPluginAuthLenencClientData != 0:
 		b = AppendLenEncString(b, r.AuthResponse)
-	} else {
+	case r.Capabilities&ClientSecureConnection != 0:
 		b = append(b, byte(len(r.AuthResponse)))
 		b = append(b, r.AuthResponse...)
+	default:
+		// Without either flag the server reads NUL-terminated auth data,
+		// as ParseHandshakeResponse does.
+		b = append(b, r.AuthResponse...)
+		b = append(b, 0)
 	}
 	if r.Capabilities&ClientConnectWithDB != 0 {
 		b = append(b, r.Database...)

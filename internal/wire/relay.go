@@ -22,6 +22,7 @@ type Result struct {
 	OK          OK     // last OK packet, if any
 	Status      uint16 // last server status seen (OK or EOF)
 	HasStatus   bool   // Status was carried by the response (ERR packets carry none)
+	Warnings    uint16 // warning count of the last OK or EOF
 	Err         *Error // the response ended in an ERR packet
 	LocalInfile bool   // the server asked for a local file; the caller streams it, then relays again
 	CursorOpen  bool   // COM_STMT_EXECUTE opened a cursor
@@ -99,31 +100,40 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 		if err != nil {
 			return res, &RelayError{SideBackend, err}
 		}
-		res.Bytes += int64(n)
 		if cont || n > smallPacket {
 			// Continuation of a large logical packet, or a large row or
-			// column: forward without looking.
+			// column: forward without looking. Only the first physical
+			// packet of a logical one is a row or a column; the state must
+			// advance the same way whether or not the client is still there.
+			if !cont {
+				switch state {
+				case stRows:
+					res.Rows++
+				case stColumns:
+					if cols--; cols == 0 {
+						state = stColumnsEOF
+					}
+				}
+			}
 			cont = n == MaxPayload
-			if state == stRows {
-				res.Rows++
+			if dst != nil && dstErr == nil {
+				res.Wrote = true
+				dstErr = dst.WriteHeader(n)
 			}
 			if dst == nil || dstErr != nil {
+				// Drained even when the header could not be written, or
+				// the next header would be read from the middle of this
+				// payload.
 				if _, err := src.R.Discard(n); err != nil {
 					return res, &RelayError{SideBackend, err}
 				}
+				res.Bytes += int64(n)
 				continue
 			}
-			res.Wrote = true
-			if dstErr = dst.WriteHeader(n); dstErr == nil {
-				if err := copyN(dst, src, n, &dstErr); err != nil {
-					return res, &RelayError{SideBackend, err}
-				}
+			if err := copyN(dst, src, n, &dstErr, timeout, dstTimeout); err != nil {
+				return res, &RelayError{SideBackend, err}
 			}
-			if state == stColumns {
-				if cols--; cols == 0 {
-					state = stColumnsEOF
-				}
-			}
+			res.Bytes += int64(n)
 			continue
 		}
 		cont = false
@@ -131,6 +141,9 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 		if _, err := io.ReadFull(src.R, p); err != nil {
 			return res, &RelayError{SideBackend, err}
 		}
+		// Counted once read: a header alone may announce 16 MiB that never
+		// come.
+		res.Bytes += int64(n)
 		done := false
 		switch state {
 		case stFirst:
@@ -139,7 +152,7 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 				done = true
 			case len(p) > 0 && p[0] == iOK:
 				if ok, good := ParseOK(p); good {
-					res.OK, res.Status, res.HasStatus = ok, ok.Status, true
+					res.OK, res.Status, res.HasStatus, res.Warnings = ok, ok.Status, true, ok.Warnings
 				}
 				done = res.Status&StatusMoreResultsExists == 0
 			case IsERR(p):
@@ -166,8 +179,8 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 				done = true
 				break
 			}
-			if _, st, good := ParseEOF(p); good {
-				res.Status, res.HasStatus = st, true
+			if w, st, good := ParseEOF(p); good {
+				res.Status, res.HasStatus, res.Warnings = st, true, w
 				if mode == ModeBinary && st&StatusCursorExists != 0 {
 					res.CursorOpen = true
 					done = true
@@ -178,8 +191,8 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 		case stRows:
 			switch {
 			case IsEOF(p):
-				if _, st, good := ParseEOF(p); good {
-					res.Status, res.HasStatus = st, true
+				if w, st, good := ParseEOF(p); good {
+					res.Status, res.HasStatus, res.Warnings = st, true, w
 				}
 				if res.Status&StatusMoreResultsExists != 0 && mode != ModeFetch {
 					state = stFirst
@@ -208,6 +221,9 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 		}
 		if dst != nil && dstErr == nil {
 			res.Wrote = true
+			if dst.W.Available() < n+4 {
+				dst.SetWriteTimeout(dstTimeout) // this write flushes a full buffer
+			}
 			if dstErr = dst.WriteHeader(n); dstErr == nil {
 				_, dstErr = dst.W.Write(p)
 			}
@@ -236,9 +252,17 @@ func (c *Conn) small(n int) []byte {
 // copyN moves n payload bytes from src to dst in chunks, so a large row never
 // needs a buffer of its own size. A client write failure is recorded in
 // dstErr and the rest is drained, keeping the backend stream in sync.
-func copyN(dst, src *Conn, n int, dstErr *error) error {
+// Deadlines are re-armed per chunk: a large row that arrives, or is read
+// by the client, slowly but steadily is not a frozen peer.
+func copyN(dst, src *Conn, n int, dstErr *error, timeout, dstTimeout time.Duration) error {
 	for n > 0 {
 		chunk := src.small(min(n, 32<<10))
+		if src.R.Buffered() < len(chunk) {
+			src.SetReadTimeout(timeout)
+		}
+		if dst.W.Available() < len(chunk) {
+			dst.SetWriteTimeout(dstTimeout)
+		}
 		if _, err := io.ReadFull(src.R, chunk); err != nil {
 			return err
 		}
