@@ -198,6 +198,20 @@ func (p *Pool) acquireSlot(ctx context.Context, s *Settings) error {
 	}
 	p.Waiting.Add(1)
 	defer p.Waiting.Add(-1)
+	// Idle connections hold slots too, and none of them suits this request
+	// (Get looked first): close one to make room. Connections returned
+	// while requests wait are closed by Put for the same reason, after
+	// Waiting is raised above, so none can slip into idle unnoticed.
+	p.mu.Lock()
+	var evict *Conn
+	if len(p.idle) > 0 {
+		evict = p.idle[0]
+		p.idle = p.idle[1:]
+	}
+	p.mu.Unlock()
+	if evict != nil {
+		p.discard(evict)
+	}
 	t := time.NewTimer(s.WaitTimeout)
 	defer t.Stop()
 	select {
@@ -224,6 +238,13 @@ func (p *Pool) releaseSlot() {
 // Put returns a lent connection. Broken connections, and any beyond the
 // idle limits, are closed.
 func (p *Pool) Put(c *Conn) {
+	if c.server != nil && c.server != p {
+		// Lent before a reload replaced this server's pool (new address or
+		// limit): the pool that lent it takes it back, so slots and counts
+		// stay with the pool they belong to.
+		c.server.Put(c)
+		return
+	}
 	p.InUse.Add(-1)
 	s := p.settings.Load()
 	c.lastUsed = time.Now()
@@ -234,7 +255,9 @@ func (p *Pool) Put(c *Conn) {
 	c.SetReadTimeout(0)
 	c.SetWriteTimeout(0)
 	p.mu.Lock()
-	if p.closed || len(p.idle) >= s.MaxIdle {
+	// A connection kept idle keeps its slot: with requests queued for one
+	// (max_connections reached), close it so that the slot goes to them.
+	if p.closed || len(p.idle) >= s.MaxIdle || (p.slots != nil && p.Waiting.Load() > 0) {
 		p.mu.Unlock()
 		p.discard(c)
 		return
@@ -245,6 +268,10 @@ func (p *Pool) Put(c *Conn) {
 
 // Discard closes a lent connection instead of returning it.
 func (p *Pool) Discard(c *Conn) {
+	if c.server != nil && c.server != p {
+		c.server.Discard(c) // see Put
+		return
+	}
 	p.InUse.Add(-1)
 	p.discard(c)
 }
@@ -295,6 +322,13 @@ func (p *Pool) Close() {
 	p.closed = true
 	p.mu.Unlock()
 	p.CloseIdle()
+}
+
+// Closed reports whether Close was called.
+func (p *Pool) Closed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // SameLimit reports whether s keeps the pool's connection limit, the one

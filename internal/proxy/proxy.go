@@ -184,7 +184,7 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 			QueryTimeout: cfg.Timeouts.Query.D(),
 		}
 		if old != nil {
-			if op := old.pools[s.Name]; op != nil && op.Addr == s.Address && op.SameLimit(settings) {
+			if op := old.pools[s.Name]; op != nil && op.Addr == s.Address && op.SameLimit(settings) && !op.Closed() {
 				op.Update(settings)
 				rt.pools[s.Name] = op
 				continue
@@ -318,12 +318,25 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	var retired []*backend.Pool
+	for name, pool := range old.pools {
+		if rt.pools[name] == pool {
+			continue
+		}
+		retired = append(retired, pool)
+		// A removed server keeps its pool, closed, for one generation: a
+		// session that chose it from the previous snapshot finds it (a
+		// read retries elsewhere if it is closed by then) rather than no
+		// pool at all, and lent connections come back to it. The next
+		// reload drops it.
+		if _, configured := rt.pools[name]; !configured && !pool.Closed() {
+			rt.pools[name] = pool
+		}
+	}
 	p.rt.Store(rt)
 	p.monitor.Update(monitorConfig(cfg))
-	for name, pool := range old.pools {
-		if rt.pools[name] != pool {
-			pool.Close()
-		}
+	for _, pool := range retired {
+		pool.Close()
 	}
 	p.log.Info("configuration reloaded", "servers", len(cfg.Servers), "users", len(cfg.Users))
 	return nil

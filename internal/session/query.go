@@ -203,19 +203,17 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		t := router.Primary
 		snap := s.env.Snapshot()
 		srv, ok := snap.ByName(s.pinnedServer)
-		if !ok || srv.Admin == topology.AdminMaintenance {
+		if ok && srv.Admin == topology.AdminMaintenance {
 			// The operator took the server away: whatever lived on the
 			// connection (a transaction, temporary tables) is gone with it.
+			// A server removed by a reload is drained instead: pinned
+			// sessions finish on it.
 			name := s.pinnedServer
 			s.dropConn(s.pinned, name)
-			why := "removed from the configuration"
-			if ok {
-				why = "put in maintenance"
-			}
 			return nil, "", t, wire.Errorf(wire.ErrUnavailable, "08S01",
-				"sluice: server %s was %s; the session's transaction and connection state on it are lost", name, why)
+				"sluice: server %s was put in maintenance; the session's transaction and connection state on it are lost", name)
 		}
-		if srv.Name != primaryName(snap) {
+		if !ok || srv.Name != primaryName(snap) {
 			t = router.Replica
 		}
 		return s.pinned, s.pinnedServer, t, nil

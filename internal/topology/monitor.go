@@ -48,6 +48,11 @@ type Monitor struct {
 	seq  atomic.Uint64
 	kick chan struct{}
 
+	// pubMu serialises publishing: snapshots derived from the current one
+	// (SetAdmin, Update) and check rounds never overwrite each other with
+	// older data.
+	pubMu sync.Mutex
+
 	mu       sync.Mutex
 	probes   map[string]*probe // by server name
 	subs     []chan struct{}
@@ -66,6 +71,7 @@ type probe struct {
 	failRun   int
 	lagBad    bool
 	lagOKRun  int
+	lagJudged bool // the lag limit has been applied to a measured lag
 	checkedAt time.Time
 	last      Server
 }
@@ -93,6 +99,22 @@ func (m *Monitor) Snapshot() *Snapshot { return m.cur.Load() }
 // their counters when their name and address are unchanged.
 func (m *Monitor) Update(cfg Config) {
 	m.cfg.Store(&cfg)
+	// Publish the new server list at once, so that routers stop choosing a
+	// removed server (whose pool is gone) before the next round: kept
+	// servers keep their last state with the new settings, added ones are
+	// down until checked.
+	m.pubMu.Lock()
+	cur := m.cur.Load()
+	servers := m.initial(cfg)
+	for i := range servers {
+		if old, ok := cur.ByName(servers[i].Name); ok && old.Addr == servers[i].Addr {
+			s := *old
+			s.Backup, s.Weight, s.MaxConn = servers[i].Backup, servers[i].Weight, servers[i].MaxConn
+			servers[i] = s
+		}
+	}
+	m.publish(servers)
+	m.pubMu.Unlock()
 	m.CheckNow()
 }
 
@@ -107,6 +129,8 @@ func (m *Monitor) CheckNow() {
 // SetAdmin sets an operator state for a server and publishes a new
 // snapshot at once. It reports false for an unknown server.
 func (m *Monitor) SetAdmin(name string, st AdminState) bool {
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
 	cur := m.cur.Load()
 	if _, ok := cur.ByName(name); !ok {
 		return false
@@ -141,12 +165,18 @@ func (m *Monitor) Subscribe() <-chan struct{} {
 }
 
 // Run checks until ctx ends.
+//
+// Rounds start every interval, measured from the start of the previous one
+// (as HAProxy's inter), so a server whose check times out does not stretch
+// the period: a frozen server is down after about fall × max(interval,
+// timeout).
 func (m *Monitor) Run(ctx context.Context) {
 	defer m.closeProbes()
 	for {
+		start := time.Now()
 		m.round(ctx)
 		cfg := m.cfg.Load()
-		t := time.NewTimer(cfg.Interval)
+		t := time.NewTimer(max(cfg.Interval-time.Since(start), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -212,6 +242,11 @@ func (m *Monitor) round(ctx context.Context) {
 		if i := pickPrimary(servers); i >= 0 {
 			m.writeHeartbeat(ctx, cfg, probes[i].db, servers[i].Name)
 		}
+	}
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
+	if m.cfg.Load() != cfg {
+		return // reloaded meanwhile: Update published the new list, and a new round follows
 	}
 	m.publish(servers)
 }
@@ -325,8 +360,18 @@ func (m *Monitor) judgeLag(cfg *Config, p *probe, s *Server) {
 		return
 	}
 	good := s.IORunning && s.SQLRunning && (cfg.MaxLag <= 0 || (s.LagKnown && s.Lag <= cfg.MaxLag))
-	first := p.last.LastCheck.IsZero()
+	// A running replica's heartbeat lag is unknown until sluice has written
+	// a first heartbeat, which says nothing about the replica: it stays
+	// out until measured, and the first measured good check readmits it at
+	// once, so that a start does not keep every replica out for Rise checks.
+	unmeasured := cfg.HeartbeatTable != "" && cfg.MaxLag > 0 && !s.LagKnown && s.IORunning && s.SQLRunning
+	first := !p.lagJudged
+	if !unmeasured {
+		p.lagJudged = true
+	}
 	switch {
+	case !good && unmeasured && first:
+		p.lagBad = true
 	case !good:
 		if !p.lagBad {
 			m.log.Warn("replica excluded from reads", "server", s.Name, "io_running", s.IORunning, "sql_running", s.SQLRunning, "lag", lagString(s), "max_lag", cfg.MaxLag)
