@@ -283,12 +283,39 @@ func (c *Conn) closeStmt(key uint64) {
 			break
 		}
 	}
+	c.writeStmtClose(id)
+}
+
+func (c *Conn) writeStmtClose(id uint32) {
 	var b [5]byte
 	b[0] = wire.ComStmtClose
 	binary.LittleEndian.PutUint32(b[1:], id)
 	// COM_STMT_CLOSE has no response; it is sent with the next command.
 	c.Seq = 0
 	c.WritePacket(b[:])
+}
+
+// ShedStmts closes every statement prepared on this connection except those
+// keep reports, and returns how many it closed. It is the answer to a server
+// out of statements (max_prepared_stmt_count, error 1461): each pooled
+// connection caches the statements of every session that executed on it, so
+// together they can hold far more than the clients do; the statements cached
+// here are the ones sluice can free at once, and they are prepared again when
+// next executed on this connection. The caller holds the connection.
+func (c *Conn) ShedStmts(keep func(key uint64) bool) int {
+	kept := c.stmtLRU[:0]
+	n := 0
+	for _, key := range c.stmtLRU {
+		if keep != nil && keep(key) {
+			kept = append(kept, key)
+			continue
+		}
+		c.writeStmtClose(c.stmts[key])
+		delete(c.stmts, key)
+		n++
+	}
+	c.stmtLRU = kept
+	return n
 }
 
 // QueueClose asks for a statement to be closed on this connection the next
