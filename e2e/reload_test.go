@@ -113,7 +113,7 @@ func h3Start(t testing.TB, c h3Cfg) *h3Sluice {
 		t.Fatal(err)
 	}
 	s.p = p
-	s.api = httptest.NewServer(httpapi.Handler(p))
+	s.api = httptest.NewServer(httpapi.Handler(p, nil))
 	t.Cleanup(func() {
 		s.api.Close()
 		p.Close()

@@ -64,11 +64,16 @@ func demoCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	obs, err := startObservability(ctx, cfg, p, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
 	defer p.Close()
-	stopHTTP, err := startHTTP(ctx, cfg, p, log)
+	stopHTTP, err := startHTTP(ctx, cfg, p, obs.st, log)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 
 // startHTTP serves the admin API when http_listen is set; the returned
 // function stops it.
-func startHTTP(ctx context.Context, cfg *config.Config, p *proxy.Proxy, log *slog.Logger) (func(), error) {
+func startHTTP(ctx context.Context, cfg *config.Config, p *proxy.Proxy, obs httpapi.Observability, log *slog.Logger) (func(), error) {
 	if cfg.HTTPListen == "" {
 		return func() {}, nil
 	}
@@ -23,7 +23,7 @@ func startHTTP(ctx context.Context, cfg *config.Config, p *proxy.Proxy, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPListen, err)
 	}
-	srv := &http.Server{Handler: httpapi.Handler(p), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: httpapi.Handler(p, obs), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	log.Info("admin HTTP listening", "addr", ln.Addr().String())
 	return func() {

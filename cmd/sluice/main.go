@@ -116,14 +116,20 @@ func runCmd(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	load := func() (*config.Config, error) { return config.Load(*path, os.Getenv) }
-	p, err := proxy.New(cfg, proxy.Options{Logger: log, Load: load})
+	var obs *observability
+	p, err := proxy.New(cfg, proxy.Options{Logger: log, Load: load,
+		OnReload: func(c *config.Config, err error) { obs.reloaded(c, err) }})
 	if err != nil {
 		return err
 	}
+	if obs, err = startObservability(ctx, cfg, p, log); err != nil {
+		return err
+	}
+	defer obs.close()
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	stopHTTP, err := startHTTP(ctx, cfg, p, log)
+	stopHTTP, err := startHTTP(ctx, cfg, p, obs.st, log)
 	if err != nil {
 		p.Close()
 		return err

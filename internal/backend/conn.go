@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/wire"
@@ -62,7 +63,17 @@ type Conn struct {
 	created  time.Time
 	lastUsed time.Time
 	broken   bool
+	closed   atomic.Bool
 }
+
+// Close closes the network connection.
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
+}
+
+// Closed reports whether Close was called.
+func (c *Conn) Closed() bool { return c.closed.Load() }
 
 // Broken marks the connection unusable: it is closed instead of pooled.
 func (c *Conn) MarkBroken() { c.broken = true }

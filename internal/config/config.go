@@ -35,6 +35,10 @@ type Config struct {
 	TLS      TLS      `yaml:"tls" json:"tls"`
 	Log      Log      `yaml:"log" json:"log"`
 
+	Digests   Digests   `yaml:"digests" json:"digests"`
+	SlowQuery SlowQuery `yaml:"slow_query" json:"slow_query"`
+	Graphite  Graphite  `yaml:"graphite" json:"graphite"`
+
 	// MaxAllowedPacket bounds one client command (after 16 MiB packets are
 	// joined). Larger commands get error 1153. Default 64 MiB; between
 	// 1 KiB and 1 GiB, as in MySQL.
@@ -158,6 +162,44 @@ type Log struct {
 	Level  string `yaml:"level" json:"level"`   // debug | info (default) | warn | error
 	Format string `yaml:"format" json:"format"` // text (default) | json
 }
+
+// Digests bounds the query digest table (GET /api/digests).
+type Digests struct {
+	// Max is how many digests (normalized statement, user and schema) are
+	// kept, default 1000, from 1 to 1000000. When the table is full, a new
+	// digest replaces one with the least total time.
+	Max int `yaml:"max" json:"max"`
+}
+
+// SlowQuery is the slow query log: one JSON line for each command that
+// took at least Threshold.
+type SlowQuery struct {
+	Threshold Duration `yaml:"threshold" json:"threshold"` // default 1s; 0s turns the log off
+	// File is "stderr" (default) or a path, appended to. A relative path
+	// is resolved against the config file's directory when the file is
+	// parsed; write ./stderr for a file of that name.
+	File string `yaml:"file" json:"file"`
+	// MaxQueryLength cuts the query text, in bytes, default 1024. 0 leaves
+	// the text out: it holds the statement's literals, which may be
+	// personal data. The digest is written either way.
+	MaxQueryLength int `yaml:"max_query_length" json:"max_query_length"`
+}
+
+// SlowQueryStderr is the slow_query.file value that means standard error.
+const SlowQueryStderr = "stderr"
+
+// Enabled reports whether the slow query log is on.
+func (s SlowQuery) Enabled() bool { return s.Threshold > 0 }
+
+// Graphite pushes the metrics to a carbon plaintext listener.
+type Graphite struct {
+	Address  string   `yaml:"address" json:"address"`   // host:port; "" (default) turns the push off
+	Prefix   string   `yaml:"prefix" json:"prefix"`     // first nodes of every metric path, default "sluice"
+	Interval Duration `yaml:"interval" json:"interval"` // default 10s; at least 1s
+}
+
+// Enabled reports whether metrics are pushed to Graphite.
+func (g Graphite) Enabled() bool { return g.Address != "" }
 
 // Duration is a time.Duration written as "1s", "250ms" in YAML.
 type Duration time.Duration

@@ -99,6 +99,15 @@ func TestDefaults(t *testing.T) {
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "text"},
 		{"max_allowed_packet", c.MaxAllowedPacket, ByteSize(64 << 20)},
+		{"digests.max", c.Digests.Max, 1000},
+		{"slow_query.threshold", c.SlowQuery.Threshold.D(), time.Second},
+		{"slow_query.file", c.SlowQuery.File, "stderr"},
+		{"slow_query.max_query_length", c.SlowQuery.MaxQueryLength, 1024},
+		{"slow_query enabled", c.SlowQuery.Enabled(), true},
+		{"graphite.address", c.Graphite.Address, ""},
+		{"graphite.prefix", c.Graphite.Prefix, "sluice"},
+		{"graphite.interval", c.Graphite.Interval.D(), 10 * time.Second},
+		{"graphite enabled", c.Graphite.Enabled(), false},
 		{"servers[0].weight", c.Servers[0].Weight, 1},
 		{"servers[0].max_connections", c.Servers[0].MaxConnections, 0},
 		{"users[0].auth_plugin", c.Users[0].AuthPlugin, "mysql_native_password"},
@@ -125,6 +134,8 @@ func TestExplicitValuesOverrideDefaults(t *testing.T) {
 		"listen: ':0'",
 		"max_allowed_packet: 16M",
 		"log: {level: debug, format: json}",
+		"slow_query: {threshold: 0s, max_query_length: 0}",
+		`graphite: {address: "graphite.example:2003", prefix: "", interval: 1s}`,
 	), nil)
 	if c.Servers[0].Weight != 0 || c.Servers[0].MaxConnections != 10 {
 		t.Errorf("server = %+v, want weight 0 and max_connections 10", c.Servers[0])
@@ -143,6 +154,40 @@ func TestExplicitValuesOverrideDefaults(t *testing.T) {
 	}
 	if c.MaxAllowedPacket != 16<<20 {
 		t.Errorf("max_allowed_packet = %d, want 16M as 16 MiB", c.MaxAllowedPacket)
+	}
+	if c.SlowQuery.Enabled() || c.SlowQuery.MaxQueryLength != 0 || c.SlowQuery.File != "stderr" {
+		t.Errorf("slow_query = %+v, want off, no query text, file still stderr", c.SlowQuery)
+	}
+	if want := (Graphite{Address: "graphite.example:2003", Interval: Duration(time.Second)}); c.Graphite != want || !c.Graphite.Enabled() {
+		t.Errorf("graphite = %+v, want %+v (an empty prefix is kept)", c.Graphite, want)
+	}
+}
+
+func TestSlowQueryFile(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "sluice.yaml")
+	parse := func(file string) *Config {
+		t.Helper()
+		c, err := Parse([]byte(doc(U, M, S, "slow_query: {file: "+file+"}")), name, nil)
+		if err != nil {
+			t.Fatalf("file %s: %v", file, err)
+		}
+		return c
+	}
+	// Relative to the config file, not to the working directory.
+	if got, want := parse("slow.log").SlowQuery.File, filepath.Join(dir, "slow.log"); got != want {
+		t.Errorf("relative file = %q, want %q", got, want)
+	}
+	if got, want := parse("./stderr").SlowQuery.File, filepath.Join(dir, "stderr"); got != want {
+		t.Errorf("./stderr = %q, want the file %q", got, want)
+	}
+	abs := filepath.Join(dir, "abs.log")
+	if got := parse(abs).SlowQuery.File; got != abs {
+		t.Errorf("absolute file = %q, want it unchanged", got)
+	}
+	// A log that is off is not opened, so its directory is not checked.
+	if _, err := Parse([]byte(doc(U, M, S, "slow_query: {threshold: 0s, file: /nonexistent/slow.log}")), name, nil); err != nil {
+		t.Errorf("a disabled slow log's file was checked: %v", err)
 	}
 }
 
@@ -344,7 +389,8 @@ func TestExampleParses(t *testing.T) {
 	want := mustParse(t, designSketch, sketchEnv)
 	if c.Health != want.Health || c.Routing != want.Routing || c.Timeouts != want.Timeouts ||
 		c.Pool != want.Pool || c.Log != want.Log || c.MaxAllowedPacket != want.MaxAllowedPacket ||
-		c.Listen != want.Listen || c.HTTPListen != want.HTTPListen {
+		c.Listen != want.Listen || c.HTTPListen != want.HTTPListen ||
+		c.Digests != want.Digests || c.SlowQuery != want.SlowQuery || c.Graphite != want.Graphite {
 		t.Errorf("Example() settings differ from the defaults:\n%+v\nwant\n%+v", c, want)
 	}
 }
@@ -370,4 +416,18 @@ func TestExampleNamesEveryKey(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
+}
+
+func TestGraphitePrefix(t *testing.T) {
+	for _, p := range []string{"sluice", "prod.sluice", "eu-west_1.db.sluice", ""} {
+		c := mustParse(t, doc(U, M, S, `graphite: {prefix: "`+p+`"}`), nil)
+		if c.Graphite.Prefix != p {
+			t.Errorf("prefix %q read as %q", p, c.Graphite.Prefix)
+		}
+	}
+	for _, p := range []string{".sluice", "sluice.", "a..b", "a b", "sluice/x", "é"} {
+		if _, err := Parse([]byte(doc(U, M, S, `graphite: {prefix: "`+p+`"}`)), "t.yaml", nil); err == nil || !strings.Contains(err.Error(), "graphite.prefix") {
+			t.Errorf("prefix %q: got %v, want a graphite.prefix problem", p, err)
+		}
+	}
 }

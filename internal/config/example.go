@@ -103,6 +103,24 @@ log:
   level: info   # debug, info, warn or error
   format: text  # text or json
 
+# Query digests (GET /api/digests): statements normalized (literals become
+# ?, IN lists collapsed) and counted by digest, user and schema.
+digests:
+  max: 1000     # entries kept; when full, a new digest replaces the one with the least total time
+
+# Slow query log: one JSON line for each command that took at least
+# threshold (time, session, user, schema, server, duration, digest, query).
+slow_query:
+  threshold: 1s           # 0s turns the log off
+  file: stderr            # stderr, or a file appended to (relative to this file)
+  max_query_length: 1024  # bytes of query text kept; 0 leaves the text (and its literals) out
+
+# Push the metrics to Graphite in carbon's plaintext protocol.
+graphite:
+  address: ""     # host:port of the plaintext listener, e.g. graphite.example:2003; "" = off
+  prefix: sluice  # first nodes of every metric path
+  interval: 10s   # at least 1s
+
 # Largest client command accepted (1K to 1G). Larger ones get error 1153.
 max_allowed_packet: 64MiB
 `

@@ -126,7 +126,14 @@ func Default() *Config {
 			IdleTimeout: Duration(60 * time.Second),
 			MaxLifetime: Duration(time.Hour),
 		},
-		Log:              Log{Level: "info", Format: "text"},
+		Log:     Log{Level: "info", Format: "text"},
+		Digests: Digests{Max: 1000},
+		SlowQuery: SlowQuery{
+			Threshold:      Duration(time.Second),
+			File:           SlowQueryStderr,
+			MaxQueryLength: 1024,
+		},
+		Graphite:         Graphite{Prefix: "sluice", Interval: Duration(10 * time.Second)},
 		MaxAllowedPacket: 64 << 20,
 	}
 }

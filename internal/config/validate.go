@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // validate checks what the types alone cannot: required keys, allowed
@@ -32,7 +33,18 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 	if p := c.MaxAllowedPacket; p < minPacket || p > maxPacket {
 		d.report("max_allowed_packet", "must be between %v and %v, got %v", minPacket, maxPacket, p)
 	}
+	if n := c.Digests.Max; n < 1 || n > maxDigests {
+		d.report("digests.max", "must be between 1 and %d, got %d", maxDigests, n)
+	}
+	d.checkSlowQuery(&c.SlowQuery)
+	d.checkGraphite(c.Graphite)
 }
+
+// maxDigests bounds digests.max: an entry takes about 1 KiB with its text.
+const maxDigests = 1_000_000
+
+// minGraphiteInterval: Graphite keeps at most one point a second.
+const minGraphiteInterval = Duration(time.Second)
 
 // MySQL's own bounds for max_allowed_packet.
 const (
@@ -326,4 +338,59 @@ func (d *decoder) checkTLS(t *TLS) {
 			d.report(f.path, "%q is a directory, not a file", *f.v)
 		}
 	}
+}
+
+func (d *decoder) checkSlowQuery(s *SlowQuery) {
+	if s.MaxQueryLength < 0 {
+		d.report("slow_query.max_query_length", "must not be negative, got %d (0 leaves the query text out)", s.MaxQueryLength)
+	}
+	switch {
+	case s.File == "":
+		d.report("slow_query.file", "must not be empty: write %q or a file path", SlowQueryStderr)
+		return
+	case s.File == SlowQueryStderr:
+		return
+	case !filepath.IsAbs(s.File):
+		s.File = filepath.Join(filepath.Dir(d.file), s.File)
+	}
+	if !s.Enabled() {
+		return // the file is not opened: nothing to check
+	}
+	if st, err := os.Stat(s.File); err == nil && st.IsDir() {
+		d.report("slow_query.file", "%q is a directory, not a file", s.File)
+		return
+	}
+	switch st, err := os.Stat(filepath.Dir(s.File)); {
+	case errors.Is(err, os.ErrNotExist):
+		d.report("slow_query.file", "directory %q does not exist", filepath.Dir(s.File))
+	case err != nil:
+		d.report("slow_query.file", "%v", err)
+	case !st.IsDir():
+		d.report("slow_query.file", "%q is not a directory", filepath.Dir(s.File))
+	}
+}
+
+func (d *decoder) checkGraphite(g Graphite) {
+	if g.Address != "" {
+		if err := checkAddr(g.Address, 1); err != nil {
+			d.report("graphite.address", "%v", err)
+		}
+	}
+	if g.Prefix != "" && !validGraphitePrefix(g.Prefix) {
+		d.report("graphite.prefix", "%q must be names of letters, digits, '_' and '-' joined by single dots, e.g. \"prod.sluice\"", g.Prefix)
+	}
+	if g.Interval < minGraphiteInterval {
+		d.report("graphite.interval", "must be at least %v (Graphite keeps at most one point a second), got %v", minGraphiteInterval, g.Interval)
+	}
+}
+
+func validGraphitePrefix(p string) bool {
+	for part := range strings.SplitSeq(p, ".") {
+		if part == "" || strings.ContainsFunc(part, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+		}) {
+			return false
+		}
+	}
+	return true
 }

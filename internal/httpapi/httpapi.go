@@ -4,16 +4,18 @@ package httpapi
 
 import (
 	"crypto/subtle"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/session"
+	"github.com/sluice-proxy/sluice/internal/stats"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
@@ -29,13 +31,26 @@ type Source interface {
 	ReloadFile() error
 }
 
+// Observability is the statistics side of the API; nil leaves out
+// /metrics, digests and the charts' series.
+type Observability interface {
+	Handler() http.Handler // Prometheus exposition
+	Digests(sort string, limit int) ([]stats.DigestView, error)
+	ResetDigests()
+	Series() []stats.Point
+	ServerCounts() map[string]stats.ServerCounts
+}
+
 //go:embed dashboard.html
 var dashboard []byte
+
+//go:embed static
+var static embed.FS
 
 // Handler returns the HTTP handler. When the configuration has an
 // http_token, every endpoint except /healthz and /health/{server} requires
 // it as "Authorization: Bearer <token>" (or ?token= for the dashboard).
-func Handler(src Source) http.Handler {
+func Handler(src Source, obs Observability) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -56,7 +71,15 @@ func Handler(src Source) http.Handler {
 	})
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/servers", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, servers(src))
+		list := servers(src)
+		if obs != nil {
+			counts := obs.ServerCounts()
+			for i := range list {
+				c := counts[list[i].Name]
+				list[i].Queries, list[i].Errors = &c.Queries, &c.Errors
+			}
+		}
+		writeJSON(w, http.StatusOK, list)
 	})
 	api.HandleFunc("GET /api/sessions", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, src.Sessions())
@@ -109,6 +132,34 @@ func Handler(src Source) http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(dashboard)
 	})
+	mux.Handle("GET /static/", http.FileServerFS(static))
+	if obs != nil {
+		api.Handle("GET /metrics", obs.Handler())
+		api.HandleFunc("GET /api/digests", func(w http.ResponseWriter, r *http.Request) {
+			limit := 50
+			if l := r.URL.Query().Get("limit"); l != "" {
+				n, err := strconv.Atoi(l)
+				if err != nil || n < 0 {
+					writeError(w, http.StatusBadRequest, "limit must be a non-negative integer")
+					return
+				}
+				limit = n
+			}
+			d, err := obs.Digests(r.URL.Query().Get("sort"), limit)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			writeJSON(w, http.StatusOK, d)
+		})
+		api.HandleFunc("POST /api/digests/reset", func(w http.ResponseWriter, r *http.Request) {
+			obs.ResetDigests()
+			writeJSON(w, http.StatusOK, map[string]string{"status": "reset"})
+		})
+		api.HandleFunc("GET /api/series", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, obs.Series())
+		})
+	}
 	mux.Handle("/", requireToken(src, api))
 	return mux
 }
@@ -150,6 +201,8 @@ type ServerView struct {
 	InUse       int       `json:"connections_in_use"`
 	Idle        int       `json:"connections_idle"`
 	Waiting     int       `json:"queued"`
+	Queries     *uint64   `json:"queries,omitempty"` // statements routed to it since start
+	Errors      *uint64   `json:"errors,omitempty"`  // of which failed
 	LastError   string    `json:"last_check_error,omitempty"`
 	LastCheck   time.Time `json:"last_check"`
 	CheckMillis float64   `json:"check_ms"`

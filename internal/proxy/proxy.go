@@ -52,7 +52,11 @@ type Proxy struct {
 	active   sync.WaitGroup
 
 	load     func() (*config.Config, error)
+	onReload func(*config.Config, error)
 	reloadMu sync.Mutex
+
+	connsOpen  atomic.Int64
+	connsTotal atomic.Uint64
 
 	rsaOnce sync.Once
 	rsaKey  *rsa.PrivateKey
@@ -72,6 +76,9 @@ type Options struct {
 	// Load re-reads the configuration file for ReloadFile (SIGHUP,
 	// POST /api/reload); nil means reloading from a file is not possible.
 	Load func() (*config.Config, error)
+	// OnReload is told the outcome of every reload attempt (metrics,
+	// applying observability settings).
+	OnReload func(cfg *config.Config, err error)
 }
 
 // New builds a proxy from a validated configuration.
@@ -82,7 +89,7 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 	if o.Observer == nil {
 		o.Observer = session.NopObserver
 	}
-	p := &Proxy{log: o.Logger, observer: o.Observer, load: o.Load, done: make(chan struct{})}
+	p := &Proxy{log: o.Logger, observer: o.Observer, load: o.Load, onReload: o.OnReload, done: make(chan struct{})}
 	rt, err := p.build(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -145,11 +152,25 @@ func (p *Proxy) ReloadFile() error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
 	cfg, err := p.load()
+	if err == nil {
+		err = p.Reload(cfg)
+	}
 	if err != nil {
 		p.log.Error("reload refused; the running configuration stays", "err", err)
-		return err
 	}
-	return p.Reload(cfg)
+	if p.onReload != nil {
+		p.onReload(cfg, err)
+	}
+	return err
+}
+
+// SetObserver replaces the statement observer; call it before Start.
+func (p *Proxy) SetObserver(o session.Observer) { p.observer = o }
+
+// ClientConns returns the client connections open now and accepted since
+// start.
+func (p *Proxy) ClientConns() (current int64, total uint64) {
+	return p.connsOpen.Load(), p.connsTotal.Load()
 }
 
 func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
@@ -261,8 +282,11 @@ func (p *Proxy) accept(ctx context.Context, ln net.Listener) {
 		s := session.New(id, nc, p)
 		p.sessions.Store(id, s)
 		p.active.Add(1)
+		p.connsOpen.Add(1)
+		p.connsTotal.Add(1)
 		go func() {
 			defer p.active.Done()
+			defer p.connsOpen.Add(-1)
 			defer p.sessions.Delete(id)
 			s.Serve(ctx)
 		}()

@@ -315,7 +315,8 @@ func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (w
 	if err := c.WriteCommand(pkt); err != nil {
 		return wire.Result{}, &wire.RelayError{Side: wire.SideBackend, Err: err}
 	}
-	s.c.Seq = 1
+	// The response continues the client's sequence: 1 after a one-packet
+	// command, more after a command of 16 MiB or more.
 	for {
 		res, err := wire.Relay(s.c, c.Conn, mode, lim.Query, lim.ClientWrite)
 		if err != nil || !res.LocalInfile {

@@ -62,7 +62,6 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	st.params, st.columns = int(pok.Params), int(pok.Columns)
 	backendID := pok.StmtID
 	pok.StmtID = st.id
-	s.c.Seq = 1
 	s.c.SetWriteTimeout(lim.ClientWrite)
 	s.c.WritePacket(wire.AppendPrepareOK(nil, pok))
 	n := 0
@@ -83,7 +82,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	// Recorded only now that the response is read: AddStmt may close an
 	// older statement, writing to c, which must not happen mid-response.
 	c.AddStmt(st.key, backendID)
-	st.conns = append(st.conns, c)
+	st.addConn(c)
 	s.stmts[st.id] = st
 	s.releaseAfter(c, server)
 	return s.c.Flush()
@@ -225,10 +224,19 @@ func (s *Session) ensurePrepared(c *backend.Conn, st *stmt) (uint32, *wire.Error
 		}
 	}
 	c.AddStmt(st.key, pok.StmtID)
-	if !slices.Contains(st.conns, c) {
-		st.conns = append(st.conns, c)
-	}
+	st.addConn(c)
 	return pok.StmtID, nil
+}
+
+// addConn remembers that the statement is prepared on c, forgetting
+// connections closed since, so a long-lived statement does not keep every
+// connection it ever ran on.
+func (st *stmt) addConn(c *backend.Conn) {
+	if slices.Contains(st.conns, c) {
+		return
+	}
+	st.conns = slices.DeleteFunc(st.conns, (*backend.Conn).Closed)
+	st.conns = append(st.conns, c)
 }
 
 // errMaxPreparedStmts is ER_MAX_PREPARED_STMT_COUNT_REACHED.
