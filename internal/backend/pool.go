@@ -252,8 +252,9 @@ func (p *Pool) Put(c *Conn) {
 		p.discard(c)
 		return
 	}
-	c.SetReadTimeout(0)
-	c.SetWriteTimeout(0)
+	// Deadlines are left as they are: every use arms its own before it
+	// reads or writes, and clearing them here would cost two timer updates
+	// per statement.
 	p.mu.Lock()
 	// A connection kept idle keeps its slot: with requests queued for one
 	// (max_connections reached), close it so that the slot goes to them.

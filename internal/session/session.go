@@ -166,7 +166,8 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	if len(pkt) == 0 {
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command"))
 	}
-	s.c.SetReadTimeout(0)
+	// The idle deadline stays armed: nothing reads from the client during
+	// a command except LOCAL INFILE, which arms its own.
 	switch pkt[0] {
 	case wire.ComQuit:
 		return errQuit
