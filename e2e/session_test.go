@@ -93,6 +93,20 @@ func TestTransactionStaysOnOneBackend(t *testing.T) {
 		}
 		mustExec(t, c, "COMMIT")
 	})
+
+	t.Run("BEGIN ends a read only transaction and starts on the primary", func(t *testing.T) {
+		c := conn(t, d)
+		mustExec(t, c, "START TRANSACTION READ ONLY")
+		if s := servedBy(t, c, shared, ""); !isReplica(shared, s) {
+			t.Fatalf("read-only transaction on %s", s)
+		}
+		mustExec(t, c, "BEGIN")
+		mustExec(t, c, "INSERT INTO t VALUES (10, 10)")
+		if s := servedBy(t, c, shared, ""); s != shared.Primary.Name {
+			t.Fatalf("the new read-write transaction runs on %s", s)
+		}
+		mustExec(t, c, "COMMIT")
+	})
 }
 
 func TestSessionStateFollowsTheSession(t *testing.T) {

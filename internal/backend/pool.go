@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // Key separates connections that can never serve each other's sessions:
@@ -166,17 +165,15 @@ func usable(c *Conn, st *State) bool {
 
 // alive checks, without blocking, that the server has not closed an idle
 // connection (wait_timeout, restart) since it was pooled.
+//
+// It costs one non-blocking syscall per reuse; without it, the first
+// statement after a server restart would fail on a dead pooled connection,
+// and a write cannot be retried.
 func (c *Conn) alive() bool {
-	if time.Since(c.lastUsed) < time.Second {
-		return true
-	}
 	if c.R.Buffered() > 0 {
 		return false // nothing should be pending on an idle connection
 	}
-	c.NC.SetReadDeadline(time.Now().Add(-time.Second))
-	_, err := c.R.Peek(1)
-	c.NC.SetReadDeadline(time.Time{})
-	return wire.IsTimeout(err)
+	return peerOpen(c.NC)
 }
 
 func (p *Pool) acquireSlot(ctx context.Context, s *Settings) error {

@@ -99,11 +99,11 @@ func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, sk
 			return nil, ErrNoReplica
 		}
 		pr, err := PrimaryOf(snap)
-		if err != nil {
-			return nil, err
+		if err == nil && pr.Name == skip {
+			err = ErrNoPrimary
 		}
-		if pr.Name == skip {
-			return nil, ErrNoPrimary
+		if err != nil {
+			return nil, fmt.Errorf("no replica can take reads (down, stopped or lagging) and the fallback failed: %w", err)
 		}
 		return pr, nil
 	}

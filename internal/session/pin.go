@@ -32,6 +32,28 @@ func (s *Session) dropNextPin(st sqlscan.Statement) {
 	s.unpinOrRelease(s.pinned, s.pinnedServer)
 }
 
+// leaveReplicaTxn handles BEGIN inside a read-only transaction on a
+// replica: the server would commit it implicitly and start the new one on
+// the same replica, where writes fail. sluice commits it there itself and
+// lets the new transaction begin where it belongs.
+func (s *Session) leaveReplicaTxn(st sqlscan.Statement) *wire.Error {
+	if s.pinned == nil || s.pins != 0 || st.Kind != sqlscan.KindBegin {
+		return nil
+	}
+	snap := s.env.Snapshot()
+	if pr, ok := snap.PrimaryServer(); ok && pr.Name == s.pinnedServer {
+		return nil
+	}
+	c, server := s.pinned, s.pinnedServer
+	if _, err := c.Exec("COMMIT", s.env.Limits().Query); err != nil {
+		s.dropConn(c, server)
+		return asWireError(err)
+	}
+	s.inTxn = false
+	s.unpinOrRelease(c, server)
+	return nil
+}
+
 // unpinOrRelease gives a connection that no longer needs to stay with the
 // session back to its pool.
 func (s *Session) unpinOrRelease(c *backend.Conn, server string) {

@@ -124,6 +124,9 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 	skip := ""
 	for attempt := 0; ; attempt++ {
 		s.dropNextPin(st)
+		if e := s.leaveReplicaTxn(st); e != nil {
+			return wire.Result{}, s.fail(e)
+		}
 		c, server, routed, e := s.acquire(ctx, target, skip)
 		if e != nil && attempt == 0 && server != "" && routed == router.Replica && s.pinned == nil && st.IsRead() {
 			// The chosen replica cannot be reached (it died since the last
@@ -163,12 +166,14 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				// rather than let it hold locks for nobody.
 				s.killOnServer(server, c.ThreadID)
 			}
+			// Decided before dropConn, which forgets the pin and the
+			// transaction: a read inside one must fail, not move.
+			retry := attempt == 0 && !res.Wrote && routed == router.Replica && s.pinned == nil &&
+				!s.inTxn && st.IsRead()
 			s.dropConn(c, server)
 			if clientSide {
 				return res, err
 			}
-			retry := attempt == 0 && !res.Wrote && routed == router.Replica && s.pinned == nil &&
-				!s.inTxn && st.IsRead()
 			if retry {
 				// A read that failed because its replica died, outside a
 				// transaction, is retried once on another server.
@@ -323,10 +328,18 @@ func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (w
 			return res, err
 		}
 		if s.c.NoLocalInfile {
+			// The client did not offer CLIENT_LOCAL_FILES: refuse the file
+			// on its behalf and answer as MariaDB does.
 			if err := c.WriteFlush(nil); err != nil {
 				return res, &wire.RelayError{Side: wire.SideBackend, Err: err}
 			}
-			continue
+			res, err = wire.Relay(nil, c.Conn, mode, lim.Query, 0)
+			if err != nil {
+				return res, err
+			}
+			res.Err = wire.Errorf(4166, "HY000", "The used command is not allowed because the MariaDB server or client has disabled the local infile capability")
+			res.Wrote = true
+			return res, s.c.WriteError(res.Err)
 		}
 		if err := s.relayLocalFile(c); err != nil {
 			return res, err
