@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a Debian 12 machine ready to build and test sluice: installs
-# MariaDB (server and client), sysbench and haproxy when any is missing, and
-# checks that Go >= 1.26 is present. Idempotent; quiet when all is there.
+# MariaDB (server and client), sysbench, haproxy and chromium (the headless
+# browser the dashboard test drives) when any is missing, and checks that
+# Go >= 1.26 is present. Idempotent; quiet when all is there.
 #
 # It does not start or enable the distribution's MariaDB service: tests,
 # `sluice demo` and the benchmarks start their own servers (internal/testbed).
@@ -24,26 +25,28 @@ missing=()
 for prog in mariadbd mariadb mariadb-install-db sysbench haproxy; do
 	have "$prog" || missing+=("$prog")
 done
+# The dashboard test (e2e/dashboard_test.go) runs exactly /usr/bin/chromium.
+[[ -x /usr/bin/chromium ]] || missing+=(/usr/bin/chromium)
 
 if ((${#missing[@]} > 0)); then
 	say "missing: ${missing[*]}; installing packages"
 	sudo=()
 	if [[ $(id -u) -ne 0 ]]; then
-		have sudo || die "not root and sudo is not installed; as root run: apt-get update && apt-get install -y mariadb-server mariadb-client sysbench haproxy"
+		have sudo || die "not root and sudo is not installed; as root run: apt-get update && apt-get install -y mariadb-server mariadb-client sysbench haproxy chromium"
 		sudo=(sudo)
 	fi
-	have apt-get || die "apt-get not found: this script supports Debian 12; install MariaDB 10.11 (mariadbd, mariadb, mariadb-install-db), sysbench and haproxy by hand"
+	have apt-get || die "apt-get not found: this script supports Debian 12; install MariaDB 10.11 (mariadbd, mariadb, mariadb-install-db), sysbench, haproxy and chromium (/usr/bin/chromium) by hand"
 	log=$(mktemp)
 	trap 'rm -f "$log"' EXIT
 	if ! "${sudo[@]}" apt-get update -q >"$log" 2>&1 ||
 		! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-			mariadb-server mariadb-client sysbench haproxy >>"$log" 2>&1; then
+			mariadb-server mariadb-client sysbench haproxy chromium >>"$log" 2>&1; then
 		tail -n 30 "$log" >&2
 		die "package installation failed (full log above)"
 	fi
 	for prog in "${missing[@]}"; do
-		have "$prog" || die "$prog still missing after installing the packages"
+		have "$prog" || [[ -x $prog ]] || die "$prog still missing after installing the packages"
 	done
 fi
 
@@ -64,4 +67,5 @@ fi
 mariadb_version=$(mariadbd --version | sed -n 's/.*Ver \([0-9][0-9.]*\).*/\1/p')
 sysbench_version=$(sysbench --version | awk '{print $2}')
 haproxy_version=$(haproxy -v 2>/dev/null | sed -n '1s/.*version \([0-9][0-9.]*\).*/\1/p')
-say "mariadbd ${mariadb_version:-?}, sysbench ${sysbench_version:-?}, haproxy ${haproxy_version:-?}, ${go_version} ready"
+chromium_version=$({ /usr/bin/chromium --version 2>/dev/null || true; } | sed -n 's/^Chromium \([0-9][0-9.]*\).*/\1/p')
+say "mariadbd ${mariadb_version:-?}, sysbench ${sysbench_version:-?}, haproxy ${haproxy_version:-?}, chromium ${chromium_version:-?}, ${go_version} ready"

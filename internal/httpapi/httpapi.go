@@ -3,11 +3,13 @@
 package httpapi
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,7 +84,12 @@ func Handler(src Source, obs Observability) http.Handler {
 		writeJSON(w, http.StatusOK, list)
 	})
 	api.HandleFunc("GET /api/sessions", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, src.Sessions())
+		list := src.Sessions()
+		if list == nil {
+			list = []session.Info{} // an empty list, never null
+		}
+		slices.SortFunc(list, func(a, b session.Info) int { return cmp.Compare(a.ID, b.ID) })
+		writeJSON(w, http.StatusOK, list)
 	})
 	api.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, src.Config().Redacted())
