@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,6 +141,11 @@ func Handler(src Source, obs Observability) http.Handler {
 		w.Write(dashboard)
 	})
 	mux.Handle("GET /static/", http.FileServerFS(static))
+	// Go's profiler, behind the token like the rest of the API: CPU
+	// profiles of a live proxy are how its overhead gets measured.
+	api.HandleFunc("GET /debug/pprof/", pprof.Index)
+	api.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	api.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if obs != nil {
 		api.Handle("GET /metrics", obs.Handler())
 		api.HandleFunc("GET /api/digests", func(w http.ResponseWriter, r *http.Request) {
