@@ -49,9 +49,14 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 sluice_pid=""
 haproxy_pid=""
+nostats_pid=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
+	if [[ -n $nostats_pid ]]; then
+		kill -TERM "$nostats_pid" 2>/dev/null || true
+		wait "$nostats_pid" 2>/dev/null || true
+	fi
 	if [[ -n $haproxy_pid ]]; then
 		kill "$haproxy_pid" 2>/dev/null || true
 		wait "$haproxy_pid" 2>/dev/null || true
@@ -128,13 +133,35 @@ replicas=()
 for v in "${!SLUICE_REPLICA@}"; do replicas+=("${!v}"); done
 say "sluice $SLUICE_ADDR, primary $SLUICE_PRIMARY, replicas ${replicas[*]}"
 
-targets=(direct sluice)
+targets=(direct sluice nostats)
 declare -A addr=([direct]=$SLUICE_PRIMARY [sluice]=$SLUICE_ADDR)
 declare -A label=(
 	[direct]="direct (primary)"
 	[sluice]="sluice (reads on ${#replicas[@]} replicas)"
+	[nostats]="sluice, statistics off"
 	[haproxy]="haproxy (tcp, primary)"
 )
+
+# A second sluice in front of the same servers, without metrics, digests
+# and slow log: the difference to "sluice" is what statistics cost.
+nport=$(free_port)
+{
+	echo "listen: 127.0.0.1:$nport"
+	echo 'http_listen: ""'
+	echo "users: [{name: app, password: app}]"
+	echo "monitor: {user: sluice_monitor, password: monitor}"
+	echo "servers:"
+	echo "  - {name: db1, address: $SLUICE_PRIMARY}"
+	i=2
+	for r in "${replicas[@]}"; do
+		echo "  - {name: db$i, address: $r}"
+		i=$((i + 1))
+	done
+} >"$work/nostats.yaml"
+bin/sluice run -c "$work/nostats.yaml" --no-stats >"$work/sluice-nostats.log" 2>&1 &
+nostats_pid=$!
+wait_until 30 "sluice without statistics on 127.0.0.1:$nport" sql "127.0.0.1:$nport" "SELECT 1"
+addr[nostats]=127.0.0.1:$nport
 if have haproxy; then
 	hport=$(free_port)
 	cat >"$work/haproxy.cfg" <<-EOF
@@ -239,6 +266,10 @@ echo "- direct and haproxy send every statement to the primary; through sluice t
 echo "  go to the ${#replicas[@]} replicas (what an operator puts sluice in for), while oltp_read_write's"
 echo "  transactions all run on the primary. Everything shares the same $cpus CPUs: sysbench, sluice,"
 echo "  haproxy and the three MariaDB servers."
+for w in $BENCH_WORKLOADS; do
+	r=$(ratio "${qps[$w.sluice]}" "${qps[$w.nostats]}")
+	echo "- $w: QPS with statistics / without: $r (statistics cost $(awk -v r="$r" 'BEGIN { printf "%.1f%%", (1 - r) * 100 }'); goal < 5%)"
+done
 if [[ " ${targets[*]} " == *" haproxy "* && " $BENCH_WORKLOADS " == *" oltp_point_select "* ]]; then
 	r=$(ratio "${qps[oltp_point_select.sluice]}" "${qps[oltp_point_select.haproxy]}")
 	verdict=$(awk -v r="$r" 'BEGIN { if (r >= 1) printf "met (%.0f%% ahead)", (r - 1) * 100; else printf "missed: %.0f%% short", (1 - r) * 100 }')

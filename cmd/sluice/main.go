@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/httpapi"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 )
 
@@ -105,6 +106,7 @@ func checkCmd(args []string, out io.Writer) error {
 func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := fs.String("c", "sluice.yaml", "configuration file")
+	noStats := fs.Bool("no-stats", false, "run without metrics, digests and slow log (to measure what they cost)")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
@@ -118,18 +120,26 @@ func runCmd(args []string) error {
 	load := func() (*config.Config, error) { return config.Load(*path, os.Getenv) }
 	var obs *observability
 	p, err := proxy.New(cfg, proxy.Options{Logger: log, Load: load,
-		OnReload: func(c *config.Config, err error) { obs.reloaded(c, err) }})
+		OnReload: func(c *config.Config, err error) {
+			if obs != nil {
+				obs.reloaded(c, err)
+			}
+		}})
 	if err != nil {
 		return err
 	}
-	if obs, err = startObservability(ctx, cfg, p, log); err != nil {
-		return err
+	var api httpapi.Observability // stays nil without statistics
+	if !*noStats {
+		if obs, err = startObservability(ctx, cfg, p, log); err != nil {
+			return err
+		}
+		defer obs.close()
+		api = obs.st
 	}
-	defer obs.close()
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	stopHTTP, err := startHTTP(ctx, cfg, p, obs.st, log)
+	stopHTTP, err := startHTTP(ctx, cfg, p, api, log)
 	if err != nil {
 		p.Close()
 		return err

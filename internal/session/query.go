@@ -108,7 +108,7 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) (wire.Result, error) {
 	start := time.Now()
 	ev := Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
-		Kind: st.Kind.String(), Start: start, SQL: s.stmtText, BytesIn: int64(len(pkt)), Target: target.String()}
+		Kind: st.Kind.String(), Start: start, SQL: s.stmtText, Digest: s.stmtDigest, BytesIn: int64(len(pkt)), Target: target.String()}
 	if pkt[0] == wire.ComQuery {
 		ev.SQL = pkt[1:]
 	}

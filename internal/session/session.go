@@ -61,6 +61,7 @@ type Session struct {
 	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
 
 	stmtText   []byte // text of the prepared statement being executed, for events
+	stmtDigest uint64 // its digest hash, computed once per statement
 	stmts      map[uint32]*stmt
 	nextStmtID uint32
 	cursors    int

@@ -18,6 +18,7 @@ type stmt struct {
 	key     uint64 // process-wide, names it in backend connection caches
 	sql     []byte
 	scan    sqlscan.Statement
+	digest  uint64 // sqlscan.DigestHash(sql), computed on first execute
 	params  int
 	columns int
 
@@ -127,8 +128,11 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 	if e != nil {
 		return s.fail(e)
 	}
-	s.stmtText = st.sql
-	defer func() { s.stmtText = nil }()
+	if st.digest == 0 {
+		st.digest = sqlscan.DigestHash(st.sql)
+	}
+	s.stmtText, s.stmtDigest = st.sql, st.digest
+	defer func() { s.stmtText, s.stmtDigest = nil, 0 }()
 	if len(pkt) < 10 {
 		return s.fail(wire.Errorf(wire.ErrParse, "HY000", "malformed COM_STMT_EXECUTE"))
 	}

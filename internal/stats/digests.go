@@ -122,7 +122,11 @@ func (t *digestTable) shard(h uint64) *digestShard {
 // observe records ev in its entry, creating the entry the first time the
 // key is seen. It returns the entry, or nil when there was no room.
 func (t *digestTable) observe(ev *session.Event, ns, now int64) *digestEntry {
-	k := digestKey{hash: sqlscan.DigestHash(ev.SQL), user: ev.User, schema: ev.Schema}
+	h := ev.Digest
+	if h == 0 {
+		h = sqlscan.DigestHash(ev.SQL)
+	}
+	k := digestKey{hash: h, user: ev.User, schema: ev.Schema}
 	mk := k.mapKey()
 	sh := t.shard(k.hash)
 	e := (*sh.m.Load())[mk]
