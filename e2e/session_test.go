@@ -311,3 +311,48 @@ func TestDiagnosticsReadTheStatementBefore(t *testing.T) {
 		t.Fatalf("plain read after the diagnostics served by %s, want a replica again", s)
 	}
 }
+
+func TestComputedSetKeepsItsValue(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "routing: {read_your_writes: false}\n"})
+	db := newSchema(t, shared, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	d := openDB(t, p, db)
+	noise := openDB(t, p, db)
+	c := conn(t, d)
+	r := mustExec(t, c, "INSERT INTO t (v) VALUES (1)")
+	id, _ := r.LastInsertId()
+	mustExec(t, c, "SET @id = LAST_INSERT_ID()")
+	mustExec(t, c, "SET @n = 0")
+	for i := 0; i < 3; i++ {
+		mustExec(t, c, "SET @n = @n + 1")
+	}
+	for i := 0; i < 5; i++ {
+		mustExec(t, noise, "INSERT INTO t (v) VALUES (2)")
+	}
+	churn(t, noise, 10)
+	if got := queryString(t, c, "SELECT @id"); got != fmt.Sprint(id) {
+		t.Fatalf("@id = %s, want %d: a computed SET was replayed on another connection", got, id)
+	}
+	if got := queryString(t, c, "SELECT @n"); got != "3" {
+		t.Fatalf("@n = %s, want 3", got)
+	}
+}
+
+func TestFailedStatementWithAutocommitOffKeepsTheTransaction(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "routing: {read_your_writes: false}\n"})
+	db := newSchema(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	d := openDB(t, p, db)
+	noise := openDB(t, p, db)
+	c := conn(t, d)
+	mustExec(t, c, "SET autocommit = 0")
+	if _, err := c.ExecContext(context.Background(), "INSERT INTO t VALUES (1)"); err == nil {
+		t.Fatal("duplicate key accepted")
+	}
+	churn(t, noise, 10)
+	// The failed INSERT left a transaction open on its connection; the
+	// session must still be on it, not on a fresh pooled one.
+	if got := queryString(t, c, "SELECT @@in_transaction"); got != "1" {
+		t.Fatalf("@@in_transaction = %s after a failed statement with autocommit=0, want 1", got)
+	}
+	mustExec(t, c, "ROLLBACK")
+	mustExec(t, c, "SET autocommit = 1")
+}

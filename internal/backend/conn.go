@@ -64,6 +64,11 @@ type Conn struct {
 	lastUsed time.Time
 	broken   bool
 	closed   atomic.Bool
+
+	// KillPending is set when a KILL QUERY was sent for this connection's
+	// thread: the kill lands later, so the connection must not be lent to
+	// another session whose statement it would interrupt.
+	KillPending atomic.Bool
 }
 
 // Close closes the network connection.

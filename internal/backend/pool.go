@@ -244,7 +244,7 @@ func (p *Pool) Put(c *Conn) {
 	p.InUse.Add(-1)
 	s := p.settings.Load()
 	c.lastUsed = time.Now()
-	if c.broken || (s.MaxLifetime > 0 && time.Since(c.created) > s.MaxLifetime) || c.R.Buffered() > 0 {
+	if c.broken || c.Closed() || c.KillPending.Load() || (s.MaxLifetime > 0 && time.Since(c.created) > s.MaxLifetime) || c.R.Buffered() > 0 {
 		p.discard(c)
 		return
 	}

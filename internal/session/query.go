@@ -183,6 +183,12 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
 			s.env.Observer().Statement(s, &ev)
+			if res.Partial {
+				// The client holds part of a packet: an ERR now would be
+				// read as the rest of it. Closing is the only clear answer.
+				s.log.Warn("backend failed mid-packet; closing the client connection", "server", server, "err", err)
+				return res, err
+			}
 			return res, s.backendFailed(server, err, res.Wrote)
 		}
 		s.afterResult(c, server, routed, st, sql, res)
@@ -379,6 +385,11 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 	if res.HasStatus {
 		s.autocommit = res.Status&wire.StatusAutocommit != 0
 		s.inTxn = res.Status&wire.StatusInTrans != 0
+	} else if res.Err != nil && !s.autocommit {
+		// An ERR carries no status, but with autocommit off even a failed
+		// statement may have opened a transaction holding locks: keep the
+		// connection until a status says otherwise.
+		s.inTxn = true
 	}
 	if res.OK.LastInsertID != 0 {
 		s.lastInsertID = res.OK.LastInsertID
@@ -392,7 +403,8 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 		// must still reach the same connection.
 		s.pins &^= pinNext
 	}
-	if res.Err == nil {
+	if res.Err == nil || st.Flags&sqlscan.FlagMulti != 0 {
+		// The parts of a multi-statement before a failing one did run.
 		s.notePins(c, st, sql)
 	}
 	if res.Err != nil || res.Warnings > 0 {
@@ -462,6 +474,13 @@ func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 		}
 	}
 	if st.Kind == sqlscan.KindSet {
+		if !replayable(sql) {
+			// SET @id = LAST_INSERT_ID(), SET @n = @n + 1, NOW(), a
+			// subquery: replayed elsewhere it would compute another value,
+			// so the session keeps the connection that computed it.
+			s.pins |= pinUnknownState
+			return
+		}
 		key, single := sqlscan.SetTarget(sql)
 		if !single {
 			key = ""
@@ -471,4 +490,29 @@ func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 		}
 		c.Adopt(&s.state)
 	}
+}
+
+// replayable reports whether a SET gives the same result wherever it runs:
+// every value is a literal or a bare word (ON, DEFAULT, utf8mb4, READ
+// COMMITTED). The digest has already turned literals into ?, so anything
+// else left on a right-hand side (a call, a variable, an operator, a
+// subquery) depends on the connection it runs on.
+func replayable(sql []byte) bool {
+	var buf [512]byte
+	d := sqlscan.Digest(buf[:0], sql)
+	rhs := false
+	for i := 0; i < len(d); i++ {
+		switch c := d[i]; {
+		case c == '=':
+			rhs = true
+		case c == ',':
+			rhs = false
+		case !rhs:
+		case c == '?' || c == ' ' || c == '_' || c == '.' || c == '`' ||
+			c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
+		default:
+			return false // ( @ + - * / | and the like
+		}
+	}
+	return true
 }

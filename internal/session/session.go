@@ -42,6 +42,7 @@ type Session struct {
 	env  Env
 	log  *slog.Logger
 	c    *wire.Conn
+	raw  net.Conn // the accepted connection, for Kill from other goroutines
 	addr string
 
 	account          Account
@@ -82,7 +83,7 @@ type Session struct {
 func New(id uint32, nc net.Conn, env Env) *Session {
 	return &Session{
 		ID: id, env: env, log: env.Logger().With("session", id, "client", nc.RemoteAddr().String()),
-		c: wire.NewConn(nc), addr: nc.RemoteAddr().String(), autocommit: true,
+		c: wire.NewConn(nc), raw: nc, addr: nc.RemoteAddr().String(), autocommit: true,
 		stmts: map[uint32]*stmt{}, started: time.Now(),
 	}
 }
@@ -270,11 +271,13 @@ func (s *Session) setOption(pkt []byte) error {
 	return s.c.WriteFlush(wire.AppendEOF(nil, 0, s.status()))
 }
 
-// Kill ends the session from another goroutine (KILL CONNECTION).
+// Kill ends the session from another goroutine (KILL CONNECTION). It
+// closes the accepted connection, not s.c.NC, which the session goroutine
+// replaces during a TLS upgrade.
 func (s *Session) Kill() {
 	s.killed.Store(true)
 	s.KillQuery()
-	s.c.NC.Close()
+	s.raw.Close()
 }
 
 // KillQuery interrupts the statement the session is running, if any, with
@@ -283,6 +286,9 @@ func (s *Session) KillQuery() {
 	s.mu.Lock()
 	c, srv := s.active, s.activeSrv
 	acc := s.pubAccount
+	if c != nil {
+		c.KillPending.Store(true)
+	}
 	s.mu.Unlock()
 	if c == nil {
 		return
@@ -332,6 +338,15 @@ func (s *Session) clearActive() {
 
 func (s *Session) cleanup() {
 	s.closeOnce.Do(func() {
+		// After a panic mid-statement the lent connection is still marked
+		// active: give its slot back instead of leaking it.
+		s.mu.Lock()
+		c, srv := s.active, s.activeSrv
+		s.active = nil
+		s.mu.Unlock()
+		if c != nil && c != s.pinned {
+			s.dropConn(c, srv)
+		}
 		s.unpin(true)
 		for id := range s.stmts {
 			s.dropStmt(id)

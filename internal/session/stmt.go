@@ -11,6 +11,11 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
+// maxSessionStmts bounds one client's open prepared statements, as
+// max_prepared_stmt_count bounds a server's: a client that never closes its
+// statements cannot grow sluice's memory without limit.
+const maxSessionStmts = 16382
+
 // stmt is a prepared statement under the id sluice gave the client. It is
 // prepared lazily on each backend connection that executes it.
 type stmt struct {
@@ -30,6 +35,9 @@ type stmt struct {
 }
 
 func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
+	if len(s.stmts) >= maxSessionStmts {
+		return s.fail(wire.Errorf(1461, "42000", "Can't create more than max_prepared_stmt_count statements (sluice allows %d per connection)", maxSessionStmts))
+	}
 	st := &stmt{key: s.env.NextStmtKey(), sql: append([]byte(nil), pkt[1:]...)}
 	st.scan = sqlscan.Scan(st.sql)
 	if st.scan.Flags&sqlscan.FlagMulti != 0 {
@@ -405,12 +413,12 @@ func (s *Session) stmtReset(ctx context.Context, pkt []byte) error {
 			binary.LittleEndian.PutUint32(pkt[1:], id)
 			res, err := s.roundTrip(c, pkt, wire.ModeText)
 			st.cursorConn = nil
-			s.cursorClosed()
 			if err != nil {
 				server := s.pinnedServer
-				s.dropConn(c, server)
+				s.dropConn(c, server) // before cursorClosed, which could pool it
 				return s.backendFailed(server, err, res.Wrote)
 			}
+			s.cursorClosed()
 			return nil
 		}
 	}

@@ -29,6 +29,7 @@ type Result struct {
 	Rows        int64
 	Bytes       int64 // payload bytes forwarded
 	Wrote       bool  // at least one packet was forwarded to the client
+	Partial     bool  // the backend failed inside a packet already partly forwarded
 }
 
 // Side tells which end of a relay failed.
@@ -131,6 +132,7 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 				continue
 			}
 			if err := copyN(dst, src, n, &dstErr, timeout, dstTimeout); err != nil {
+				res.Partial = dstErr == nil
 				return res, &RelayError{SideBackend, err}
 			}
 			res.Bytes += int64(n)
