@@ -289,28 +289,6 @@ func TestFailedSaveKeepsPreviousState(t *testing.T) {
 	}
 }
 
-func TestSaveInReadOnlyDirectory(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root ignores directory permissions; TestFailedSaveKeepsPreviousState injects the fault instead")
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "state.json")
-	f := open(t, path)
-	if err := f.Save(sample(1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o500); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chmod(dir, 0o700) })
-	if err := f.Save(sample(2)); err == nil {
-		t.Fatal("Save succeeded in a read-only directory")
-	}
-	if got, err := f.Load(); err != nil || got.Epoch != 1 {
-		t.Errorf("Load = %+v, %v; want epoch 1", got, err)
-	}
-}
-
 func TestCorruptFileIsAnError(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -429,7 +407,7 @@ const holdEnv = "STATESTORE_TEST_HOLD"
 func TestHelperHoldLock(t *testing.T) {
 	path := os.Getenv(holdEnv)
 	if path == "" {
-		t.Skip("helper process only")
+		return // run normally it has nothing to do
 	}
 	f, err := OpenFile(path)
 	if err != nil {

@@ -145,8 +145,13 @@ func checkRelayStream(t *testing.T, mode RelayMode, stream []byte, noLocalInfile
 	if res2.Wrote {
 		t.Fatalf("mode %d: Wrote = true without a client", mode)
 	}
+	if res2.Partial {
+		t.Fatalf("mode %d: Partial = true without a client", mode)
+	}
+	// Wrote and Partial describe what reached the client, which discarding
+	// has none of; everything else must agree.
 	a, b := res, res2
-	a.Wrote, a.OK.Info, b.OK.Info = false, nil, nil
+	a.Wrote, a.Partial, a.OK.Info, b.OK.Info = false, false, nil, nil
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("mode %d: with a client %+v, discarding %+v", mode, a, b)
 	}
