@@ -137,6 +137,11 @@ type Timeouts struct {
 	Handshake  Duration `yaml:"handshake" json:"handshake"`     // client handshake, default 10s
 	ClientIdle Duration `yaml:"client_idle" json:"client_idle"` // idle client connection, default 8h
 	PoolWait   Duration `yaml:"pool_wait" json:"pool_wait"`     // wait for a backend connection when max_connections is reached, default 5s
+	// ClientWrite bounds each write to a client that stopped reading
+	// (MySQL's net_write_timeout), default 60s: such a client would
+	// otherwise hold a backend connection, and its locks, for
+	// timeouts.query.
+	ClientWrite Duration `yaml:"client_write" json:"client_write"`
 }
 
 // Pool tunes the per-server backend pools.

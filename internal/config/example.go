@@ -83,6 +83,7 @@ timeouts:
   handshake: 10s    # client handshake
   client_idle: 8h   # idle client connections are closed after this
   pool_wait: 5s     # wait for a backend connection when max_connections is reached
+  client_write: 60s # a client that stops reading a result is cut off after this (net_write_timeout)
 
 # Backend connection pools, one per server and user.
 pool:

@@ -115,11 +115,12 @@ func Default() *Config {
 			ReadYourWrites:    ReadYourWrites{Window: defaultReadYourWrites},
 		},
 		Timeouts: Timeouts{
-			Connect:    Duration(2 * time.Second),
-			Query:      Duration(time.Hour),
-			Handshake:  Duration(10 * time.Second),
-			ClientIdle: Duration(8 * time.Hour),
-			PoolWait:   Duration(5 * time.Second),
+			Connect:     Duration(2 * time.Second),
+			Query:       Duration(time.Hour),
+			Handshake:   Duration(10 * time.Second),
+			ClientIdle:  Duration(8 * time.Hour),
+			PoolWait:    Duration(5 * time.Second),
+			ClientWrite: Duration(60 * time.Second),
 		},
 		Pool: Pool{
 			MaxIdle:     64,

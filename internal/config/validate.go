@@ -303,6 +303,7 @@ func (d *decoder) checkTimeouts(t Timeouts) {
 		{"timeouts.handshake", t.Handshake},
 		{"timeouts.client_idle", t.ClientIdle},
 		{"timeouts.pool_wait", t.PoolWait},
+		{"timeouts.client_write", t.ClientWrite},
 	} {
 		if f.v <= 0 {
 			d.report(f.path, "must be greater than 0: every wait on the network needs a limit")

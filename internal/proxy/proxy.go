@@ -187,7 +187,7 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		Handshake:        cfg.Timeouts.Handshake.D(),
 		ClientIdle:       cfg.Timeouts.ClientIdle.D(),
 		Query:            cfg.Timeouts.Query.D(),
-		ClientWrite:      cfg.Timeouts.Query.D(),
+		ClientWrite:      cfg.Timeouts.ClientWrite.D(),
 		MaxAllowedPacket: int(cfg.MaxAllowedPacket),
 	}
 	if cfg.TLS.Cert != "" {
