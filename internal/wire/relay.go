@@ -90,6 +90,12 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 	cont := false
 	var dstErr error
 	for {
+		if dstErr != nil {
+			// The client is gone: stop at this packet boundary rather than
+			// read the rest of what may be a huge result for nobody. The
+			// caller drops the backend connection (and kills the query).
+			return res, &RelayError{SideClient, dstErr}
+		}
 		if src.R.Buffered() < 4 {
 			if dst != nil && dstErr == nil && dst.W.Buffered() > 0 {
 				dst.SetWriteTimeout(dstTimeout)
@@ -253,7 +259,8 @@ func (c *Conn) small(n int) []byte {
 
 // copyN moves n payload bytes from src to dst in chunks, so a large row never
 // needs a buffer of its own size. A client write failure is recorded in
-// dstErr and the rest is drained, keeping the backend stream in sync.
+// dstErr and the rest of this packet is drained, so Relay stops at a packet
+// boundary.
 // Deadlines are re-armed per chunk: a large row that arrives, or is read
 // by the client, slowly but steadily is not a frozen peer.
 func copyN(dst, src *Conn, n int, dstErr *error, timeout, dstTimeout time.Duration) error {
