@@ -12,6 +12,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sluice-proxy/sluice/internal/gtid"
+	"github.com/sluice-proxy/sluice/internal/replstatus"
 )
 
 // MariaDB error numbers the actions handle.
@@ -83,7 +84,7 @@ func WaitApplied(ctx context.Context, db *sql.DB, pos gtid.Pos) error {
 		shown = "empty"
 	}
 	msg += fmt.Sprintf(": gtid_slave_pos is %s, %d transaction(s) not applied (%s)", shown, gtid.Behind(have, pos), strings.Join(missing, ", "))
-	if st, serr := slaveStatus(dctx, db); serr == nil && st != nil {
+	if st, serr := replstatus.SlaveStatus(dctx, db); serr == nil && st != nil {
 		msg += fmt.Sprintf(" (Slave_SQL_Running=%s Last_SQL_Errno=%s)", st["Slave_SQL_Running"], st["Last_SQL_Errno"])
 	} else if serr == nil {
 		msg += " (replication not configured)"
@@ -174,7 +175,7 @@ func WaitReplicating(ctx context.Context, db *sql.DB) error {
 	defer cancel()
 	var last map[string]string
 	for {
-		st, err := slaveStatus(ctx, db)
+		st, err := replstatus.SlaveStatus(ctx, db)
 		if err == nil && st == nil {
 			return errors.New("failover: not a replica")
 		}

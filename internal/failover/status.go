@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/gtid"
+	"github.com/sluice-proxy/sluice/internal/replstatus"
 )
 
 // DefaultTimeout bounds an action whose context has no deadline.
@@ -108,7 +109,7 @@ func ReadStatus(ctx context.Context, db *sql.DB, name string) (Status, error) {
 	if err != nil {
 		return st, fmt.Errorf("failover: status of %s: %w", name, err)
 	}
-	slave, err := slaveStatus(ctx, conn)
+	slave, err := replstatus.SlaveStatus(ctx, conn)
 	if err != nil {
 		return st, fmt.Errorf("failover: status of %s: show slave status: %w", name, err)
 	}
@@ -176,36 +177,6 @@ func globalVars(ctx context.Context, q queryer, names ...string) (map[string]str
 			return nil, err
 		}
 		out[strings.ToLower(k)] = v
-	}
-	return out, rows.Err()
-}
-
-// slaveStatus returns SHOW SLAVE STATUS by column, or nil when the server
-// has no replication configured.
-func slaveStatus(ctx context.Context, q queryer) (map[string]string, error) {
-	rows, err := q.QueryContext(ctx, "SHOW SLAVE STATUS")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	if !rows.Next() {
-		return nil, rows.Err()
-	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(cols))
-	for i, c := range cols {
-		out[c] = vals[i].String
 	}
 	return out, rows.Err()
 }

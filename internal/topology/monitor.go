@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/sluice-proxy/sluice/internal/replstatus"
 )
 
 // ServerConfig is what the monitor needs to know of a server.
@@ -422,7 +424,7 @@ func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 		s.ServerID = uint32(id)
 	}
 
-	st, err := replicaStatus(ctx, db)
+	st, err := replstatus.SlaveStatus(ctx, db)
 	if err != nil {
 		return fmt.Errorf("replication status of %s: %w", s.Addr, err)
 	}
@@ -446,34 +448,6 @@ func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 		s.Role = RoleUnknown // read-only and replicating from nobody
 	}
 	return nil
-}
-
-func replicaStatus(ctx context.Context, db *sql.DB) (map[string]string, error) {
-	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	if !rows.Next() {
-		return nil, rows.Err()
-	}
-	vals := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(cols))
-	for i, c := range cols {
-		out[c] = vals[i].String
-	}
-	return out, nil
 }
 
 func (m *Monitor) publish(servers []Server) {
