@@ -53,6 +53,9 @@ type sluiceOpts struct {
 	users  string // extra user entries (YAML list items)
 	topo   *testbed.Topology
 	mutate func(*config.Config)
+	// beforeStart runs between proxy.New and Start (to set an observer,
+	// which sessions read without locking).
+	beforeStart func(*proxy.Proxy)
 }
 
 // startSluice runs an in-process sluice in front of the topology and
@@ -89,6 +92,9 @@ func startSluice(t testing.TB, o sluiceOpts) *proxy.Proxy {
 	p, err := proxy.New(cfg, proxy.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.beforeStart != nil {
+		o.beforeStart(p)
 	}
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math"
 	"net"
@@ -29,7 +28,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/httpapi"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/session"
@@ -61,43 +59,20 @@ type obsOpts struct {
 func obsStart(t testing.TB, o obsOpts) *obsSluice {
 	t.Helper()
 	topo := shared
-	var b strings.Builder
-	b.WriteString("listen: 127.0.0.1:0\nhttp_listen: \"\"\n")
+	yaml := ""
 	if o.token != "" {
-		fmt.Fprintf(&b, "http_token: %s\n", o.token)
+		yaml = fmt.Sprintf("http_token: %s\n", o.token)
 	}
-	fmt.Fprintf(&b, "users:\n  - {name: %s, password: %s}\n", testbed.AppUser, testbed.AppPassword)
-	b.WriteString(o.users)
-	fmt.Fprintf(&b, "monitor: {user: %s, password: %s}\n", testbed.MonitorUser, testbed.MonitorPassword)
-	b.WriteString("servers:\n")
-	for _, s := range topo.Servers {
-		fmt.Fprintf(&b, "  - {name: %s, address: %s}\n", s.Name, s.Addr())
-	}
-	b.WriteString("health: {interval: 200ms, timeout: 1s, rise: 1, fall: 2}\n")
-	cfg, err := config.Parse([]byte(b.String()), t.Name()+".yaml", os.Getenv)
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, b.String())
-	}
-	level := slog.LevelWarn
-	if os.Getenv("SLUICE_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
-	p, err := proxy.New(cfg, proxy.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stats.New(p, o.stats)
-	p.SetObserver(st) // before Start: sessions read the observer without locking
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	var st *stats.Stats
+	p := startSluice(t, sluiceOpts{yaml: yaml, users: o.users, beforeStart: func(p *proxy.Proxy) {
+		st = stats.New(p, o.stats)
+		p.SetObserver(st)
+		// Registered before startSluice's own cleanup, so it runs after
+		// the proxy has closed and no session can still report to it.
+		t.Cleanup(st.Close)
+	}})
 	api := httptest.NewServer(httpapi.Handler(p, st))
-	t.Cleanup(func() {
-		api.Close()
-		p.Close()
-		st.Close()
-	})
+	t.Cleanup(api.Close)
 	waitFor(t, 10*time.Second, "sluice sees a primary and every replica, with their lag", func() bool {
 		snap := p.Monitor().Snapshot()
 		if snap.Primary < 0 {
