@@ -155,7 +155,11 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			s.release(c, server)
 			return wire.Result{}, s.fail(e)
 		}
-		s.setActive(c, server, sqlText(pkt))
+		text := sql
+		if text == nil {
+			text = s.stmtText
+		}
+		s.setActive(c, server, text)
 		res, err := s.roundTrip(c, send, mode)
 		s.clearActive()
 		if err != nil {
@@ -197,14 +201,6 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.env.Observer().Statement(s, &ev)
 		return res, nil
 	}
-}
-
-func sqlText(pkt []byte) string {
-	if len(pkt) > 0 && pkt[0] == wire.ComQuery {
-		n := min(len(pkt)-1, 256)
-		return string(pkt[1 : 1+n])
-	}
-	return ""
 }
 
 // acquire returns the connection to run on: the pinned one, or one lent by
@@ -358,6 +354,11 @@ func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (w
 // request (it would not understand it); the backend gets an empty file and
 // answers with its own error.
 func (s *Session) relayLocalFile(c *backend.Conn) error {
+	// The client buffer is about to be reused for the file: stop showing
+	// the statement text that may alias it.
+	s.mu.Lock()
+	s.current = nil
+	s.mu.Unlock()
 	lim := s.env.Limits()
 	for {
 		s.c.SetReadTimeout(lim.Query)

@@ -71,7 +71,7 @@ type Session struct {
 	mu         sync.Mutex
 	active     *backend.Conn // lent connection while a command runs
 	activeSrv  string
-	current    string
+	current    []byte
 	info       Info    // copy of session fields for other goroutines, refreshed per command
 	pubAccount Account // the account, for KILL QUERY from other goroutines
 	started    time.Time
@@ -107,7 +107,7 @@ func (s *Session) Info() Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := s.info
-	in.ID, in.Client, in.Started, in.Statement, in.Server = s.ID, s.addr, s.started, s.current, s.activeSrv
+	in.ID, in.Client, in.Started, in.Statement, in.Server = s.ID, s.addr, s.started, string(s.current), s.activeSrv
 	return in
 }
 
@@ -320,19 +320,19 @@ func killBackendQuery(addr string, acc Account, thread uint32, timeout time.Dura
 	return err
 }
 
-func (s *Session) setActive(c *backend.Conn, server, sql string) {
+// setActive records the lent connection and the statement text while a
+// command runs. sql aliases a buffer that stays unchanged until
+// clearActive, so nothing is copied per statement; Info copies it.
+func (s *Session) setActive(c *backend.Conn, server string, sql []byte) {
 	s.mu.Lock()
 	s.active, s.activeSrv = c, server
-	if len(sql) > 1024 {
-		sql = sql[:1024]
-	}
-	s.current = sql
+	s.current = sql[:min(len(sql), 1024)]
 	s.mu.Unlock()
 }
 
 func (s *Session) clearActive() {
 	s.mu.Lock()
-	s.active, s.activeSrv, s.current = nil, "", ""
+	s.active, s.activeSrv, s.current = nil, "", nil
 	s.mu.Unlock()
 }
 

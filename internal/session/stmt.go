@@ -343,7 +343,7 @@ func (s *Session) stmtFetch(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(1421, "HY000", "The statement (%d) has no open cursor.", st.id))
 	}
 	binary.LittleEndian.PutUint32(pkt[1:], id)
-	s.setActive(c, s.pinnedServer, "")
+	s.setActive(c, s.pinnedServer, nil)
 	res, err := s.roundTrip(c, pkt, wire.ModeFetch)
 	s.clearActive()
 	if err != nil {
