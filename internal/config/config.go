@@ -39,6 +39,8 @@ type Config struct {
 	SlowQuery SlowQuery `yaml:"slow_query" json:"slow_query"`
 	Graphite  Graphite  `yaml:"graphite" json:"graphite"`
 
+	Failover Failover `yaml:"failover" json:"failover"`
+
 	// MaxAllowedPacket bounds one client command (after 16 MiB packets are
 	// joined). Larger commands get error 1153. Default 64 MiB; between
 	// 1 KiB and 1 GiB, as in MySQL.
@@ -80,6 +82,12 @@ type Server struct {
 	// MaxConnections caps backend connections to this server across all
 	// pools; 0 means unlimited.
 	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// Priority breaks ties between equally advanced promotion candidates;
+	// higher wins, default 0.
+	Priority int `yaml:"priority" json:"priority"`
+	// NoPromotion servers are never made primary by a failover or
+	// switchover (a backup in another data centre, a delayed replica).
+	NoPromotion bool `yaml:"no_promotion" json:"no_promotion"`
 }
 
 // Health holds the monitor's timing. Rise/Fall follow HAProxy: a server is
@@ -205,6 +213,57 @@ type Graphite struct {
 
 // Enabled reports whether metrics are pushed to Graphite.
 func (g Graphite) Enabled() bool { return g.Address != "" }
+
+// Failover configures primary changes: automatic failover, planned
+// switchover, the durable epoch and the hooks told about every change.
+type Failover struct {
+	// Auto promotes a replica when the primary is lost (down for fall
+	// checks and confirmed by the replicas). Default false: sluice then
+	// only reports the loss, and an operator triggers the failover.
+	Auto bool `yaml:"auto" json:"auto"`
+	// StateFile keeps the current epoch, its primary and the fenced
+	// servers across restarts, default sluice-state.json, relative to the
+	// config file's directory.
+	StateFile string `yaml:"state_file" json:"state_file"`
+	// MaxLag refuses a candidate whose replication lag, last measured
+	// while the primary was up, exceeded this (default 10s); unknown lag
+	// counts as over. 0s accepts any lag.
+	MaxLag Duration `yaml:"max_lag" json:"max_lag"`
+	// MaxCatchup bounds the wait for the candidate to apply the relay log
+	// it received (default 30s); past it the failover is refused.
+	MaxCatchup Duration `yaml:"max_catchup" json:"max_catchup"`
+	// HoldTimeout bounds how long new writes and transactions are held
+	// during a switchover or failover (default 10s).
+	HoldTimeout Duration `yaml:"hold_timeout" json:"hold_timeout"`
+	// DrainTimeout bounds the wait, in a switchover, for transactions
+	// already running on the old primary (default 5s, less than
+	// hold_timeout); past it they are rolled back with an error.
+	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// MinInterval forbids a second automatic failover this soon after the
+	// previous primary change (default 5m); operators can still trigger one.
+	MinInterval Duration `yaml:"min_interval" json:"min_interval"`
+	// Replication is the account replicas use to connect to a new primary
+	// (CHANGE MASTER TO MASTER_USER). Required for failover and switchover.
+	Replication Credentials `yaml:"replication" json:"replication"`
+	Hooks       Hooks       `yaml:"hooks" json:"hooks"`
+}
+
+// Hooks tell the outside world about topology changes.
+type Hooks struct {
+	// Command is an argv run without a shell, with SLUICE_* variables in
+	// its environment; [] for none.
+	Command []string `yaml:"command" json:"command"`
+	// Webhook is an http(s) URL POSTed a JSON body; "" for none.
+	Webhook string `yaml:"webhook" json:"webhook"`
+	// Timeout bounds each hook run, default 10s.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Token (or the variable TokenEnv names) is sent to the webhook as
+	// "Authorization: Bearer <token>".
+	Token    string `yaml:"token" json:"token"`
+	TokenEnv string `yaml:"token_env" json:"token_env"`
+
+	secret *string
+}
 
 // Duration is a time.Duration written as "1s", "250ms" in YAML.
 type Duration time.Duration
