@@ -262,8 +262,13 @@ type Hooks struct {
 	Token    string `yaml:"token" json:"token"`
 	TokenEnv string `yaml:"token_env" json:"token_env"`
 
+	// secret is the token resolved at load time; see TokenSecret.
 	secret *string
 }
+
+// DefaultStateFile is failover.state_file's default, relative to the config
+// file's directory.
+const DefaultStateFile = "sluice-state.json"
 
 // Duration is a time.Duration written as "1s", "250ms" in YAML.
 type Duration time.Duration

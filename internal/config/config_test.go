@@ -32,6 +32,7 @@ func sketchEnv(name string) string {
 		"APP_DB_PASSWORD":         "app-pw",
 		"SLUICE_MONITOR_PASSWORD": "mon-pw",
 		"SLUICE_HTTP_TOKEN":       "token",
+		"SLUICE_REPL_PASSWORD":    "repl-pw",
 	}[name]
 }
 
@@ -108,6 +109,20 @@ func TestDefaults(t *testing.T) {
 		{"graphite.prefix", c.Graphite.Prefix, "sluice"},
 		{"graphite.interval", c.Graphite.Interval.D(), 10 * time.Second},
 		{"graphite enabled", c.Graphite.Enabled(), false},
+		{"failover.auto", c.Failover.Auto, false},
+		{"failover.state_file", c.Failover.StateFile, "sluice-state.json"},
+		{"failover.max_lag", c.Failover.MaxLag.D(), 10 * time.Second},
+		{"failover.max_catchup", c.Failover.MaxCatchup.D(), 30 * time.Second},
+		{"failover.hold_timeout", c.Failover.HoldTimeout.D(), 10 * time.Second},
+		{"failover.drain_timeout", c.Failover.DrainTimeout.D(), 5 * time.Second},
+		{"failover.min_interval", c.Failover.MinInterval.D(), 5 * time.Minute},
+		{"failover.replication.user", c.Failover.Replication.User, ""},
+		{"failover.hooks.command", len(c.Failover.Hooks.Command), 0},
+		{"failover.hooks.webhook", c.Failover.Hooks.Webhook, ""},
+		{"failover.hooks.timeout", c.Failover.Hooks.Timeout.D(), 10 * time.Second},
+		{"failover.hooks token", c.Failover.Hooks.TokenSecret(), ""},
+		{"servers[0].priority", c.Servers[0].Priority, 0},
+		{"servers[0].no_promotion", c.Servers[0].NoPromotion, false},
 		{"servers[0].weight", c.Servers[0].Weight, 1},
 		{"servers[0].max_connections", c.Servers[0].MaxConnections, 0},
 		{"users[0].auth_plugin", c.Users[0].AuthPlugin, "mysql_native_password"},
@@ -392,6 +407,20 @@ func TestExampleParses(t *testing.T) {
 		c.Listen != want.Listen || c.HTTPListen != want.HTTPListen ||
 		c.Digests != want.Digests || c.SlowQuery != want.SlowQuery || c.Graphite != want.Graphite {
 		t.Errorf("Example() settings differ from the defaults:\n%+v\nwant\n%+v", c, want)
+	}
+	// failover differs from the defaults only in the replication account
+	// and the empty command list the example writes out.
+	got, wantF := c.Failover, want.Failover
+	if len(got.Hooks.Command) != 0 {
+		t.Errorf("example hooks.command = %q, want none", got.Hooks.Command)
+	}
+	if r := got.Replication; r.User != "repl" || r.PasswordEnv != "SLUICE_REPL_PASSWORD" || r.Secret() != "repl-pw" {
+		t.Errorf("example failover.replication = %+v (secret %q)", r, r.Secret())
+	}
+	got.Hooks.Command, wantF.Hooks.Command = nil, nil
+	got.Replication, wantF.Replication = Credentials{}, Credentials{}
+	if !reflect.DeepEqual(got, wantF) {
+		t.Errorf("Example() failover differs from the defaults:\n%+v\nwant\n%+v", got, wantF)
 	}
 }
 

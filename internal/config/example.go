@@ -48,11 +48,14 @@ servers:
     address: 127.0.0.1:3306  # host:port
     weight: 1                # share of reads with balance: weighted; 0 = no reads
     max_connections: 0       # backend connections to this server; 0 = unlimited
+    priority: 0              # failover: breaks ties between equally advanced candidates; higher wins
+    no_promotion: false      # true = never made primary by a failover or switchover
   - name: db2
     address: 127.0.0.1:3307
   - name: db3
     address: 127.0.0.1:3308
     backup: true             # takes reads only when no other replica can
+    no_promotion: true       # e.g. a replica in another data centre
 
 # Monitor timing. A server is up after rise good checks in a row and down
 # after fall bad ones (as in HAProxy).
@@ -121,6 +124,32 @@ graphite:
   address: ""     # host:port of the plaintext listener, e.g. graphite.example:2003; "" = off
   prefix: sluice  # first nodes of every metric path
   interval: 10s   # at least 1s
+
+# Primary changes: automatic failover, planned switchover, and the hooks
+# told about each. The epoch and the current primary are kept in state_file.
+failover:
+  auto: false                    # promote a replica when the primary is lost; false = only report the loss
+  state_file: sluice-state.json  # epoch, primary and fenced servers across restarts (relative to this file)
+  max_lag: 10s                   # refuse a candidate whose last measured lag exceeded this; 0s = any lag
+  max_catchup: 30s               # wait this long for the candidate to apply its relay log, then refuse
+  hold_timeout: 10s              # longest time new writes and transactions are held during a change
+  drain_timeout: 5s              # switchover: wait for running transactions, then roll them back; < hold_timeout
+  min_interval: 5m               # no second automatic failover this soon after a change; an operator still can
+  # The account replicas use to connect to the new primary (CHANGE MASTER TO
+  # MASTER_USER). Needed to fail over or switch over; required when auto is
+  # true. Or password: ... instead of password_env (not both).
+  replication:
+    user: repl
+    password_env: SLUICE_REPL_PASSWORD
+  hooks:
+    # argv run without a shell, SLUICE_* variables in its environment, e.g.
+    # ["/usr/local/bin/update-dns", "--ttl", "5"]; [] = none.
+    command: []
+    webhook: ""                  # http(s) URL POSTed a JSON body of each event; "" = none
+    timeout: 10s                 # limit for each hook run
+    # Bearer token sent to the webhook, read from this environment
+    # variable. Or token: ... (not both).
+    # token_env: SLUICE_HOOK_TOKEN
 
 # Largest client command accepted (1K to 1G). Larger ones get error 1153.
 max_allowed_packet: 64MiB

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-proxy/sluice/internal/hooks"
 )
 
 // Load reads and validates the file at path. getenv resolves password_env;
@@ -134,7 +137,16 @@ func Default() *Config {
 			File:           SlowQueryStderr,
 			MaxQueryLength: 1024,
 		},
-		Graphite:         Graphite{Prefix: "sluice", Interval: Duration(10 * time.Second)},
+		Graphite: Graphite{Prefix: "sluice", Interval: Duration(10 * time.Second)},
+		Failover: Failover{
+			StateFile:    DefaultStateFile,
+			MaxLag:       Duration(10 * time.Second),
+			MaxCatchup:   Duration(30 * time.Second),
+			HoldTimeout:  Duration(10 * time.Second),
+			DrainTimeout: Duration(5 * time.Second),
+			MinInterval:  Duration(5 * time.Minute),
+			Hooks:        Hooks{Timeout: Duration(hooks.DefaultTimeout)},
+		},
 		MaxAllowedPacket: 64 << 20,
 	}
 }
@@ -170,6 +182,27 @@ func (c *Config) HTTPTokenSecret() string {
 	return c.HTTPToken
 }
 
+// TokenSecret returns the webhook's bearer token, "" when none: the value
+// token_env named, read once when the file was loaded, or else Token.
+func (h Hooks) TokenSecret() string {
+	if h.secret != nil {
+		return *h.secret
+	}
+	return h.Token
+}
+
+// HooksConfig returns what package hooks needs to run the failover hooks,
+// with the token resolved. Command is a copy: the Config stays immutable.
+func (c *Config) HooksConfig() hooks.Config {
+	h := c.Failover.Hooks
+	return hooks.Config{
+		Command: slices.Clone(h.Command),
+		Webhook: h.Webhook,
+		Timeout: h.Timeout.D(),
+		Token:   h.TokenSecret(),
+	}
+}
+
 // HTTPEnabled reports whether the admin HTTP listener should run.
 func (c *Config) HTTPEnabled() bool { return c.HTTPListen != "" }
 
@@ -197,9 +230,11 @@ func (c *Config) UserByName(name string) (User, bool) {
 const redactedPassword = "***"
 
 // Redacted returns a copy fit for logs and the admin API: every password
-// that is set reads "***", and so does Secret() on the copy. password_env
-// names stay, since they are not secret and tell an operator where the
-// password comes from. The receiver is not changed.
+// and token that is set reads "***", and so do Secret(), HTTPTokenSecret()
+// and TokenSecret() on the copy; the webhook URL loses its password and
+// query, which may hold credentials. password_env and token_env names
+// stay, since they are not secret and tell an operator where the password
+// comes from. The receiver is not changed.
 func (c *Config) Redacted() *Config {
 	if c == nil {
 		return nil
@@ -212,7 +247,28 @@ func (c *Config) Redacted() *Config {
 	}
 	redact(&r.Monitor.Password, &r.Monitor.secret)
 	redact(&r.HTTPToken, &r.httpToken)
+	redact(&r.Failover.Replication.Password, &r.Failover.Replication.secret)
+	redact(&r.Failover.Hooks.Token, &r.Failover.Hooks.secret)
+	r.Failover.Hooks.Command = slices.Clone(c.Failover.Hooks.Command)
+	r.Failover.Hooks.Webhook = redactURL(c.Failover.Hooks.Webhook)
 	return &r
+}
+
+// redactURL hides a URL's password and query string. A URL that does not
+// parse (validation refused it already) is hidden whole.
+func redactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return redactedPassword
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = redactedPassword, false
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.Redacted()
 }
 
 func redact(password *string, secret **string) {

@@ -10,12 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/hooks"
 )
 
 // validate checks what the types alone cannot: required keys, allowed
 // values, ranges and cross-references. It runs even when decoding found
 // problems, so one run of `sluice check` shows everything. It also resolves
-// password_env and relative tls paths, which is why it writes to c.
+// password_env, token_env and relative file paths, which is why it writes
+// to c.
 func (d *decoder) validate(c *Config, getenv func(string) string) {
 	d.checkListeners(c, getenv)
 	d.checkUsers(c, getenv)
@@ -38,6 +41,7 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 	}
 	d.checkSlowQuery(&c.SlowQuery)
 	d.checkGraphite(c.Graphite)
+	d.checkFailover(c, getenv)
 }
 
 // maxDigests bounds digests.max: an entry takes about 1 KiB with its text.
@@ -394,4 +398,95 @@ func validGraphitePrefix(p string) bool {
 		}
 	}
 	return true
+}
+
+func (d *decoder) checkFailover(c *Config, getenv func(string) string) {
+	f := &c.Failover
+	d.checkStateFile(f)
+	// Negative durations never get here: Duration's decoder refuses them
+	// with the key's position ("failover.max_lag: must not be negative").
+	// Zero is meaningful for max_lag (any lag) and min_interval (no pause)
+	// but not for the bounds below.
+	if f.MaxCatchup <= 0 {
+		d.report("failover.max_catchup", "must be greater than 0: a candidate that never catches up must not stall the failover")
+	}
+	if f.HoldTimeout <= 0 {
+		d.report("failover.hold_timeout", "must be greater than 0: held writes need a limit")
+	}
+	switch {
+	case f.DrainTimeout <= 0:
+		d.report("failover.drain_timeout", "must be greater than 0: running transactions need a limit")
+	case f.HoldTimeout > 0 && f.DrainTimeout >= f.HoldTimeout:
+		d.report("failover.drain_timeout", "must be less than failover.hold_timeout (%v), got %v: writes are held while transactions drain", f.HoldTimeout, f.DrainTimeout)
+	}
+
+	r := &f.Replication
+	switch {
+	case r.User != "":
+		r.secret = d.password("failover.replication", "the replication account", r.Password, r.PasswordEnv, getenv)
+	case f.Auto:
+		if !d.failedAt("failover.auto") && !d.failedAt("failover.replication.user") {
+			d.errorf(d.pos("failover.auto"), "failover.auto needs failover.replication.user: the account replicas use to connect to the new primary")
+		}
+	case r.Password != "" || r.PasswordEnv != "":
+		d.report("failover.replication.user", "required when a password is given: the account replicas use to connect to the new primary")
+	}
+	if f.Auto && len(c.Servers) > 0 && !slices.ContainsFunc(c.Servers, func(s Server) bool { return !s.NoPromotion }) {
+		d.report("failover.auto", "every server has no_promotion; nothing could be promoted")
+	}
+	d.checkHooks(&f.Hooks, getenv)
+}
+
+// checkStateFile resolves a relative state_file against the config file's
+// directory, as for tls and slow_query.file. The directory is not required
+// to exist yet: only a path that names a directory is refused.
+func (d *decoder) checkStateFile(f *Failover) {
+	switch {
+	case f.StateFile == "":
+		d.report("failover.state_file", "state_file must name a file: it keeps the epoch and the primary across restarts")
+		return
+	case !filepath.IsAbs(f.StateFile):
+		f.StateFile = filepath.Join(filepath.Dir(d.file), f.StateFile)
+	}
+	if st, err := os.Stat(f.StateFile); err == nil && st.IsDir() {
+		d.report("failover.state_file", "%q is a directory, not a file", f.StateFile)
+	}
+}
+
+func (d *decoder) checkHooks(h *Hooks, getenv func(string) string) {
+	if h.Timeout <= 0 {
+		d.report("failover.hooks.timeout", "must be greater than 0: a hook that hangs must not hold up a failover")
+	}
+	switch {
+	case h.Token != "" && h.TokenEnv != "":
+		d.report("failover.hooks.token", "both token and token_env are set; keep one")
+	case h.TokenEnv != "":
+		if v := getenvOrEmpty(getenv, h.TokenEnv); v != "" {
+			h.secret = &v
+		} else {
+			d.report("failover.hooks.token_env", "environment variable %q is not set or is empty", h.TokenEnv)
+		}
+	}
+	// hooks.Config.Validate is the one definition of a valid command and
+	// webhook; its messages are placed at the key they are about. The
+	// timeout is checked above, with the stricter rule.
+	err := hooks.Config{Command: h.Command, Webhook: h.Webhook}.Validate()
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		msg := strings.TrimPrefix(e.Error(), "hooks: ")
+		path := "failover.hooks"
+		for _, key := range []string{"command", "webhook"} {
+			if rest, ok := strings.CutPrefix(msg, key); ok {
+				path, msg = "failover.hooks."+key, strings.TrimLeft(rest, ": ")
+				break
+			}
+		}
+		d.report(path, "%s", msg)
+	}
 }
