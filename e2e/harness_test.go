@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -80,6 +81,9 @@ func startSluice(t testing.TB, o sluiceOpts) *proxy.Proxy {
 	cfg, err := config.Parse([]byte(b.String()), t.Name()+".yaml", os.Getenv)
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, b.String())
+	}
+	if !strings.Contains(o.yaml, "state_file") {
+		cfg.Failover.StateFile = filepath.Join(t.TempDir(), "sluice-state.json")
 	}
 	if o.mutate != nil {
 		o.mutate(cfg)

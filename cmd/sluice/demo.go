@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,9 @@ func demoConfig(listen, httpListen string, topo *testbed.Topology) string {
 	}
 	b.WriteString("health: {interval: 1s, timeout: 1s, rise: 2, fall: 3}\n")
 	b.WriteString("routing: {max_replication_lag: 5s, read_fallback: primary, balance: least-connections}\n")
+	// The demo fails over by itself; its state lives with the servers.
+	fmt.Fprintf(&b, "failover: {auto: true, min_interval: 30s, state_file: %q, replication: {user: %s, password: %s}}\n",
+		filepath.Join(topo.Dir, "sluice-state.json"), testbed.ReplUser, testbed.ReplPassword)
 	return b.String()
 }
 

@@ -22,8 +22,10 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/router"
 	"github.com/sluice-proxy/sluice/internal/session"
+	"github.com/sluice-proxy/sluice/internal/statestore"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
@@ -43,6 +45,8 @@ type Proxy struct {
 	log      *slog.Logger
 	rt       atomic.Pointer[runtime]
 	monitor  *topology.Monitor
+	failover *failover.Manager
+	store    *statestore.File
 	balancer router.Balancer
 	observer session.Observer
 
@@ -50,6 +54,7 @@ type Proxy struct {
 	nextID   atomic.Uint32
 	stmtKey  atomic.Uint64
 	active   sync.WaitGroup
+	bg       sync.WaitGroup // background loops that must end before Close returns
 
 	load     func() (*config.Config, error)
 	onReload func(*config.Config, error)
@@ -97,7 +102,60 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 	p.rt.Store(rt)
 	p.monitor = topology.NewMonitor(monitorConfig(cfg), o.Logger)
 	p.monitor.Watch(p.abortOnLoss)
+	p.store, err = statestore.OpenFile(cfg.Failover.StateFile)
+	if err != nil {
+		return nil, fmt.Errorf("failover.state_file: %w", err)
+	}
+	p.failover, err = failover.NewManager(failoverConfig(cfg), p.monitor, p.store, p, o.Logger)
+	if err != nil {
+		p.store.Close()
+		return nil, fmt.Errorf("failover.state_file: %w", err)
+	}
 	return p, nil
+}
+
+func failoverConfig(cfg *config.Config) failover.Config {
+	f := cfg.Failover
+	fc := failover.Config{
+		Auto: f.Auto, MaxLag: f.MaxLag.D(), MaxCatchup: f.MaxCatchup.D(), HoldTimeout: f.HoldTimeout.D(),
+		DrainTimeout: f.DrainTimeout.D(), MinInterval: f.MinInterval.D(),
+		MonitorUser: cfg.Monitor.User, MonitorPassword: cfg.Monitor.Secret(),
+		ReplUser: f.Replication.User, ReplPassword: f.Replication.Secret(),
+		Timeout: cfg.Health.Timeout.D(), Hooks: cfg.HooksConfig(),
+	}
+	for _, s := range cfg.Servers {
+		fc.Servers = append(fc.Servers, failover.Server{Name: s.Name, Addr: s.Address, NoPromotion: s.NoPromotion, Priority: s.Priority})
+	}
+	return fc
+}
+
+// Failover is the failover manager (admin API).
+func (p *Proxy) Failover() *failover.Manager { return p.failover }
+
+// InFlight, AbortPinned and CloseIdle implement failover.Traffic.
+
+func (p *Proxy) InFlight(server string) int64 {
+	if pool := p.Pool(server); pool != nil {
+		return pool.InUse.Load()
+	}
+	return 0
+}
+
+func (p *Proxy) AbortPinned(server, msg string) int {
+	n := 0
+	p.sessions.Range(func(_, v any) bool {
+		if v.(*session.Session).AbortPinned(server, msg) {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+func (p *Proxy) CloseIdle(server string) {
+	if pool := p.Pool(server); pool != nil {
+		pool.CloseIdle()
+	}
 }
 
 // abortOnLoss interrupts statements running on a server that just went
@@ -243,6 +301,11 @@ func (p *Proxy) Start(ctx context.Context) error {
 	p.mu.Unlock()
 	first := p.monitor.Subscribe()
 	go p.monitor.Run(ctx)
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		p.failover.Run(ctx)
+	}()
 	select {
 	case <-first:
 	case <-time.After(cfg.Health.Timeout.D() + time.Second):
@@ -314,11 +377,12 @@ func (p *Proxy) Close() error {
 	ln, cancel := p.ln, p.cancel
 	p.mu.Unlock()
 	if ln == nil {
-		return nil
+		return p.store.Close()
 	}
 	ln.Close()
 	cancel()
 	<-p.done
+	p.bg.Wait()
 	p.sessions.Range(func(_, v any) bool {
 		v.(*session.Session).Kill()
 		return true
@@ -327,7 +391,7 @@ func (p *Proxy) Close() error {
 	for _, pool := range p.rt.Load().pools {
 		pool.Close()
 	}
-	return nil
+	return p.store.Close()
 }
 
 // Reload applies a new, already validated configuration without dropping
@@ -337,6 +401,9 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	old := p.rt.Load()
 	if cfg.Listen != old.cfg.Listen {
 		return fmt.Errorf("listen cannot change at run time (%s -> %s); restart sluice", old.cfg.Listen, cfg.Listen)
+	}
+	if cfg.Failover.StateFile != old.cfg.Failover.StateFile {
+		return fmt.Errorf("failover.state_file cannot change at run time (%s -> %s); restart sluice", old.cfg.Failover.StateFile, cfg.Failover.StateFile)
 	}
 	rt, err := p.build(cfg, old)
 	if err != nil {
@@ -359,6 +426,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	}
 	p.rt.Store(rt)
 	p.monitor.Update(monitorConfig(cfg))
+	p.failover.Update(failoverConfig(cfg))
 	for _, pool := range retired {
 		pool.Close()
 	}

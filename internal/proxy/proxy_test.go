@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -34,7 +35,9 @@ servers:
   - {name: db1, address: %s}
   - {name: db2, address: %s}
 health: {interval: 100ms, timeout: 1s, rise: 1, fall: 2}
-`, testbed.AppUser, testbed.AppPassword, testbed.MonitorUser, testbed.MonitorPassword, topo.Primary.Addr(), topo.Replicas[0].Addr())
+failover: {state_file: %s}
+`, testbed.AppUser, testbed.AppPassword, testbed.MonitorUser, testbed.MonitorPassword, topo.Primary.Addr(), topo.Replicas[0].Addr(),
+		filepath.Join(t.TempDir(), "state.json"))
 	cfg, err := config.Parse([]byte(yaml), "test.yaml", os.Getenv)
 	if err != nil {
 		t.Fatal(err)

@@ -151,6 +151,12 @@ func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, sk
 func PrimaryOf(snap *topology.Snapshot) (*topology.Server, error) {
 	pr, ok := snap.PrimaryServer()
 	if !ok {
+		switch {
+		case snap.Alert != "":
+			return nil, fmt.Errorf("%w: %s", ErrNoPrimary, snap.Alert)
+		case snap.Designated != "":
+			return nil, fmt.Errorf("%w: %s, the primary of epoch %d, is down or not writable", ErrNoPrimary, snap.Designated, snap.Epoch)
+		}
 		return nil, ErrNoPrimary
 	}
 	if pr.Admin == topology.AdminDrain {

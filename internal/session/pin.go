@@ -118,7 +118,10 @@ func (s *Session) unpin(ending bool) {
 func (s *Session) backendFailed(server string, err error, partial bool) error {
 	lim := s.env.Limits()
 	var e *wire.Error
-	if wire.IsTimeout(err) {
+	if msg, ok := s.takeAbort(server); ok {
+		e = wire.Errorf(wire.ErrConnectionKilled, "70100", "%s", msg)
+		s.log.Warn("statement aborted by a primary change", "server", server)
+	} else if wire.IsTimeout(err) {
 		e = wire.Errorf(wire.ErrStatementTimeout, "70100",
 			"sluice: server %s did not answer within %s (timeouts.query); the statement was aborted", server, lim.Query)
 		s.log.Warn("backend timeout", "server", server, "timeout", lim.Query)

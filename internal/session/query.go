@@ -208,6 +208,10 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 func (s *Session) acquire(ctx context.Context, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
 	if s.pinned != nil {
 		t := router.Primary
+		if msg, ok := s.takeAbort(s.pinnedServer); ok {
+			s.dropConn(s.pinned, s.pinnedServer)
+			return nil, "", t, wire.Errorf(wire.ErrConnectionKilled, "70100", "%s", msg)
+		}
 		snap := s.env.Snapshot()
 		srv, ok := snap.ByName(s.pinnedServer)
 		if ok && srv.Admin == topology.AdminMaintenance {
@@ -225,7 +229,16 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		}
 		return s.pinned, s.pinnedServer, t, nil
 	}
+	if s.abort.Load() != nil {
+		s.abort.Store(nil) // not pinned: nothing of the session's was cut
+	}
 	snap := s.env.Snapshot()
+	if target == router.Primary && snap.Hold != nil {
+		var e *wire.Error
+		if snap, e = waitHold(ctx, s.env, snap); e != nil {
+			return nil, "", target, e
+		}
+	}
 	pol := s.env.Policy()
 	var name string
 	routed := target
@@ -260,7 +273,40 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		}
 		return nil, name, routed, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
 	}
+	if routed == router.Primary && s.env.Snapshot().Hold != nil {
+		// A hold began while the connection was lent: the primary may be
+		// changing, so wait and route again. The hold is published before
+		// the failover manager counts lent connections, so either it sees
+		// this one or this check sees the hold.
+		s.release(c, name)
+		return s.acquire(ctx, target, skip)
+	}
 	return c, name, routed, nil
+}
+
+// waitHold waits while new primary work is held for a primary change,
+// until the hold ends (then it returns the snapshot after it) or its
+// deadline passes.
+func waitHold(ctx context.Context, env Env, snap *topology.Snapshot) (*topology.Snapshot, *wire.Error) {
+	for snap.Hold != nil {
+		h := snap.Hold
+		wait := time.Until(h.Deadline)
+		if wait <= 0 {
+			return snap, wire.Errorf(wire.ErrUnavailable, "08S01",
+				"sluice: writes held for a primary change (%s) longer than failover.hold_timeout; try again", h.Reason)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-h.Done:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return snap, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: session ended while writes were held")
+		}
+		t.Stop()
+		snap = env.Snapshot()
+	}
+	return snap, nil
 }
 
 func primaryName(snap *topology.Snapshot) string {

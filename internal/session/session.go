@@ -77,7 +77,13 @@ type Session struct {
 	started    time.Time
 	killed     atomic.Bool
 	closeOnce  sync.Once
+
+	// abort is set by AbortPinned from another goroutine: the session's
+	// work on that server was cut by a primary change.
+	abort atomic.Pointer[abortNote]
 }
+
+type abortNote struct{ server, msg string }
 
 // New prepares a session for an accepted connection.
 func New(id uint32, nc net.Conn, env Env) *Session {
@@ -353,6 +359,35 @@ func (s *Session) cleanup() {
 		}
 		s.c.Close()
 	})
+}
+
+// AbortPinned ends the session's transaction or pinned connection on
+// server, if it has one, because the primary is moving away from it: the
+// running statement (if any) is interrupted, and the session answers its
+// current or next statement there with msg (error 1927) instead of a lost
+// connection. It reports whether the session was affected.
+func (s *Session) AbortPinned(server, msg string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	active := s.active != nil && s.activeSrv == server
+	if !active && s.info.Pinned != server {
+		return false
+	}
+	s.abort.Store(&abortNote{server: server, msg: msg})
+	if active {
+		s.active.NC.Close()
+	}
+	return true
+}
+
+// takeAbort returns the abort message for server, consuming it.
+func (s *Session) takeAbort(server string) (string, bool) {
+	n := s.abort.Load()
+	if n == nil {
+		return "", false
+	}
+	s.abort.CompareAndSwap(n, nil)
+	return n.msg, n.server == server
 }
 
 // AbortOn interrupts the statement the session is running if it runs on

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,19 @@ type Monitor struct {
 	admin    map[string]AdminState // operator states by server name; kept across reloads
 
 	lastBeat time.Time // primary-clock time of the last heartbeat written (UTC)
+
+	ctl       Control   // the failover manager's decisions, applied to every snapshot
+	roundAt   time.Time // start of the last published check round
+	roundDone chan struct{}
+}
+
+// Control is what the failover manager imposes on snapshots.
+type Control struct {
+	Epoch      uint64
+	Designated string // "" = discover the primary
+	Fenced     []string
+	Hold       *Hold
+	Alert      string
 }
 
 // probe keeps one monitor connection and the rise/fall counters of a server.
@@ -80,7 +94,7 @@ type probe struct {
 
 // NewMonitor creates a monitor; call Run to start checking.
 func NewMonitor(cfg Config, log *slog.Logger) *Monitor {
-	m := &Monitor{log: log, probes: map[string]*probe{}, kick: make(chan struct{}, 1), admin: map[string]AdminState{}}
+	m := &Monitor{log: log, probes: map[string]*probe{}, kick: make(chan struct{}, 1), admin: map[string]AdminState{}, roundDone: make(chan struct{})}
 	m.cfg.Store(&cfg)
 	m.publish(m.initial(cfg))
 	return m
@@ -149,6 +163,46 @@ func (m *Monitor) SetAdmin(name string, st AdminState) bool {
 	return true
 }
 
+// SetControl applies the failover manager's decisions and publishes a new
+// snapshot at once.
+func (m *Monitor) SetControl(c Control) {
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
+	m.mu.Lock()
+	m.ctl = c
+	m.mu.Unlock()
+	m.publish(append([]Server(nil), m.cur.Load().Servers...))
+}
+
+// Control returns the decisions in force.
+func (m *Monitor) Control() Control {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ctl
+}
+
+// Refresh runs a check round that starts after the call and waits until
+// it is published, so the caller sees the servers as they are now (after
+// a promotion, say). It returns ctx's error if the round is not done in
+// time.
+func (m *Monitor) Refresh(ctx context.Context) error {
+	start := time.Now()
+	for {
+		m.mu.Lock()
+		at, done := m.roundAt, m.roundDone
+		m.mu.Unlock()
+		if !at.Before(start) {
+			return nil
+		}
+		m.CheckNow()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+		}
+	}
+}
+
 // Watch registers fn to run after every published snapshot with the
 // previous and the new one, on the monitor's goroutine: it must be quick.
 func (m *Monitor) Watch(fn func(old, cur *Snapshot)) {
@@ -202,6 +256,7 @@ func (m *Monitor) closeProbes() {
 // round checks all servers in parallel, so one frozen server delays the
 // round by at most Timeout.
 func (m *Monitor) round(ctx context.Context) {
+	start := time.Now()
 	cfg := m.cfg.Load()
 	m.mu.Lock()
 	live := map[string]bool{}
@@ -241,7 +296,10 @@ func (m *Monitor) round(ctx context.Context) {
 		servers[i] = probes[i].last
 	}
 	if cfg.HeartbeatTable != "" {
-		if i := pickPrimary(servers); i >= 0 {
+		m.mu.Lock()
+		designated := m.ctl.Designated
+		m.mu.Unlock()
+		if i := pickPrimary(servers, designated); i >= 0 {
 			m.writeHeartbeat(ctx, cfg, probes[i].db, servers[i].Name)
 		}
 	}
@@ -251,6 +309,11 @@ func (m *Monitor) round(ctx context.Context) {
 		return // reloaded meanwhile: Update published the new list, and a new round follows
 	}
 	m.publish(servers)
+	m.mu.Lock()
+	m.roundAt = start
+	close(m.roundDone)
+	m.roundDone = make(chan struct{})
+	m.mu.Unlock()
 }
 
 // heartbeatTime is pt-heartbeat's ts format (UTC with microseconds).
@@ -452,13 +515,16 @@ func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 
 func (m *Monitor) publish(servers []Server) {
 	m.mu.Lock()
+	ctl := m.ctl
 	for i := range servers {
 		s := &servers[i]
 		s.Admin = m.admin[s.Name]
+		s.Fenced = slices.Contains(ctl.Fenced, s.Name)
 		s.Readable = s.Up && s.Role == RoleReplica && s.IORunning && s.SQLRunning && !s.LagExcluded && s.Admin == AdminNone
 	}
 	m.mu.Unlock()
-	snap := &Snapshot{Servers: servers, Primary: pickPrimary(servers), Seq: m.seq.Add(1), Time: time.Now()}
+	snap := &Snapshot{Servers: servers, Primary: pickPrimary(servers, ctl.Designated), Seq: m.seq.Add(1), Time: time.Now(),
+		Epoch: ctl.Epoch, Designated: ctl.Designated, Hold: ctl.Hold, Alert: ctl.Alert}
 	old := m.cur.Load()
 	if old != nil {
 		if op, ok := old.PrimaryServer(); ok {
@@ -491,13 +557,18 @@ func primaryName(s *Snapshot) string {
 	return "(none)"
 }
 
-// pickPrimary chooses the writable, non-replicating server. When several
-// qualify (a split brain made by someone else), the one the replicas follow
-// wins, then the first configured: sluice never writes to two primaries.
-func pickPrimary(servers []Server) int {
+// pickPrimary chooses the writable, non-replicating server. With a
+// designated primary (an epoch of the failover manager) only that one may
+// be chosen. Otherwise, when several qualify (a split brain made by someone
+// else), the one the replicas follow wins, then the first configured:
+// sluice never writes to two primaries.
+func pickPrimary(servers []Server, designated string) int {
 	best, votes := -1, -1
 	for i, s := range servers {
-		if !s.Up || s.Role != RolePrimary || s.Admin == AdminMaintenance {
+		if !s.Up || s.Role != RolePrimary || s.Admin == AdminMaintenance || s.Fenced {
+			continue
+		}
+		if designated != "" && s.Name != designated {
 			continue
 		}
 		v := 0

@@ -57,6 +57,9 @@ type Server struct {
 	Admin AdminState
 	// Readable: may take new reads as a replica now.
 	Readable bool
+	// Fenced: demoted by a failover and never written to until an operator
+	// rejoins it.
+	Fenced bool
 }
 
 // AdminState is an operator's override of a server's rotation.
@@ -91,6 +94,28 @@ type Snapshot struct {
 	Primary int // index into Servers, -1 when there is none
 	Seq     uint64
 	Time    time.Time
+
+	// Epoch and Designated come from the failover manager's durable
+	// state: when Designated is set only that server may be the primary,
+	// whatever else is writable. Epoch 0 means no decision yet, and the
+	// primary is discovered.
+	Epoch      uint64
+	Designated string
+	// Hold, when set, holds new writes and transactions while the primary
+	// changes (switchover, failover): sessions wait for Done or until
+	// Deadline.
+	Hold *Hold
+	// Alert says why there is no primary when the failover manager knows
+	// (a refused failover); it is part of the error writers get.
+	Alert string
+}
+
+// Hold is a pause of new primary work. Done is closed after a snapshot
+// without the hold has been published.
+type Hold struct {
+	Done     <-chan struct{}
+	Deadline time.Time
+	Reason   string
 }
 
 // PrimaryServer returns the primary, if any.
