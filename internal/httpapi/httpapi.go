@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"cmp"
+	"context"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/session"
 	"github.com/sluice-proxy/sluice/internal/stats"
 	"github.com/sluice-proxy/sluice/internal/topology"
@@ -32,6 +34,8 @@ type Source interface {
 	// ReloadFile re-reads the configuration file and applies it; an
 	// invalid file leaves the running configuration in place.
 	ReloadFile() error
+	// Failover is the manager of primary changes.
+	Failover() *failover.Manager
 }
 
 // Observability is the statistics side of the API; nil leaves out
@@ -104,8 +108,13 @@ func Handler(src Source, obs Observability) http.Handler {
 			st = topology.AdminMaintenance
 		case "enable":
 			st = topology.AdminNone
+		case "rejoin":
+			runChange(w, r, func(ctx context.Context) (failover.Record, error) {
+				return src.Failover().Rejoin(ctx, r.PathValue("name"))
+			})
+			return
 		default:
-			writeError(w, http.StatusNotFound, "unknown action "+r.PathValue("action")+"; use drain, maintenance or enable")
+			writeError(w, http.StatusNotFound, "unknown action "+r.PathValue("action")+"; use drain, maintenance, enable or rejoin")
 			return
 		}
 		if err := src.SetAdmin(r.PathValue("name"), st); err != nil {
@@ -118,6 +127,19 @@ func Handler(src Source, obs Observability) http.Handler {
 				return
 			}
 		}
+	})
+	api.HandleFunc("GET /api/failover", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, src.Failover().Report())
+	})
+	api.HandleFunc("POST /api/switchover", func(w http.ResponseWriter, r *http.Request) {
+		runChange(w, r, func(ctx context.Context) (failover.Record, error) {
+			return src.Failover().Switchover(ctx, r.URL.Query().Get("to"))
+		})
+	})
+	api.HandleFunc("POST /api/failover", func(w http.ResponseWriter, r *http.Request) {
+		runChange(w, r, func(ctx context.Context) (failover.Record, error) {
+			return src.Failover().Failover(ctx, r.URL.Query().Get("to"))
+		})
 	})
 	api.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		err := src.ReloadFile()
@@ -195,6 +217,28 @@ func requireToken(src Source, next http.Handler) http.Handler {
 	})
 }
 
+// changeTimeout bounds a primary change requested over HTTP; each of its
+// steps has its own, shorter, bound.
+const changeTimeout = 5 * time.Minute
+
+// runChange runs a switchover, failover or rejoin. It is not cancelled
+// when the client goes away: stopping between two steps would leave the
+// topology half changed. 409 means the topology does not allow it now.
+func runChange(w http.ResponseWriter, r *http.Request, do func(context.Context) (failover.Record, error)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), changeTimeout)
+	defer cancel()
+	rec, err := do(ctx)
+	if err == nil {
+		writeJSON(w, http.StatusOK, rec)
+		return
+	}
+	code := http.StatusInternalServerError
+	if errors.Is(err, failover.ErrConflict) {
+		code = http.StatusConflict
+	}
+	writeJSON(w, code, map[string]any{"error": err.Error(), "record": rec})
+}
+
 // ServerView is a server as the API shows it.
 type ServerView struct {
 	Name        string    `json:"name"`
@@ -219,6 +263,13 @@ type ServerView struct {
 	LastError   string    `json:"last_check_error,omitempty"`
 	LastCheck   time.Time `json:"last_check"`
 	CheckMillis float64   `json:"check_ms"`
+	// EpochPrimary marks the server the failover epoch names primary;
+	// Fenced a demoted old primary kept out until rejoined; Alert why
+	// writes fail (a refused failover), on the epoch's primary.
+	EpochPrimary bool   `json:"epoch_primary"`
+	Epoch        uint64 `json:"epoch"`
+	Fenced       bool   `json:"fenced"`
+	Alert        string `json:"alert,omitempty"`
 }
 
 func servers(src Source) []ServerView {
@@ -230,7 +281,14 @@ func servers(src Source) []ServerView {
 		v := ServerView{Name: s.Name, Address: s.Addr, Role: s.Role.String(), State: s.State(), Up: s.Up,
 			Backup: s.Backup, Weight: s.Weight, ReadOnly: s.ReadOnly, IORunning: s.IORunning, SQLRunning: s.SQLRunning,
 			GTID: s.GTIDPos, Version: s.Version, LastError: s.LastError, LastCheck: s.LastCheck,
-			CheckMillis: float64(s.CheckTime.Microseconds()) / 1000}
+			CheckMillis: float64(s.CheckTime.Microseconds()) / 1000,
+			Epoch:       snap.Epoch, EpochPrimary: s.Name == snap.Designated, Fenced: s.Fenced}
+		if v.EpochPrimary {
+			v.Alert = snap.Alert
+		}
+		if s.Fenced {
+			v.State = "fenced"
+		}
 		switch {
 		case i == snap.Primary:
 			v.Usable = s.Admin == topology.AdminNone
