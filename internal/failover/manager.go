@@ -600,9 +600,18 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	cancel()
 	m.traffic.CloseIdle(oldName)
 	rec.Reasons = append(rec.Reasons, m.repointAll(ctx, cfg, snap, statuses, cand, oldName)...)
+	m.settle(ctx, cfg)
 	m.record(rec)
 	m.runHook(ctx, cfg, ev, hooks.PhasePost)
 	return rec, nil
+}
+
+// settle waits for a check round after a change, so that what the API
+// shows once a change returns is the new topology.
+func (m *Manager) settle(ctx context.Context, cfg *Config) {
+	rctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout+time.Second)
+	defer cancel()
+	_ = m.mon.Refresh(rctx)
 }
 
 // lagTooHigh applies failover.max_lag: a candidate that applied all it
@@ -764,6 +773,7 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	}
 	statuses := m.readAll(ctx, snap, cfg, old.Name)
 	rec.Reasons = append(rec.Reasons, m.repointAll(ctx, cfg, snap, statuses, tgt, old.Name)...)
+	m.settle(ctx, cfg)
 	rec.OK = true
 	m.record(rec)
 	m.runHook(ctx, cfg, ev, hooks.PhasePost)

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/failover"
+	"github.com/sluice-proxy/sluice/internal/proxy"
+	"github.com/sluice-proxy/sluice/internal/testbed"
+)
+
+// foYAML is the failover configuration of these tests: fast checks, no
+// anti-flapping delay unless a test sets one.
+func foYAML(extra string) string {
+	return fmt.Sprintf("failover: {auto: true, min_interval: 0s, hold_timeout: 10s, drain_timeout: 3s, max_lag: 5s, max_catchup: 10s, replication: {user: %s, password: %s}%s}\n",
+		testbed.ReplUser, testbed.ReplPassword, extra)
+}
+
+// foWriters runs n sessions that each insert rows in transactions through
+// sluice and remember every insert whose COMMIT was acknowledged.
+type foWriters struct {
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	acked  []int64
+	errs   []error
+	errAt  []time.Time
+	okAt   []time.Time
+	next   atomic.Int64
+	commit atomic.Int64
+}
+
+func startWriters(t testing.TB, d *sql.DB, schema string, n int) *foWriters {
+	w := &foWriters{stop: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				id := w.next.Add(1)
+				err := w.insert(d, schema, id)
+				now := time.Now()
+				w.mu.Lock()
+				if err != nil {
+					w.errs = append(w.errs, fmt.Errorf("insert %d: %w", id, err))
+					w.errAt = append(w.errAt, now)
+				} else {
+					w.acked = append(w.acked, id)
+					w.okAt = append(w.okAt, now)
+				}
+				w.mu.Unlock()
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *foWriters) insert(d *sql.DB, schema string, id int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO `"+schema+"`.t (id, v) VALUES (?, ?)", id, "x"); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE `"+schema+"`.c SET n = n + 1 WHERE id = 1"); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (w *foWriters) halt() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+func (w *foWriters) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// okAfter is the first acknowledged write at or after t.
+func (w *foWriters) okAfter(t time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, at := range w.okAt {
+		if !at.Before(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// missing returns the acknowledged ids that are not in the table on s.
+func (w *foWriters) missing(t testing.TB, s *testbed.Server, schema string) []int64 {
+	t.Helper()
+	db, err := s.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query("SELECT id FROM `" + schema + "`.t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	have := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		have[id] = true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []int64
+	for _, id := range w.acked {
+		if !have[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func foSchema(t testing.TB, topo *testbed.Topology) string {
+	return newSchema(t, topo,
+		"CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(16)) ENGINE=InnoDB",
+		"CREATE TABLE c (id INT PRIMARY KEY, n BIGINT) ENGINE=InnoDB",
+		"INSERT INTO c VALUES (1, 0)")
+}
+
+// primaryIs waits until sluice routes writes to name.
+func primaryIs(t testing.TB, p *proxy.Proxy, name string, within time.Duration) {
+	t.Helper()
+	waitFor(t, within, "sluice's primary is "+name, func() bool {
+		pr, ok := p.Snapshot().PrimaryServer()
+		return ok && pr.Name == name
+	})
+}
+
+func TestSwitchoverUnderWritesHasNoClientErrors(t *testing.T) {
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML("")})
+	schema := foSchema(t, topo)
+	d := openDB(t, p, "")
+	d.SetMaxOpenConns(16)
+	w := startWriters(t, d, schema, 8)
+	waitFor(t, 10*time.Second, "writes flow", func() bool { return w.count() > 100 })
+
+	var pauses []string
+	for _, to := range []string{"db2", "db3", "db1"} {
+		before := w.count()
+		rec, err := p.Failover().Switchover(context.Background(), to)
+		if err != nil {
+			t.Fatalf("switchover to %s: %v (%+v)", to, err, rec)
+		}
+		pauses = append(pauses, fmt.Sprintf("%s %.0fms", to, rec.PauseMS))
+		t.Logf("switchover to %s: epoch %d, pause %.1f ms, %s", to, rec.Epoch, rec.PauseMS, strings.Join(rec.Reasons, "; "))
+		primaryIs(t, p, to, 5*time.Second)
+		waitFor(t, 10*time.Second, "writes flow on "+to, func() bool { return w.count() > before+100 })
+	}
+	w.halt()
+	topo.SetPrimary(topo.ByName("db1"))
+	syncReplicas(t, topo)
+	for _, s := range topo.Servers {
+		if m := w.missing(t, s, schema); len(m) > 0 {
+			t.Errorf("%s lacks %d acknowledged inserts: %v", s.Name, len(m), m[:min(len(m), 10)])
+		}
+	}
+	t.Logf("3 switchovers under 8 writers: %d commits, %d errors; pauses %s", w.count(), len(w.errs), strings.Join(pauses, ", "))
+	for i, err := range w.errs {
+		if i < 10 {
+			t.Errorf("client error: %v", err)
+		}
+	}
+	rep := p.Failover().Report()
+	if rep.Counts["switchover_ok"] != 3 {
+		t.Errorf("counts %v, want 3 switchover_ok", rep.Counts)
+	}
+}
+
+func TestKilledPrimaryFailsOver(t *testing.T) {
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML("")})
+	schema := foSchema(t, topo)
+	d := openDB(t, p, "")
+	w := startWriters(t, d, schema, 4)
+	waitFor(t, 10*time.Second, "writes flow", func() bool { return w.count() > 100 })
+	killed := time.Now()
+	if err := topo.Primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "a new primary", func() bool {
+		pr, ok := p.Snapshot().PrimaryServer()
+		return ok && pr.Name != "db1"
+	})
+	at, ok := time.Time{}, false
+	waitFor(t, 15*time.Second, "a write acknowledged after the kill", func() bool {
+		at, ok = w.okAfter(killed)
+		return ok
+	})
+	w.halt()
+	pr, _ := p.Snapshot().PrimaryServer()
+	t.Logf("SIGKILL primary: first write acknowledged on %s %s after the kill; %d errors meanwhile; report %+v",
+		pr.Name, at.Sub(killed).Round(time.Millisecond), len(w.errs), p.Failover().Report().History)
+	if errors.Is(nil, failover.ErrConflict) {
+		t.Fatal()
+	}
+}
