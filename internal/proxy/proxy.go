@@ -129,6 +129,9 @@ func failoverConfig(cfg *config.Config) failover.Config {
 	return fc
 }
 
+// FailoverReport is the failover manager's state (metrics).
+func (p *Proxy) FailoverReport() failover.Report { return p.failover.Report() }
+
 // Failover is the failover manager (admin API).
 func (p *Proxy) Failover() *failover.Manager { return p.failover }
 

@@ -3,6 +3,7 @@ package stats
 import (
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,7 +36,12 @@ var (
 	descReloads          = desc("sluice_reloads_total", "Configuration reloads by result.", "result")
 	descConfigErrors     = desc("sluice_config_errors_total", "Reloads refused because the configuration was invalid.")
 	descLastReloadOK     = desc("sluice_config_last_reload_successful", "1 unless the last reload was refused.")
-	descFailovers        = desc("sluice_failovers_total", "Failovers performed.")
+	descFailovers        = desc("sluice_failovers_total", "Failovers completed (automatic or operator-triggered).")
+	descFailoverEvents   = desc("sluice_failover_events_total", "Primary changes and related actions by kind (failover, switchover, rejoin, fence, adopt) and result (ok, failed, refused).", "kind", "result")
+	descFailoverEpoch    = desc("sluice_failover_epoch", "Current failover epoch (0 before the first primary is recorded).")
+	descFailoverAlert    = desc("sluice_failover_alert", "1 while the failover manager reports a problem (a refused failover, an unconfirmed or unhandled primary loss).")
+	descFailoverPause    = desc("sluice_failover_last_pause_seconds", "How long new writes were held by the last successful change of that kind.", "kind")
+	descServerFenced     = desc("sluice_server_fenced", "1 when the server is a fenced old primary, never written to until rejoined.", "server")
 	descDigests          = desc("sluice_digests", "Entries in the digest table.")
 	descDigestEvictions  = desc("sluice_digest_evictions_total", "Digest entries evicted to make room for new ones.")
 	descSlowQueries      = desc("sluice_slow_queries_total", "Commands slower than slow_query.threshold.")
@@ -47,6 +53,7 @@ var (
 		descServerQueries, descServerErrors, descServerBytesSent, descServerBytesRecv,
 		descQueryDuration, descQueryErrors,
 		descReloads, descConfigErrors, descLastReloadOK, descFailovers,
+		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
 	}
 	roles          = []topology.Role{topology.RolePrimary, topology.RoleReplica, topology.RoleUnknown}
@@ -94,7 +101,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m(descReloads, counter, float64(st.reloadErr.Load()), "error")
 	m(descConfigErrors, counter, float64(st.reloadErr.Load()))
 	m(descLastReloadOK, gauge, boolValue[st.lastOK.Load()])
-	m(descFailovers, counter, float64(st.failovers.Load()))
+	st.collectFailover(m)
 	m(descDigests, gauge, float64(st.digests.n.Load()))
 	m(descDigestEvictions, counter, float64(st.digests.evictions.Load()))
 	m(descSlowQueries, counter, float64(st.slowCount.Load()))
@@ -136,6 +143,7 @@ func (st *Stats) collectServers(m func(*prometheus.Desc, prometheus.ValueType, f
 				m(descServerRole, gauge, boolValue[s.Role == r], s.Name, r.String())
 			}
 			m(descServerReadable, gauge, boolValue[s.Readable], s.Name)
+			m(descServerFenced, gauge, boolValue[s.Fenced], s.Name)
 			if s.LagKnown {
 				m(descServerLag, gauge, s.Lag.Seconds(), s.Name)
 			}
@@ -152,6 +160,34 @@ func (st *Stats) collectServers(m func(*prometheus.Desc, prometheus.ValueType, f
 		m(descServerErrors, counter, float64(t.errors), name)
 		m(descServerBytesSent, counter, float64(t.bytesOut), name)
 		m(descServerBytesRecv, counter, float64(t.bytesIn), name)
+	}
+}
+
+// collectFailover writes the failover manager's figures; a Source without
+// one reports no failovers.
+func (st *Stats) collectFailover(m func(*prometheus.Desc, prometheus.ValueType, float64, ...string)) {
+	fs, ok := st.src.(FailoverSource)
+	if !ok {
+		m(descFailovers, counter, 0)
+		return
+	}
+	r := fs.FailoverReport()
+	m(descFailovers, counter, float64(r.Counts["failover_ok"]))
+	m(descFailoverEpoch, gauge, float64(r.Epoch))
+	m(descFailoverAlert, gauge, boolValue[r.Alert != ""])
+	for _, k := range sortedKeys(r.Counts) {
+		kind, result, found := strings.Cut(k, "_")
+		if !found {
+			kind, result = "failover", k // "refused"
+		}
+		m(descFailoverEvents, counter, float64(r.Counts[k]), kind, result)
+	}
+	seen := map[string]bool{}
+	for _, h := range r.History { // newest first
+		if h.OK && h.PauseMS > 0 && !seen[h.Kind] {
+			seen[h.Kind] = true
+			m(descFailoverPause, gauge, h.PauseMS/1000, h.Kind)
+		}
 	}
 }
 

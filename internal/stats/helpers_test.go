@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/session"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
@@ -42,6 +43,17 @@ func (f *fakeSource) PoolStats() map[string]backend.Stats {
 }
 
 func (f *fakeSource) ClientConns() (int64, uint64) { return f.current, f.total }
+
+// FailoverReport makes fakeSource a FailoverSource.
+func (f *fakeSource) FailoverReport() failover.Report {
+	return failover.Report{Epoch: 4, Alert: "primary db1 is lost and failover was refused",
+		Counts: map[string]uint64{"failover_ok": 1, "switchover_ok": 2, "refused": 1},
+		History: []failover.Record{
+			{Kind: "switchover", OK: true, PauseMS: 12},
+			{Kind: "failover", OK: true, PauseMS: 250},
+			{Kind: "switchover", OK: true, PauseMS: 99},
+		}}
+}
 
 // clock is a settable Options.Now.
 type clock struct {

@@ -21,7 +21,7 @@ func testSource() *fakeSource {
 		snap: &topology.Snapshot{Primary: 0, Servers: []topology.Server{
 			{Name: "db1", Up: true, Role: topology.RolePrimary, LagKnown: false},
 			{Name: "db2", Up: true, Role: topology.RoleReplica, Lag: 1500 * time.Millisecond, LagKnown: true, Readable: true},
-			{Name: "db3.example", Up: false, Role: topology.RoleUnknown},
+			{Name: "db3.example", Up: false, Role: topology.RoleUnknown, Fenced: true},
 		}},
 		pools: map[string]backend.Stats{
 			"db1":         {Open: 3, Idle: 2, InUse: 1},
@@ -48,7 +48,6 @@ func TestMetrics(t *testing.T) {
 	st.Login(true)
 	st.Reload(true)
 	st.Reload(false)
-	st.Failover()
 
 	mfs := scrape(t, st)
 	for _, c := range []struct {
@@ -91,6 +90,13 @@ func TestMetrics(t *testing.T) {
 		{"sluice_config_errors_total", nil, 1},
 		{"sluice_config_last_reload_successful", nil, 0},
 		{"sluice_failovers_total", nil, 1},
+		{"sluice_failover_epoch", nil, 4},
+		{"sluice_failover_alert", nil, 1},
+		{"sluice_failover_events_total", []string{"kind=switchover", "result=ok"}, 2},
+		{"sluice_failover_events_total", []string{"kind=failover", "result=refused"}, 1},
+		{"sluice_failover_last_pause_seconds", []string{"kind=switchover"}, 0.012},
+		{"sluice_failover_last_pause_seconds", []string{"kind=failover"}, 0.25},
+		{"sluice_server_fenced", []string{"server=db3.example"}, 1},
 		{"sluice_digests", nil, 3}, // SELECT 1 and SELECT 2 share one
 		{"sluice_digest_evictions_total", nil, 0},
 		{"sluice_slow_queries_total", nil, 0},

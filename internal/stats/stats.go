@@ -36,7 +36,12 @@
 //	sluice_reloads_total{result}                   counter   configuration reloads, result="ok" or "error"
 //	sluice_config_errors_total                     counter   reloads refused because the configuration was invalid
 //	sluice_config_last_reload_successful           gauge     1 unless the last reload was refused
-//	sluice_failovers_total                         counter   failovers performed (placeholder until failover lands)
+//	sluice_failovers_total                         counter   failovers completed (automatic or operator-triggered)
+//	sluice_failover_events_total{kind,result}      counter   failover, switchover, rejoin, fence, adopt by result ok/failed; refusals as kind="failover",result="refused"
+//	sluice_failover_epoch                          gauge     current failover epoch
+//	sluice_failover_alert                          gauge     1 while a primary loss is unhandled or a failover was refused
+//	sluice_failover_last_pause_seconds{kind}       gauge     how long writes were held by the last successful switchover / failover
+//	sluice_server_fenced{server}                   gauge     1 for a fenced old primary
 //	sluice_digests                                 gauge     entries in the digest table
 //	sluice_digest_evictions_total                  counter   digest entries evicted to make room
 //	sluice_slow_queries_total                      counter   commands slower than slow_query.threshold
@@ -64,6 +69,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/session"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
@@ -130,7 +136,6 @@ type Stats struct {
 	reloadsOK atomic.Uint64
 	reloadErr atomic.Uint64
 	lastOK    atomic.Bool
-	failovers atomic.Uint64
 
 	slowCount   atomic.Uint64
 	slowDropped atomic.Uint64
@@ -295,9 +300,10 @@ func (st *Stats) Reload(ok bool) {
 	st.lastOK.Store(ok)
 }
 
-// Failover counts a failover. The failover manager is a later issue; the
-// counter exists now so that dashboards and alerts can be written.
-func (st *Stats) Failover() { st.failovers.Add(1) }
+// FailoverSource is implemented by a Source that runs a failover manager.
+type FailoverSource interface {
+	FailoverReport() failover.Report
+}
 
 // latency returns the histogram for route and kind, creating it on first
 // use so that /metrics shows only combinations that happened.
