@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,8 +114,13 @@ func (w *foWriters) okAfter(t time.Time) (time.Time, bool) {
 }
 
 // missing returns the acknowledged ids that are not in the table on s.
+// The acknowledged list is taken before the table is read: a write
+// acknowledged meanwhile may not be visible to the read yet.
 func (w *foWriters) missing(t testing.TB, s *testbed.Server, schema string) []int64 {
 	t.Helper()
+	w.mu.Lock()
+	acked := slices.Clone(w.acked)
+	w.mu.Unlock()
 	db, err := s.Admin()
 	if err != nil {
 		t.Fatal(err)
@@ -132,10 +138,8 @@ func (w *foWriters) missing(t testing.TB, s *testbed.Server, schema string) []in
 		}
 		have[id] = true
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	var out []int64
-	for _, id := range w.acked {
+	for _, id := range acked {
 		if !have[id] {
 			out = append(out, id)
 		}

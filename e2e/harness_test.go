@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	shared = topo
 	code := m.Run()
 	topo.Close()
+	if buildOnce.path != "" {
+		os.RemoveAll(filepath.Dir(buildOnce.path))
+	}
 	os.Exit(code)
 }
 

@@ -28,6 +28,9 @@ Usage:
   sluice check -c sluice.yaml   validate a configuration, print every problem
   sluice check --example        print a complete, commented example configuration
   sluice demo                   start a local primary + 2 replicas + sluice to try it out
+  sluice switchover [--to NAME] move the primary of a running sluice (-c sluice.yaml, or --http ADDR --token T)
+  sluice failover [--to NAME]   promote a replica of a running sluice whose primary is down
+  sluice rejoin NAME            make a fenced old primary a replica of the current primary
   sluice version                print the version
 `
 
@@ -44,6 +47,8 @@ func main() {
 		err = checkCmd(os.Args[2:], os.Stdout)
 	case "demo":
 		err = demoCmd(os.Args[2:])
+	case "switchover", "failover", "rejoin":
+		err = adminCmd(os.Args[1], os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println("sluice", version)
 	case "help", "-h", "--help":

@@ -512,6 +512,11 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 		}
 	}
 	servers := slices.Clone(cfg.Servers)
+	for i := range servers {
+		if slices.Contains(st.Fenced, servers[i].Name) {
+			servers[i].NoPromotion = true // a demoted old primary waits for an operator's rejoin
+		}
+	}
 	if target != "" {
 		found := false
 		for i := range servers {

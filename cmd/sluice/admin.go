@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/failover"
+)
+
+// adminCmd asks a running sluice, over its admin API, for a primary
+// change: switchover [--to NAME], failover [--to NAME] or rejoin NAME. The
+// API address and token come from the same configuration file, unless
+// given.
+func adminCmd(action string, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet(action, flag.ContinueOnError)
+	path := fs.String("c", "sluice.yaml", "configuration file of the running sluice (for http_listen and http_token)")
+	addr := fs.String("http", "", "admin API address (default: http_listen from the configuration)")
+	token := fs.String("token", "", "admin API token (default: http_token from the configuration)")
+	to := fs.String("to", "", "server to promote (default: the most advanced eligible replica)")
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	var endpoint string
+	switch action {
+	case "switchover", "failover":
+		endpoint = "/api/" + action
+		if *to != "" {
+			endpoint += "?to=" + url.QueryEscape(*to)
+		}
+	case "rejoin":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(os.Stderr, "usage: sluice rejoin [-c sluice.yaml] NAME")
+			return exitError(2)
+		}
+		endpoint = "/api/servers/" + url.PathEscape(fs.Arg(0)) + "/rejoin"
+	}
+	if *addr == "" || *token == "" {
+		cfg, err := config.Load(*path, os.Getenv)
+		if err != nil {
+			return err
+		}
+		if *addr == "" {
+			if !cfg.HTTPEnabled() {
+				return fmt.Errorf("%s has http_listen: \"\"; give the admin API address with --http", *path)
+			}
+			*addr = cfg.HTTPListen
+		}
+		if *token == "" {
+			*token = cfg.HTTPTokenSecret()
+		}
+	}
+	base := dialable(*addr)
+	req, err := http.NewRequest(http.MethodPost, "http://"+base+endpoint, nil)
+	if err != nil {
+		return err
+	}
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	// A switchover is bounded by failover.hold_timeout plus the repointing
+	// of the replicas; the server bounds the whole at 5 minutes.
+	resp, err := (&http.Client{Timeout: 6 * time.Minute}).Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var res struct {
+			Error  string          `json:"error"`
+			Record failover.Record `json:"record"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil || res.Error == "" {
+			return fmt.Errorf("%s: HTTP %s: %s", action, resp.Status, strings.TrimSpace(string(body)))
+		}
+		fmt.Fprintf(out, "%s not done (HTTP %d): %s\n", action, resp.StatusCode, res.Error)
+		printRecord(out, res.Record)
+		return exitError(1)
+	}
+	var rec failover.Record
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return fmt.Errorf("%s: %w: %s", action, err, strings.TrimSpace(string(body)))
+	}
+	printRecord(out, rec)
+	return nil
+}
+
+func printRecord(out io.Writer, r failover.Record) {
+	if r.Kind == "" {
+		return
+	}
+	switch {
+	case r.Server != "":
+		fmt.Fprintf(out, "%s %s: ok=%v, primary %s, epoch %d\n", r.Kind, r.Server, r.OK, r.New, r.Epoch)
+	default:
+		fmt.Fprintf(out, "%s %s -> %s: ok=%v, epoch %d", r.Kind, r.Old, r.New, r.OK, r.Epoch)
+		if r.PauseMS > 0 {
+			fmt.Fprintf(out, ", writes held %.0f ms", r.PauseMS)
+		}
+		fmt.Fprintln(out)
+	}
+	for _, s := range r.Reasons {
+		fmt.Fprintln(out, "  -", s)
+	}
+	if r.Error != "" {
+		fmt.Fprintln(out, "  error:", r.Error)
+	}
+}
+
+// dialable turns a listen address into one to connect to: an empty or
+// unspecified host means this machine.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/httpapi"
+	"github.com/sluice-proxy/sluice/internal/testbed"
+)
+
+// chaosReps is how many times TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite
+// kills the primary: 20 in CI, more with `make chaos` (SLUICE_CHAOS_REPS).
+func chaosReps(t testing.TB) int {
+	v := os.Getenv("SLUICE_CHAOS_REPS")
+	if v == "" {
+		return 20
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("SLUICE_CHAOS_REPS=%q: want a positive number", v)
+	}
+	return n
+}
+
+// backgroundSysbench runs a sysbench workload until stop is called, ignoring
+// errors (the primary is killed under it); it returns sysbench's output.
+type backgroundSysbench struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	out    bytes.Buffer
+	err    error
+}
+
+func startBackgroundSysbench(t testing.TB, addr, workload string, threads int) *backgroundSysbench {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	common := []string{
+		"--db-driver=mysql", "--mysql-host=" + host, "--mysql-port=" + port,
+		"--mysql-user=" + testbed.AppUser, "--mysql-password=" + testbed.AppPassword, "--mysql-db=sbtest",
+		"--tables=2", "--table-size=1000", "--db-ps-mode=auto",
+	}
+	prep := exec.Command("sysbench", append(common, "--threads=2", workload, "prepare")...)
+	if out, err := prep.CombinedOutput(); err != nil {
+		t.Fatalf("sysbench prepare: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &backgroundSysbench{cancel: cancel, done: make(chan struct{})}
+	cmd := exec.CommandContext(ctx, "sysbench", append(common, fmt.Sprintf("--threads=%d", threads),
+		"--time=0", "--report-interval=5", "--mysql-ignore-errors=all", workload, "run")...)
+	cmd.Stdout, cmd.Stderr = &b.out, &b.out
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(b.done)
+		b.err = cmd.Wait()
+	}()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *backgroundSysbench) stop() {
+	b.cancel()
+	<-b.done
+}
+
+// TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite kills the primary with
+// SIGKILL again and again while sysbench oltp_write_only and recording
+// writers run through sluice over semi-synchronous replication. Each time
+// writes must succeed on the new primary within fall × interval + 2 s, and
+// every insert ever acknowledged must be on it. The killed server is then
+// rebuilt as a replica of the new primary and rejoined through sluice, for
+// the next round.
+func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
+	reps := chaosReps(t)
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, SemiSync: true, ExtraArgs: serverArgs})
+	const interval, fall = 300 * time.Millisecond, 3
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
+		c.Health.Interval, c.Health.Timeout, c.Health.Fall = config.Duration(interval), config.Duration(time.Second), fall
+	}})
+	budget := fall*interval + 2*time.Second
+	schema := foSchema(t, topo)
+	if err := topo.Primary.Exec(context.Background(), "CREATE DATABASE sbtest"); err != nil {
+		t.Fatal(err)
+	}
+	syncReplicas(t, topo)
+	sb := startBackgroundSysbench(t, p.Addr().String(), "oltp_write_only", 4)
+	d := openDB(t, p, "")
+	w := startWriters(t, d, schema, 4)
+
+	var times []time.Duration
+	var worst time.Duration
+	for rep := 1; rep <= reps; rep++ {
+		base := w.count()
+		waitFor(t, 20*time.Second, "writes flow", func() bool { return w.count() > base+50 })
+		old := topo.Primary
+		killed := time.Now()
+		if err := old.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		var at time.Time
+		waitFor(t, 30*time.Second, fmt.Sprintf("rep %d: a write acknowledged by a new primary", rep), func() bool {
+			pr, ok := p.Snapshot().PrimaryServer()
+			if !ok || pr.Name == old.Name {
+				return false
+			}
+			var seen bool
+			at, seen = w.okAfter(killed)
+			return seen
+		})
+		took := at.Sub(killed)
+		times = append(times, took)
+		worst = max(worst, took)
+		pr, _ := p.Snapshot().PrimaryServer()
+		newPrimary := topo.ByName(pr.Name)
+		if miss := w.missing(t, newPrimary, schema); len(miss) > 0 {
+			t.Fatalf("rep %d: %s lacks %d acknowledged inserts after the failover: %v", rep, pr.Name, len(miss), miss[:min(len(miss), 10)])
+		}
+		if took > budget {
+			t.Errorf("rep %d: writes resumed %s after the kill, budget fall × interval + 2 s = %s", rep, took.Round(time.Millisecond), budget)
+		}
+		// The operator's part: rebuild the dead server as a replica and
+		// tell sluice to take it back.
+		topo.SetPrimary(newPrimary)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := old.Rebuild(ctx, newPrimary); err != nil {
+			cancel()
+			t.Fatalf("rep %d: rebuild %s: %v", rep, old.Name, err)
+		}
+		waitFor(t, 20*time.Second, old.Name+" up again", func() bool {
+			s, ok := p.Snapshot().ByName(old.Name)
+			return ok && s.Up
+		})
+		if _, err := p.Failover().Rejoin(ctx, old.Name); err != nil {
+			cancel()
+			t.Fatalf("rep %d: rejoin %s: %v", rep, old.Name, err)
+		}
+		cancel()
+		waitFor(t, 20*time.Second, old.Name+" readable", func() bool {
+			s, ok := p.Snapshot().ByName(old.Name)
+			return ok && s.Readable && !s.Fenced
+		})
+		t.Logf("rep %d: killed %s, %s took over; first write acknowledged %s after the kill", rep, old.Name, pr.Name, took.Round(time.Millisecond))
+	}
+	w.halt()
+	sb.stop()
+	syncReplicas(t, topo)
+	total := w.count()
+	for _, s := range topo.Servers {
+		if miss := w.missing(t, s, schema); len(miss) > 0 {
+			t.Errorf("%s lacks %d acknowledged inserts at the end: %v", s.Name, len(miss), miss[:min(len(miss), 10)])
+		}
+	}
+	sum := time.Duration(0)
+	for _, d := range times {
+		sum += d
+	}
+	rep := p.Failover().Report()
+	out := sb.out.String()
+	t.Logf("%d SIGKILLs of the primary under sysbench oltp_write_only (4 threads) and 4 recording writers, semi-sync: writes resumed after %s on average, %s at worst (budget %s); %d inserts acknowledged, all present on every server; %d client errors during the failovers; failovers %d, epoch %d",
+		reps, (sum / time.Duration(len(times))).Round(time.Millisecond), worst.Round(time.Millisecond), budget, total, len(w.errs), rep.Counts["failover_ok"], rep.Epoch)
+	if i := strings.Index(out, "SQL statistics:"); i >= 0 {
+		t.Logf("sysbench oltp_write_only over the whole run:\n%s", out[i:])
+	} else {
+		t.Logf("sysbench output (tail):\n%s", out[max(0, len(out)-2000):])
+	}
+	if rep.Counts["failover_ok"] != uint64(reps) {
+		t.Errorf("failovers %v, want %d", rep.Counts, reps)
+	}
+}
+
+// TestSwitchoverDuringSysbenchHasNoClientErrors runs sysbench
+// oltp_read_write for sysbenchTime() seconds and moves the primary twice
+// meanwhile: with `sluice switchover --to db2` (the CLI, over the admin
+// API) and then back with POST /api/switchover. sysbench must see no error
+// and no reconnect.
+func TestSwitchoverDuringSysbenchHasNoClientErrors(t *testing.T) {
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
+		// As sysbenchTopology: a busy 2-CPU runner must not fail a check.
+		c.Health.Timeout = config.Duration(5 * time.Second)
+		c.Health.Fall = 5
+	}})
+	api := httptest.NewServer(httpapi.Handler(p, nil))
+	t.Cleanup(api.Close)
+	bin := buildSluice(t)
+	if err := topo.Primary.Exec(context.Background(), "CREATE DATABASE sbtest"); err != nil {
+		t.Fatal(err)
+	}
+	syncReplicas(t, topo)
+	sysbench(t, p.Addr().String(), "oltp_read_write", "prepare")
+	syncReplicas(t, topo)
+	secs, _ := strconv.Atoi(sysbenchTime())
+	run := time.Duration(secs) * time.Second
+
+	var wg sync.WaitGroup
+	var res sysbenchResult
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res = sysbenchRun(t, p, "oltp_read_write")
+	}()
+	start := time.Now()
+	var log []string
+	sleepUntil(start.Add(run / 3))
+	out, err := exec.Command(bin, "switchover", "--http", strings.TrimPrefix(api.URL, "http://"), "--to", "db2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sluice switchover --to db2: %v\n%s", err, out)
+	}
+	log = append(log, "CLI: "+strings.TrimSpace(string(out)))
+	primaryIs(t, p, "db2", 5*time.Second)
+	sleepUntil(start.Add(2 * run / 3))
+	resp, err := http.Post(api.URL+"/api/switchover?to=db1", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/switchover?to=db1: %s\n%s", resp.Status, body)
+	}
+	log = append(log, "API: "+strings.TrimSpace(string(body)))
+	primaryIs(t, p, "db1", 5*time.Second)
+	wg.Wait()
+	for _, l := range log {
+		t.Log(l)
+	}
+	rep := p.Failover().Report()
+	var pauses []string
+	for _, h := range rep.History {
+		if h.Kind == "switchover" {
+			pauses = append(pauses, fmt.Sprintf("%s->%s %.1f ms", h.Old, h.New, h.PauseMS))
+		}
+	}
+	t.Logf("2 switchovers during %s of sysbench oltp_read_write: %d transactions, %d errors, %d reconnects; writes held %s",
+		run, res.Transactions, res.IgnoredErrors, res.Reconnects, strings.Join(pauses, ", "))
+	if rep.Counts["switchover_ok"] != 2 {
+		t.Errorf("switchovers %v, want 2 ok", rep.Counts)
+	}
+}
+
+func sleepUntil(t time.Time) {
+	if d := time.Until(t); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// buildSluice builds the sluice command once per test binary.
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+func buildSluice(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin-")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "sluice")
+		cmd := exec.Command("go", "build", "-o", buildOnce.path, "./cmd/sluice")
+		cmd.Dir = ".."
+		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
+	})
+	if buildOnce.err != nil {
+		t.Fatalf("go build ./cmd/sluice: %v\n%s", buildOnce.err, buildOnce.out)
+	}
+	return buildOnce.path
+}
