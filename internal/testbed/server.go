@@ -29,14 +29,15 @@ type Server struct {
 	ServerID int
 
 	dir      string // parent of DataDir: holds the error log and pid file
-	replica  bool   // started with read_only=1
 	semiSync bool
 	extra    []string
+	users    []User // Options.Users, created again by Rebuild
 
-	mu     sync.Mutex
-	proc   *process // nil before the first start
-	paused bool
-	admin  *sql.DB
+	mu      sync.Mutex
+	replica bool     // starts with read_only=1; see SetPrimary and Rebuild
+	proc    *process // nil before the first start
+	paused  bool
+	admin   *sql.DB
 }
 
 // maxSocketPath leaves room under the 108-byte sun_path limit.
@@ -369,6 +370,18 @@ func (s *Server) Resume() error {
 	return nil
 }
 
+func (s *Server) isReplica() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replica
+}
+
+func (s *Server) setReplica(v bool) {
+	s.mu.Lock()
+	s.replica = v
+	s.mu.Unlock()
+}
+
 func (s *Server) setPaused(v bool) {
 	s.mu.Lock()
 	s.paused = v
@@ -377,7 +390,10 @@ func (s *Server) setPaused(v bool) {
 
 // Start restarts a stopped or killed server with the same data directory,
 // port and options, and waits until it accepts connections. A replica
-// resumes replication by itself.
+// resumes replication by itself and comes back with read_only=ON. A primary
+// comes back writable: also one that a failover replaced (a split brain,
+// for fencing tests), until Rebuild makes it a replica; and so does a
+// server promoted with Topology.SetPrimary.
 func (s *Server) Start(ctx context.Context) error {
 	if s.Running() {
 		return fmt.Errorf("testbed: %s is already running", s.Name)
@@ -414,7 +430,7 @@ func (s *Server) args(restart bool) []string {
 		"--performance-schema=OFF",
 		"--slave-net-timeout=5",
 	}
-	if s.replica {
+	if s.isReplica() {
 		a = append(a, "--read-only=ON")
 	}
 	if s.semiSync {

@@ -14,6 +14,12 @@
 // (SIGKILL) loses nothing, because the data is in the OS page cache; only an
 // OS crash could. Do not copy these settings to production.
 //
+// Failover tests kill the primary (Server.Kill), promote a replica (by hand
+// or through the proxy), record it with Topology.SetPrimary, and bring the
+// old primary back either as it was (Server.Start: writable, a split
+// brain) or as a fresh replica of the new primary (Server.Rebuild, about
+// 0.3 s).
+//
 // Cleanup: Close kills every server and removes the directory. Servers are
 // started with PR_SET_PDEATHSIG=SIGKILL (Linux), so a test binary that
 // crashes or is killed by the -timeout panic leaves no mariadbd behind; the
@@ -121,11 +127,11 @@ type User struct {
 // Topology is a running primary with its replicas.
 type Topology struct {
 	// Primary, Replicas and Servers describe the topology as started.
-	// Failover tests may reassign Primary and Replicas; WaitReplicated
-	// uses them.
+	// After a failover, SetPrimary reassigns Primary and Replicas;
+	// WaitReplicated uses them.
 	Primary  *Server
 	Replicas []*Server
-	Servers  []*Server // primary first
+	Servers  []*Server // in start order: db1 (the first primary), db2, …
 	Dir      string
 
 	ownDir    bool
@@ -218,6 +224,7 @@ func (t *Topology) start(ctx context.Context, tpl string, opts Options) error {
 			replica:  i > 0,
 			semiSync: opts.SemiSync,
 			extra:    opts.ExtraArgs,
+			users:    opts.Users,
 		}
 		t.Servers = append(t.Servers, s)
 	}

@@ -235,6 +235,9 @@ func TestKilledReplicaResumesReplication(t *testing.T) {
 	if err := r.WaitSlaveRunning(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if ro, err := r.GlobalVariable(ctx, "read_only"); err != nil || ro != "ON" {
+		t.Errorf("restarted replica read_only = %q, %v; want ON", ro, err)
+	}
 	if err := topo.WaitReplicated(ctx); err != nil {
 		t.Fatal(err)
 	}
