@@ -214,7 +214,14 @@ func TestSwitchoverDuringSysbenchHasNoClientErrors(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res = sysbenchRun(t, p, "oltp_read_write")
+		// Deadlocks (1213) are part of this workload with 16 threads, with
+		// or without sluice, and sysbench retries them by default; they are
+		// counted and reported. Any other error fails the run.
+		out := sysbench(t, p.Addr().String(), "oltp_read_write", "run", "--time="+sysbenchTime(), "--mysql-ignore-errors=1213")
+		var err error
+		if res, err = parseSysbench(out); err != nil {
+			t.Errorf("%v\n%s", err, out)
+		}
 	}()
 	start := time.Now()
 	var log []string
@@ -248,8 +255,11 @@ func TestSwitchoverDuringSysbenchHasNoClientErrors(t *testing.T) {
 			pauses = append(pauses, fmt.Sprintf("%s->%s %.1f ms", h.Old, h.New, h.PauseMS))
 		}
 	}
-	t.Logf("2 switchovers during %s of sysbench oltp_read_write: %d transactions, %d errors, %d reconnects; writes held %s",
-		run, res.Transactions, res.IgnoredErrors, res.Reconnects, strings.Join(pauses, ", "))
+	t.Logf("2 switchovers during %s of sysbench oltp_read_write: %d transactions (%.0f/s), %d queries, p95 %.1f ms, 0 errors, %d deadlocks retried, %d reconnects; writes held %s",
+		run, res.Transactions, res.TPS, res.Total, res.P95, res.IgnoredErrors, res.Reconnects, strings.Join(pauses, ", "))
+	if res.Reconnects != 0 || res.Transactions == 0 {
+		t.Errorf("sysbench: %d reconnects, %d transactions; want 0 reconnects and work done", res.Reconnects, res.Transactions)
+	}
 	if rep.Counts["switchover_ok"] != 2 {
 		t.Errorf("switchovers %v, want 2 ok", rep.Counts)
 	}

@@ -24,7 +24,7 @@ func adminCmd(action string, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet(action, flag.ContinueOnError)
 	path := fs.String("c", "sluice.yaml", "configuration file of the running sluice (for http_listen and http_token)")
 	addr := fs.String("http", "", "admin API address (default: http_listen from the configuration)")
-	token := fs.String("token", "", "admin API token (default: http_token from the configuration)")
+	token := fs.String("token", "", "admin API token (default: http_token from the configuration, or $SLUICE_HTTP_TOKEN with --http)")
 	to := fs.String("to", "", "server to promote (default: the most advanced eligible replica)")
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
@@ -43,20 +43,21 @@ func adminCmd(action string, args []string, out io.Writer) error {
 		}
 		endpoint = "/api/servers/" + url.PathEscape(fs.Arg(0)) + "/rejoin"
 	}
-	if *addr == "" || *token == "" {
+	if *addr == "" {
 		cfg, err := config.Load(*path, os.Getenv)
 		if err != nil {
 			return err
 		}
-		if *addr == "" {
-			if !cfg.HTTPEnabled() {
-				return fmt.Errorf("%s has http_listen: \"\"; give the admin API address with --http", *path)
-			}
-			*addr = cfg.HTTPListen
+		if !cfg.HTTPEnabled() {
+			return fmt.Errorf("%s has http_listen: \"\"; give the admin API address with --http", *path)
 		}
+		*addr = cfg.HTTPListen
 		if *token == "" {
 			*token = cfg.HTTPTokenSecret()
 		}
+	}
+	if *token == "" {
+		*token = os.Getenv("SLUICE_HTTP_TOKEN")
 	}
 	base := dialable(*addr)
 	req, err := http.NewRequest(http.MethodPost, "http://"+base+endpoint, nil)

@@ -41,6 +41,14 @@ func WaitApplied(ctx context.Context, db *sql.DB, pos gtid.Pos) error {
 	}
 	ctx, cancel := bound(ctx)
 	defer cancel()
+	// A server that has pos in its own binary log already (an old primary
+	// rejoined with current_pos that has applied nothing since) would wait
+	// in vain: MASTER_GTID_WAIT looks at gtid_slave_pos only.
+	if vars, err := globalVars(ctx, db, "gtid_current_pos"); err == nil {
+		if cur, err := gtid.Parse(vars["gtid_current_pos"]); err == nil && cur.Contains(pos) {
+			return nil
+		}
+	}
 	dl, _ := ctx.Deadline()
 	timeout := time.Until(dl) - waitMargin
 	if timeout < 0 {

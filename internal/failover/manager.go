@@ -390,8 +390,10 @@ func (m *Manager) sample(ctx context.Context, snap *topology.Snapshot, pr *topol
 	m.mu.Lock()
 	for i := range snap.Servers {
 		r := &snap.Servers[i]
-		if r.Up && r.Role == topology.RoleReplica && r.SourceAddr == pr.Addr {
-			m.lags[r.Name] = lagSample{lag: r.Lag, known: r.LagKnown && r.IORunning && r.SQLRunning}
+		// A replica whose IO thread lost the primary before sluice's own
+		// checks did keeps its last sample: that is the lag at the loss.
+		if r.Up && r.Role == topology.RoleReplica && r.SourceAddr == pr.Addr && r.IORunning {
+			m.lags[r.Name] = lagSample{lag: r.Lag, known: r.LagKnown && r.SQLRunning}
 		}
 	}
 	due := time.Since(m.lastSample) >= time.Second
@@ -704,7 +706,7 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	ev := hooks.Event{Kind: hooks.KindSwitchover, OldPrimary: old.Name, NewPrimary: tgt.Name, OldAddress: old.Addr, NewAddress: tgt.Addr,
 		Epoch: st.Epoch + 1, Reason: "planned switchover"}
 	if err := m.runHook(ctx, cfg, ev, hooks.PhasePre); err != nil {
-		return fail(fmt.Errorf("switchover aborted, nothing changed: pre-hook failed: %w", err))
+		return fail(fmt.Errorf("%w: switchover aborted, nothing changed: pre-hook failed: %w", ErrConflict, err))
 	}
 
 	deadline := time.Now().Add(cfg.HoldTimeout)
@@ -745,8 +747,10 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 		m.undoFence(old, odb)
 		return fail(fmt.Errorf("switchover aborted within failover.hold_timeout, %s stays primary: %w", old.Name, err))
 	}
+	// The old primary is read-only now and becomes a replica right after
+	// the release; it is recorded as fenced only if that fails.
 	next := statestore.State{Epoch: st.Epoch + 1, Primary: tgt.Name, Address: tgt.Addr, Reason: "switchover from " + old.Name,
-		Fenced: appendFenced(st.Fenced, old.Name, tgt.Name)}
+		Fenced: appendFenced(st.Fenced, "", tgt.Name)}
 	if err := m.commit(next); err != nil {
 		m.undoFence(old, odb)
 		return fail(fmt.Errorf("switchover aborted: %w", err))
@@ -772,6 +776,7 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 		err = m.rejoin(ctx, cfg, old.Name, old.Addr, ost, tgt, tst.BinlogState)
 	}
 	if err != nil {
+		m.fenceAfterFailedRejoin(old.Name, err)
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s stays fenced: %v", old.Name, err))
 	} else {
 		rec.Reasons = append(rec.Reasons, old.Name+" replicates from "+tgt.Name)
@@ -821,6 +826,22 @@ func noPromotion(cfg *Config, name string) bool {
 		}
 	}
 	return false
+}
+
+// fenceAfterFailedRejoin records a switchover's old primary as fenced when
+// it could not become a replica: it is read-only, and stays out until an
+// operator rejoins it.
+func (m *Manager) fenceAfterFailedRejoin(name string, cause error) {
+	st := m.current()
+	next := st
+	next.Epoch++
+	next.Reason = fmt.Sprintf("%s fenced: rejoin after the switchover failed: %v", name, cause)
+	next.Fenced = appendFenced(st.Fenced, name, "")
+	if err := m.commit(next); err != nil {
+		m.log.Error("cannot record the fence", "server", name, "err", err)
+		return
+	}
+	m.publish()
 }
 
 // undoFence gives a switchover's old primary its writes back when the
