@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 5s
 
-.PHONY: all build setup demo test unit fuzz bench vet fmt-check
+.PHONY: all build setup demo test unit fuzz bench vet fmt-check chaos
 
 all: build
 
@@ -30,6 +30,11 @@ fmt-check:
 
 fuzz:
 	bash scripts/fuzz.sh 60s
+
+# The failover fault tests alone, with 100 primary kills instead of CI's 20.
+chaos: setup
+	SLUICE_CHAOS_REPS=100 $(GO) test -race -count=1 -timeout 60m -v \
+		-run 'Failover|Switchover|SemiSync|Primary|Lagging|Hooks' ./e2e
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sqlscan/ ./internal/wire/

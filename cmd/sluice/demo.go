@@ -93,8 +93,9 @@ func demoCmd(args []string) error {
 		if s == topo.Primary {
 			role = "primary"
 		}
-		fmt.Printf("  %-8s    %s (%s)  mariadb -h127.0.0.1 -P%d -u%s -p%s\n", s.Name, s.Addr(), role, s.Port, testbed.AppUser, testbed.AppPassword)
+		fmt.Printf("  %-8s    %s (%s, pid %d)  mariadb -h127.0.0.1 -P%d -u%s -p%s\n", s.Name, s.Addr(), role, s.PID(), s.Port, testbed.AppUser, testbed.AppPassword)
 	}
+	fmt.Printf("\nfailover is automatic: kill -9 %d fails the primary over; planned change: sluice switchover --http %s\n", topo.Primary.PID(), *httpListen)
 	fmt.Printf("\nconfiguration in use:\n%s\nCtrl-C stops everything and removes the data.\n", indent(text))
 	if *envFile != "" {
 		var b strings.Builder
