@@ -86,6 +86,9 @@ type Report struct {
 
 const historySize = 32
 
+// reasonDiscovered is the reason of epoch 1: the primary sluice found.
+const reasonDiscovered = "discovered"
+
 // ErrConflict marks requests that the current topology does not allow
 // (HTTP 409): a switchover without a live primary, a failover while the
 // primary is up, a refused promotion, another change in progress.
@@ -200,6 +203,13 @@ func (m *Manager) current() statestore.State {
 // the state store has it.
 func (m *Manager) commit(st statestore.State) error {
 	st.Time = time.Now().UTC()
+	m.mu.Lock()
+	prev := m.state
+	m.mu.Unlock()
+	st.Changed = prev.Changed
+	if prev.Epoch > 0 && st.Primary != prev.Primary {
+		st.Changed = st.Time
+	}
 	if err := m.store.Save(st); err != nil {
 		return fmt.Errorf("persist epoch %d: %w", st.Epoch, err)
 	}
@@ -279,7 +289,7 @@ func (m *Manager) tick(ctx context.Context) {
 	st := m.current()
 	if st.Epoch == 0 {
 		if pr, ok := snap.PrimaryServer(); ok {
-			if err := m.commit(statestore.State{Epoch: 1, Primary: pr.Name, Address: pr.Addr, Reason: "discovered"}); err != nil {
+			if err := m.commit(statestore.State{Epoch: 1, Primary: pr.Name, Address: pr.Addr, Reason: reasonDiscovered}); err != nil {
 				m.log.Error("cannot record the discovered primary", "err", err)
 				return
 			}
@@ -292,7 +302,7 @@ func (m *Manager) tick(ctx context.Context) {
 		m.setAlert(fmt.Sprintf("%s, the primary of epoch %d, is not in the configuration", st.Primary, st.Epoch))
 		return
 	}
-	if des.Up && des.Role == topology.RoleReplica && m.adoptExternal(snap, des, st) {
+	if m.adoptExternal(snap, des, st) {
 		return
 	}
 	m.fenceOnSight(ctx, snap, st)
@@ -322,8 +332,8 @@ func (m *Manager) tick(ctx context.Context) {
 		m.setAlert(fmt.Sprintf("primary %s is down to sluice but not confirmed lost: %s", des.Name, why))
 		return
 	}
-	if since := time.Since(st.Time); cfg.MinInterval > 0 && since < cfg.MinInterval {
-		msg := fmt.Sprintf("primary %s is lost; automatic failover refused: the last primary change was %s ago, within failover.min_interval %s (anti-flapping); an operator may fail over (POST /api/failover)",
+	if since := time.Since(st.Changed); cfg.MinInterval > 0 && !st.Changed.IsZero() && since < cfg.MinInterval {
+		msg := fmt.Sprintf("primary %s is lost; automatic failover refused: the primary last changed %s ago, within failover.min_interval %s (anti-flapping); an operator may fail over (POST /api/failover)",
 			des.Name, since.Round(time.Second), cfg.MinInterval)
 		m.refused(Record{Kind: "refused", Trigger: "automatic", Old: des.Name, Epoch: st.Epoch, Reasons: []string{msg}}, msg)
 		return
@@ -416,17 +426,39 @@ func (m *Manager) sample(ctx context.Context, snap *topology.Snapshot, pr *topol
 	m.mu.Unlock()
 }
 
-// adoptExternal follows a switchover done by another tool: the designated
-// primary now replicates from a writable server, which becomes the
+// adoptExternal follows a primary change made by another tool, so that
+// sluice does not fight it: the designated primary now replicates from a
+// writable server (a switchover), or it is down and the replicas now
+// replicate from a writable server (a failover). That server becomes the
 // primary of a new epoch.
 func (m *Manager) adoptExternal(snap *topology.Snapshot, des *topology.Server, st statestore.State) bool {
+	followers := func(addr string) int {
+		n := 0
+		for i := range snap.Servers {
+			r := &snap.Servers[i]
+			if r.Up && r.Role == topology.RoleReplica && r.SourceAddr == addr {
+				n++
+			}
+		}
+		return n
+	}
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
-		if s.Addr != des.SourceAddr || !s.Up || s.Role != topology.RolePrimary || s.Fenced {
+		if s.Name == des.Name || !s.Up || s.Role != topology.RolePrimary || s.Fenced {
 			continue
 		}
-		next := statestore.State{Epoch: st.Epoch + 1, Primary: s.Name, Address: s.Addr,
-			Reason: fmt.Sprintf("followed an external change: %s replicates from %s", des.Name, s.Name), Fenced: st.Fenced}
+		var why string
+		fenced := appendFenced(st.Fenced, "", s.Name)
+		switch {
+		case des.Up && des.Role == topology.RoleReplica && des.SourceAddr == s.Addr:
+			why = fmt.Sprintf("followed an external change: %s replicates from %s", des.Name, s.Name)
+		case !des.Up && followers(s.Addr) > 0 && followers(des.Addr) == 0:
+			why = fmt.Sprintf("followed an external change: %s is down and the replicas replicate from %s", des.Name, s.Name)
+			fenced = appendFenced(st.Fenced, des.Name, s.Name) // if it comes back writable, it is fenced
+		default:
+			continue
+		}
+		next := statestore.State{Epoch: st.Epoch + 1, Primary: s.Name, Address: s.Addr, Reason: why, Fenced: fenced}
 		if err := m.commit(next); err != nil {
 			m.log.Error("cannot follow the external primary change", "err", err)
 			return true

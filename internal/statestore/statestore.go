@@ -29,6 +29,10 @@ type State struct {
 	// Reason says why: "failover", "switchover", an operator's note…
 	Reason string    `json:"reason"`
 	Time   time.Time `json:"time"`
+	// Changed is when the primary last changed (failover, switchover, an
+	// external change followed); zero while it is the one first
+	// discovered. Anti-flapping counts from it.
+	Changed time.Time `json:"changed,omitzero"`
 	// Fenced lists servers demoted and never to be written to until an
 	// operator rejoins them.
 	Fenced []string `json:"fenced,omitempty"`
