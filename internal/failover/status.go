@@ -1,9 +1,11 @@
-// Package failover holds the SQL actions of a failover or switchover: read
-// every server's replication facts, choose a candidate, wait for it to apply
-// its relay log, promote it, repoint the other replicas, fence the old
-// primary and later rejoin it. Each action is one bounded step; the decision
-// loop that sequences them (detection, durable epochs, holds, hooks) lives
-// elsewhere.
+// Package failover owns the primary. The Manager (manager.go) keeps the
+// durable epoch and imposes it on the monitor's snapshots; detect.go
+// watches for a lost primary, a revived old one and changes made by other
+// tools; change.go runs failovers, switchovers and rejoins. The SQL steps
+// they are made of — read every server's replication facts, choose a
+// candidate, wait for it to apply its relay log, promote it, repoint the
+// other replicas, fence the old primary, rejoin it — are in status.go,
+// choose.go and actions.go, each one bounded step.
 //
 // Every function takes a *sql.DB opened by the caller for one server with
 // the monitor account (it needs SUPER, READ_ONLY ADMIN, REPLICATION SLAVE
