@@ -7,11 +7,11 @@
 // other replicas, fence the old primary, rejoin it — are in status.go,
 // choose.go and actions.go, each one bounded step.
 //
-// Every function takes a *sql.DB opened by the caller for one server with
+// Every step takes a *sql.DB opened by the caller for one server with
 // the monitor account (it needs SUPER, READ_ONLY ADMIN, REPLICATION SLAVE
 // ADMIN, CONNECTION ADMIN, BINLOG MONITOR, SLAVE MONITOR and PROCESS). The
 // pool must not set a read timeout shorter than the longest wait asked of
-// WaitApplied. Every action is bounded by its context; one without a
+// WaitApplied. Every step is bounded by its context; one without a
 // deadline gets DefaultTimeout.
 //
 // The GTID rules these steps follow are in the gtid package documentation.
