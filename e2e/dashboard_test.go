@@ -4,17 +4,28 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image/png"
+	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sluice-proxy/sluice/internal/failover"
+	"github.com/sluice-proxy/sluice/internal/httpapi"
+	"github.com/sluice-proxy/sluice/internal/proxy"
+	"github.com/sluice-proxy/sluice/internal/stats"
+	"github.com/sluice-proxy/sluice/internal/testbed"
 )
 
 // chromiumPath is Debian's chromium, which scripts/setup.sh installs.
@@ -62,6 +73,88 @@ func dashBrowser(t *testing.T, width, height int) context.Context {
 	}
 	return ctx
 }
+
+// dashStart is obsStart on a topology of the test's own, with automatic
+// failover configured, so that the test may change its primary.
+func dashStart(t *testing.T, token string) *obsSluice {
+	t.Helper()
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
+	var st *stats.Stats
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: fmt.Sprintf("http_token: %s\n", token) + foYAML(""), beforeStart: func(p *proxy.Proxy) {
+		st = stats.New(p, stats.Options{})
+		p.SetObserver(st)
+		t.Cleanup(st.Close) // after the proxy has closed
+	}})
+	api := httptest.NewServer(httpapi.Handler(p, st))
+	t.Cleanup(api.Close)
+	waitFor(t, 10*time.Second, "sluice sees a primary and every replica, with their lag, and epoch 1", func() bool {
+		snap := p.Monitor().Snapshot()
+		if snap.Primary < 0 || p.Failover().Report().Epoch != 1 {
+			return false
+		}
+		for i, s := range snap.Servers {
+			if !s.Up || (i != snap.Primary && !s.LagKnown) {
+				return false
+			}
+		}
+		return true
+	})
+	return &obsSluice{p: p, st: st, api: api, topo: topo, token: token}
+}
+
+// dashServerRow is a row of the page's servers table.
+type dashServerRow struct {
+	Name, Role, State string
+	Badges            []string
+}
+
+const dashServerRows = `[...document.querySelectorAll('#servers tbody tr')].map(tr => ({
+	Name: tr.dataset.server, Role: tr.cells[2].textContent, State: tr.cells[3].textContent,
+	Badges: [...tr.cells[0].querySelectorAll('.badge')].map(b => b.textContent)}))`
+
+// checkServerRows checks the servers table against the topology: every
+// server listed, up, the primary marked as the epoch's.
+func checkServerRows(t *testing.T, ctx context.Context, topo *testbed.Topology, primary string, epoch int) {
+	t.Helper()
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]dashServerRow](dashServerRows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.Name)
+		wantRole, wantBadges := "replica", []string(nil)
+		if r.Name == primary {
+			wantRole, wantBadges = "primary", []string{fmt.Sprintf("epoch %d", epoch)}
+		}
+		if r.Role != wantRole || r.State != "up" || !slices.Equal(r.Badges, wantBadges) {
+			t.Errorf("server row %+v, want role %s state up badges %q", r, wantRole, wantBadges)
+		}
+	}
+	var want []string
+	for _, srv := range topo.Servers {
+		want = append(want, srv.Name)
+	}
+	slices.Sort(names)
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("server table lists %v, want %v", names, want)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('h-primary').textContent + ' ' + document.getElementById('h-epoch').textContent`))
+	if want := fmt.Sprintf("%s %d", primary, epoch); err != nil || got != want {
+		t.Errorf("header shows primary and epoch %q (%v), want %q", got, err, want)
+	}
+}
+
+// dashChange is a row of the page's topology changes table.
+type dashChange struct {
+	Kind, By, Servers, Epoch, Result, Pause, Reason, ReasonTitle string
+}
+
+const dashChanges = `[...document.querySelectorAll('#changes tbody tr')].map(tr => ({
+	Kind: tr.cells[1].textContent, By: tr.cells[2].textContent, Servers: tr.cells[3].textContent,
+	Epoch: tr.cells[4].textContent, Result: tr.cells[5].textContent, Pause: tr.cells[6].textContent,
+	Reason: tr.cells[7].textContent, ReasonTitle: tr.cells[7].title}))`
 
 // dashWorkload runs reads, writes, transactions and a few failing
 // statements through sluice until ctx is done, from several sessions.
@@ -143,7 +236,7 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	// The dashboard sends ?token= as a bearer header on every request:
 	// run with a token so that a page that forgot it shows nothing.
 	const token = "dash-secret"
-	s := obsStart(t, obsOpts{token: token})
+	s := dashStart(t, token)
 	schema := newSchema(t, s.topo, "CREATE TABLE t (id INT PRIMARY KEY AUTO_INCREMENT, v INT)", "INSERT INTO t (v) VALUES (0)")
 
 	load := 10 * time.Second
@@ -168,12 +261,13 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	// Every server listed, both charts drawing non-empty series, the top
-	// digests and the workload's sessions shown.
+	// digests and the workload's sessions shown, and the first epoch.
 	const ready = `(() => {
 		const c = window.sluiceCharts;
 		if (!c || !c.qps || !c.latency) return false;
 		const some = a => Array.isArray(a) && a.some(v => v > 0);
 		return document.querySelectorAll('#servers tbody tr').length === 3 &&
+			document.getElementById('fo-epoch').textContent === '1' &&
 			c.qps.data[0].length > 0 && some(c.qps.data[1]) &&
 			some(c.latency.data[1]) && some(c.latency.data[2]) &&
 			document.querySelectorAll('#digests tbody tr').length > 0 &&
@@ -186,37 +280,40 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	}
 	t.Logf("dashboard ready after %s", time.Since(start).Round(time.Millisecond))
 
-	type serverRow struct {
-		Name, Role, State string
+	checkServerRows(t, ctx, s.topo, "db1", 1)
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#changes tbody tr').length`)); err != nil || n != 0 {
+		t.Errorf("topology changes lists %d rows (%v) before any change", n, err)
 	}
-	rows, err := chromedp.Run(ctx, chromedp.Evaluate[[]serverRow](`[...document.querySelectorAll('#servers tbody tr')].map(tr => ({
-		Name: tr.cells[0].textContent, Role: tr.cells[2].textContent, State: tr.cells[3].textContent}))`))
+
+	// A switchover under the workload: the page shows the new epoch, its
+	// primary and the change with its pause.
+	rec, err := s.p.Failover().Switchover(context.Background(), "db2")
+	if err != nil {
+		t.Fatalf("switchover to db2: %v (%+v)", err, rec)
+	}
+	const switched = `document.getElementById('fo-epoch').textContent === '2' &&
+		document.getElementById('h-primary').textContent === 'db2' &&
+		document.querySelectorAll('#changes tbody tr').length === 1`
+	sctx, cancelSwitched := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelSwitched()
+	if _, err := chromedp.Run(sctx, chromedp.Poll[bool](switched, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		dashDump(t, ctx)
+		t.Fatalf("the dashboard never showed epoch 2 with db2 primary after the switchover: %v", err)
+	}
+	checkServerRows(t, ctx, s.topo, "db2", 2)
+	changes, err := chromedp.Run(ctx, chromedp.Evaluate[[]dashChange](dashChanges))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, r := range rows {
-		names = append(names, r.Name)
-		wantRole := "replica"
-		if r.Name == s.topo.Primary.Name {
-			wantRole = "primary"
-		}
-		if r.Role != wantRole || r.State != "up" {
-			t.Errorf("server row %+v, want role %s state up", r, wantRole)
-		}
+	c := changes[0]
+	pause, err := strconv.ParseFloat(strings.ReplaceAll(c.Pause, ",", ""), 64)
+	if c.Kind != "switchover" || c.By != "operator" || c.Servers != "db1 → db2" || c.Epoch != "2" || c.Result != "ok" ||
+		err != nil || math.Abs(pause-rec.PauseMS) > 0.051 || len(rec.Reasons) > 0 && c.ReasonTitle != strings.Join(rec.Reasons, "\n") {
+		t.Errorf("topology changes row %+v, want the switchover %+v", c, rec)
 	}
-	var want []string
-	for _, srv := range s.topo.Servers {
-		want = append(want, srv.Name)
-	}
-	slices.Sort(names)
-	slices.Sort(want)
-	if !slices.Equal(names, want) {
-		t.Errorf("server table lists %v, want %v", names, want)
-	}
-	primary, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('h-primary').textContent`))
-	if err != nil || primary != s.topo.Primary.Name {
-		t.Errorf("header names primary %q (%v), want %s", primary, err, s.topo.Primary.Name)
+	facts, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`['fo-primary', 'fo-auto', 'fo-fenced', 'fo-counts'].map(id => document.getElementById(id).textContent)`))
+	if want := []string{"db2", "on", "none", "switchover ok 1"}; err != nil || !slices.Equal(facts, want) {
+		t.Errorf("topology facts %q (%v), want %q", facts, err, want)
 	}
 
 	// Let the charts fill a little before the screenshot: a few seconds
@@ -274,6 +371,79 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		dashDump(t, ctx)
 		t.Fatalf("with the API gone the page does not show stale data: %v", err)
 	}
+	dashAlertAndFenced(t, ctx)
+}
+
+// dashAlertAndFenced draws a refused failover and a fenced server, which
+// the test's topology does not go through, from the API's own types: the
+// page shows the alert and in-progress banners and the fenced state, and
+// text from the API is never parsed as HTML. The API must be gone, or
+// the next refresh would redraw the page.
+func dashAlertAndFenced(t *testing.T, ctx context.Context) {
+	t.Helper()
+	const evil = `<img src=x onerror="window.injected=true">`
+	rep := failover.Report{Epoch: 3, Primary: "db1", Auto: true, Alert: "failover refused: db2 lags " + evil,
+		Fenced: []string{"db3"}, InProgress: "switchover db1 -> db2", Counts: map[string]uint64{"refused": 1},
+		History: []failover.Record{{Time: time.Now(), Kind: "refused", Trigger: "automatic", Old: "db1", Epoch: 3,
+			Reasons: []string{"db2 lags " + evil, "second reason"}}}}
+	lag := 30.0
+	servers := []httpapi.ServerView{
+		{Name: "db1", Role: "primary", State: "down", Epoch: 3, EpochPrimary: true, Alert: rep.Alert},
+		{Name: "db2", Role: "replica", State: "lagging", Up: true, Epoch: 3, LagSeconds: &lag},
+		{Name: "db3", Role: "replica", State: "fenced", Up: true, Epoch: 3, Fenced: true},
+	}
+	rj, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sj, err := json.Marshal(servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type shown struct {
+		Alert, AlertColor, InProgress, Fenced, Change, Reason string
+		Rows                                                  []dashServerRow
+		FencedClass                                           string
+		Injected                                              bool
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[shown](fmt.Sprintf(`(() => {
+		window.sluiceDraw.failover(%s);
+		window.sluiceDraw.servers(%s);
+		const $ = id => document.getElementById(id), vis = el => !el.hidden && el.offsetHeight > 0;
+		const ch = document.querySelector('#changes tbody tr');
+		return {
+			Alert: vis($('alert')) ? $('alert').textContent : '', AlertColor: getComputedStyle($('alert')).backgroundColor,
+			InProgress: vis($('in-progress')) ? $('in-progress').textContent : '', Fenced: $('fo-fenced').textContent,
+			Change: [...ch.cells].slice(1, 6).map(td => td.textContent).join('|'), Reason: ch.cells[7].textContent,
+			Rows: %s, FencedClass: document.querySelector('#servers tr[data-server="db3"]').className,
+			Injected: !!window.injected || document.querySelector('img') !== null,
+		};
+	})()`, rj, sj, dashServerRows)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Failover alert: " + rep.Alert; got.Alert != want || got.AlertColor != "rgb(198, 40, 40)" {
+		t.Errorf("alert banner %q in %s, want %q in red", got.Alert, got.AlertColor, want)
+	}
+	if !strings.Contains(got.InProgress, rep.InProgress) {
+		t.Errorf("in-progress banner %q, want it to name %q", got.InProgress, rep.InProgress)
+	}
+	if got.Fenced != "db3" || got.Change != "refused|automatic|db1 → –|3|refused" || got.Reason != "db2 lags "+evil {
+		t.Errorf("topology changes show fenced %q, change %q, reason %q", got.Fenced, got.Change, got.Reason)
+	}
+	want := []dashServerRow{
+		{Name: "db1", Role: "primary", State: "down", Badges: []string{"epoch 3"}},
+		{Name: "db2", Role: "replica", State: "lagging"},
+		{Name: "db3", Role: "replica", State: "fenced", Badges: []string{"fenced"}},
+	}
+	if !slices.EqualFunc(got.Rows, want, func(a, b dashServerRow) bool {
+		return a.Name == b.Name && a.Role == b.Role && a.State == b.State && slices.Equal(a.Badges, b.Badges)
+	}) || got.FencedClass != "st-fenced" {
+		t.Errorf("server rows %+v (db3 class %q), want %+v", got.Rows, got.FencedClass, want)
+	}
+	if got.Injected {
+		t.Errorf("text from the API was parsed as HTML")
+	}
 }
 
 // dashDump logs what the page shows, for a failing test.
@@ -285,6 +455,8 @@ func dashDump(t *testing.T, ctx context.Context) {
 		refreshes: document.body.dataset.refreshes, stale: document.getElementById('stale').textContent,
 		staleWhy: document.getElementById('stale').title,
 		servers: document.querySelectorAll('#servers tbody tr').length,
+		epoch: document.getElementById('fo-epoch').textContent, alert: document.getElementById('alert').textContent,
+		changes: [...document.querySelectorAll('#changes tbody tr')].map(tr => tr.textContent),
 		digests: document.querySelectorAll('#digests tbody tr').length,
 		sessions: document.querySelectorAll('#sessions tbody tr').length,
 		charts: !!window.sluiceCharts && Object.fromEntries(Object.entries(window.sluiceCharts).map(([k, u]) => [k, u.data.map(s => s.filter(v => v > 0).length)])),
