@@ -121,6 +121,11 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	}
 	rec.Epoch = next.Epoch
 	m.setAlert("")
+	// Sessions still pinned to the old primary (an open transaction, a
+	// statement stuck on a frozen server) must not finish there if it
+	// comes back: they are cut now, with a clear error.
+	m.traffic.AbortPinned(oldName, fmt.Sprintf("sluice: the primary %s was lost and %s took over (failover, epoch %d); the transaction and session state on %s are gone: run it again",
+		oldName, cand.Name, next.Epoch, oldName))
 	pctx, cancel := context.WithTimeout(ctx, 4*cfg.Timeout)
 	err = Promote(pctx, cdb)
 	cancel()
@@ -132,9 +137,7 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 		m.lossOnce(oldName, msg)
 		return rec, errors.New(msg)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout+time.Second)
-	_ = m.mon.Refresh(rctx)
-	cancel()
+	m.promotedNow(cand.Name)
 	rec.PauseMS = ms(release())
 	rec.OK = true
 	m.log.Warn("failover done", "old_primary", oldName, "new_primary", cand.Name, "epoch", next.Epoch, "hold", time.Duration(rec.PauseMS*1e6))
@@ -161,6 +164,10 @@ func (m *Manager) settle(ctx context.Context, cfg *Config) {
 	rctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout+time.Second)
 	defer cancel()
 	_ = m.mon.Refresh(rctx)
+	m.mu.Lock()
+	m.promoted = ""
+	m.mu.Unlock()
+	m.publish()
 }
 
 // lagTooHigh applies failover.max_lag: a candidate that applied all it
@@ -307,8 +314,7 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 		m.publish()
 		return fail(fmt.Errorf("switchover aborted: promote %s: %w", tgt.Name, err))
 	}
-	m.publish()
-	_ = m.mon.Refresh(opctx)
+	m.promotedNow(tgt.Name)
 	rec.PauseMS = ms(release())
 	m.log.Warn("switchover done", "old_primary", old.Name, "new_primary", tgt.Name, "epoch", next.Epoch, "hold", time.Duration(rec.PauseMS*1e6))
 

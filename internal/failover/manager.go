@@ -110,6 +110,7 @@ type Manager struct {
 	alert       string
 	lossHandled string // the designated primary whose loss was already acted on (refused, reported)
 	hold        *topology.Hold
+	promoted    string // a server promoted moments ago, until a check round has seen it
 	inProgress  string
 	lastPrimary Status               // of the designated primary, read while it was up
 	lags        map[string]lagSample // replicas' lag, measured while the primary was up
@@ -185,7 +186,7 @@ func (m *Manager) Run(ctx context.Context) {
 // publish imposes the state on the monitor's snapshots.
 func (m *Manager) publish() {
 	m.mu.Lock()
-	c := topology.Control{Epoch: m.state.Epoch, Designated: m.state.Primary, Fenced: slices.Clone(m.state.Fenced), Hold: m.hold, Alert: m.alert}
+	c := topology.Control{Epoch: m.state.Epoch, Designated: m.state.Primary, Fenced: slices.Clone(m.state.Fenced), Hold: m.hold, Alert: m.alert, Promoted: m.promoted}
 	m.mu.Unlock()
 	m.mon.SetControl(c)
 }
@@ -248,6 +249,15 @@ func (m *Manager) record(r Record) {
 		m.history = m.history[len(m.history)-historySize:]
 	}
 	m.mu.Unlock()
+}
+
+// promotedNow shows name as the primary at once, and settles: after a
+// check round the monitor's own view takes over again.
+func (m *Manager) promotedNow(name string) {
+	m.mu.Lock()
+	m.promoted = name
+	m.mu.Unlock()
+	m.publish()
 }
 
 // startHold holds new primary work until the returned function runs (at

@@ -141,25 +141,32 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
-		send := pkt
-		if prep != nil {
-			var pe *wire.Error
-			if send, pe = prep(c); pe != nil {
-				s.release(c, server)
-				ev.Err, ev.Duration = true, time.Since(start)
-				s.env.Observer().Statement(s, &ev)
-				return wire.Result{}, s.fail(pe)
-			}
-		}
-		if e := s.beforeSend(c, st); e != nil {
-			s.release(c, server)
-			return wire.Result{}, s.fail(e)
-		}
 		text := sql
 		if text == nil {
 			text = s.stmtText
 		}
+		// Active from here: preparing on this connection is backend I/O
+		// too, and a lost server must be able to interrupt it.
 		s.setActive(c, server, text)
+		send := pkt
+		if prep != nil {
+			var pe *wire.Error
+			if send, pe = prep(c); pe != nil {
+				s.clearActive()
+				s.release(c, server)
+				ev.Err, ev.Duration = true, time.Since(start)
+				s.env.Observer().Statement(s, &ev)
+				if msg, ok := s.takeAbort(server); ok {
+					pe = wire.Errorf(wire.ErrConnectionKilled, "70100", "%s", msg)
+				}
+				return wire.Result{}, s.fail(pe)
+			}
+		}
+		if e := s.beforeSend(c, st); e != nil {
+			s.clearActive()
+			s.release(c, server)
+			return wire.Result{}, s.fail(e)
+		}
 		res, err := s.roundTrip(c, send, mode)
 		s.clearActive()
 		if err != nil {
@@ -214,6 +221,13 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		}
 		snap := s.env.Snapshot()
 		srv, ok := snap.ByName(s.pinnedServer)
+		if ok && srv.Fenced {
+			// Demoted by a failover: nothing of the session's may run there.
+			name := s.pinnedServer
+			s.dropConn(s.pinned, name)
+			return nil, "", t, wire.Errorf(wire.ErrConnectionKilled, "70100",
+				"sluice: %s was demoted by a failover (epoch %d); the session's transaction and connection state on it are gone: run it again", name, snap.Epoch)
+		}
 		if ok && srv.Admin == topology.AdminMaintenance {
 			// The operator took the server away: whatever lived on the
 			// connection (a transaction, temporary tables) is gone with it.

@@ -50,19 +50,24 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		return s.fail(e)
 	}
 	lim := s.env.Limits()
+	// Active while the backend answers, so a lost server interrupts it.
+	s.setActive(c, server, st.sql)
 	// Forward the backend's metadata under sluice's id.
 	first, err := s.sendPrepare(c, pkt)
 	if err != nil {
+		s.clearActive()
 		s.dropConn(c, server)
 		return s.backendFailed(server, err, false)
 	}
 	if wire.IsERR(first) {
 		err := s.forwardPacket(first, 1, true)
+		s.clearActive()
 		s.releaseAfter(c, server)
 		return err
 	}
 	pok, ok := wire.ParsePrepareOK(first)
 	if !ok {
+		s.clearActive()
 		s.dropConn(c, server)
 		return s.fail(wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: malformed prepare response from %s", server))
 	}
@@ -83,6 +88,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	for i := 0; i < n; i++ {
 		p, err := c.ReadPacket(0)
 		if err != nil {
+			s.clearActive()
 			s.dropConn(c, server)
 			return s.backendFailed(server, err, true)
 		}
@@ -93,6 +99,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	c.AddStmt(st.key, backendID)
 	st.addConn(c)
 	s.stmts[st.id] = st
+	s.clearActive()
 	s.releaseAfter(c, server)
 	return s.c.Flush()
 }

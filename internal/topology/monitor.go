@@ -76,6 +76,11 @@ type Control struct {
 	Fenced     []string
 	Hold       *Hold
 	Alert      string
+	// Promoted names a server just promoted: it is shown as a writable,
+	// non-replicating primary before a check round confirms it, so held
+	// writes need not wait for a round (a frozen old primary makes a round
+	// last health.timeout).
+	Promoted string
 }
 
 // probe keeps one monitor connection and the rise/fall counters of a server.
@@ -520,6 +525,9 @@ func (m *Monitor) publish(servers []Server) {
 		s := &servers[i]
 		s.Admin = m.admin[s.Name]
 		s.Fenced = slices.Contains(ctl.Fenced, s.Name)
+		if ctl.Promoted == s.Name && s.Up {
+			s.Role, s.ReadOnly, s.Replicating, s.IORunning, s.SQLRunning = RolePrimary, false, false, false, false
+		}
 		s.Readable = s.Up && s.Role == RoleReplica && s.IORunning && s.SQLRunning && !s.LagExcluded && s.Admin == AdminNone
 	}
 	m.mu.Unlock()
