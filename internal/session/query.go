@@ -293,6 +293,9 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		// the failover manager counts lent connections, so either it sees
 		// this one or this check sees the hold.
 		s.release(c, name)
+		if _, e := waitHold(ctx, s.env, s.env.Snapshot()); e != nil {
+			return nil, "", target, e
+		}
 		return s.acquire(ctx, target, skip)
 	}
 	return c, name, routed, nil
