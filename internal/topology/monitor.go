@@ -179,13 +179,6 @@ func (m *Monitor) SetControl(c Control) {
 	m.publish(append([]Server(nil), m.cur.Load().Servers...))
 }
 
-// Control returns the decisions in force.
-func (m *Monitor) Control() Control {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.ctl
-}
-
 // Refresh runs a check round that starts after the call and waits until
 // it is published, so the caller sees the servers as they are now (after
 // a promotion, say). It returns ctx's error if the round is not done in
