@@ -133,10 +133,24 @@ func Repoint(ctx context.Context, db *sql.DB, newPrimaryHost string, port int, r
 // refuses (ErrRefused, read_only left ON) when self's or the fresh state has
 // transactions the new primary lacks: they were lost in the failover or
 // written afterwards, and the server must be rebuilt or reconciled by hand.
-func Rejoin(ctx context.Context, db *sql.DB, newPrimaryHost string, port int, replUser, replPassword string, newPrimaryState gtid.State, self Status) error {
+// The new primary's state is read (through primary) after each of the
+// server's, so a server already replicating from it is not mistaken for a
+// diverged one by what it received in between.
+func Rejoin(ctx context.Context, db, primary *sql.DB, newPrimaryHost string, port int, replUser, replPassword string, self Status) error {
 	ctx, cancel := bound(ctx)
 	defer cancel()
-	if err := refuseDiverged(self.Name, self.BinlogState, newPrimaryState); err != nil {
+	primaryState := func() (gtid.State, error) {
+		vars, err := globalVars(ctx, primary, "gtid_binlog_state")
+		if err != nil {
+			return nil, fmt.Errorf("failover: rejoin %s: read the new primary's gtid_binlog_state: %w", self.Name, err)
+		}
+		return gtid.ParseState(vars["gtid_binlog_state"])
+	}
+	ps, err := primaryState()
+	if err != nil {
+		return err
+	}
+	if err := refuseDiverged(self.Name, self.BinlogState, ps); err != nil {
 		return err
 	}
 	if err := execAll(ctx, db, "rejoin", "SET GLOBAL read_only = ON"); err != nil {
@@ -151,7 +165,10 @@ func Rejoin(ctx context.Context, db *sql.DB, newPrimaryHost string, port int, re
 	if err != nil {
 		return fmt.Errorf("failover: rejoin %s: %w", self.Name, err)
 	}
-	if err := refuseDiverged(self.Name, fresh, newPrimaryState); err != nil {
+	if ps, err = primaryState(); err != nil {
+		return err
+	}
+	if err := refuseDiverged(self.Name, fresh, ps); err != nil {
 		return err
 	}
 	if err := execAll(ctx, db, "rejoin",

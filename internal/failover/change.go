@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-proxy/sluice/internal/gtid"
 	"github.com/sluice-proxy/sluice/internal/hooks"
 	"github.com/sluice-proxy/sluice/internal/statestore"
 	"github.com/sluice-proxy/sluice/internal/topology"
@@ -319,11 +318,7 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	m.log.Warn("switchover done", "old_primary", old.Name, "new_primary", tgt.Name, "epoch", next.Epoch, "hold", time.Duration(rec.PauseMS*1e6))
 
 	// The old primary becomes a replica of the new one.
-	tst, err := ReadStatus(ctx, tdb, tgt.Name)
-	if err == nil {
-		err = m.rejoin(ctx, cfg, old.Name, old.Addr, ost, tgt, tst.BinlogState)
-	}
-	if err != nil {
+	if err := m.rejoin(ctx, cfg, old.Name, old.Addr, ost, tgt); err != nil {
 		m.fenceAfterFailedRejoin(old.Name, err)
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s stays fenced: %v", old.Name, err))
 	} else {
@@ -429,11 +424,7 @@ func (m *Manager) Rejoin(ctx context.Context, name string) (Record, error) {
 	if err != nil {
 		return rec, err
 	}
-	pst, err := ReadStatus(ctx, m.db(pr.Name, pr.Addr), pr.Name)
-	if err != nil {
-		return rec, err
-	}
-	if err := m.rejoin(ctx, cfg, s.Name, s.Addr, self, pr, pst.BinlogState); err != nil {
+	if err := m.rejoin(ctx, cfg, s.Name, s.Addr, self, pr); err != nil {
 		rec.Error = err.Error()
 		m.record(rec)
 		if errors.Is(err, ErrRefused) {
@@ -451,14 +442,14 @@ func (m *Manager) Rejoin(ctx context.Context, name string) (Record, error) {
 
 // rejoin runs with m.op held: Rejoin, then the fence is lifted in a new
 // epoch.
-func (m *Manager) rejoin(ctx context.Context, cfg *Config, name, addr string, self Status, pr *topology.Server, prState gtid.State) error {
+func (m *Manager) rejoin(ctx context.Context, cfg *Config, name, addr string, self Status, pr *topology.Server) error {
 	host, port, err := splitAddr(pr.Addr)
 	if err != nil {
 		return err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*cfg.Timeout)
 	defer cancel()
-	if err := Rejoin(rctx, m.db(name, addr), host, port, cfg.ReplUser, cfg.ReplPassword, prState, self); err != nil {
+	if err := Rejoin(rctx, m.db(name, addr), m.db(pr.Name, pr.Addr), host, port, cfg.ReplUser, cfg.ReplPassword, self); err != nil {
 		return err
 	}
 	st := m.current()

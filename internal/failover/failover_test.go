@@ -206,7 +206,7 @@ func TestFailoverPromoteRepointAndRejoinOldPrimary(t *testing.T) {
 		t.Errorf("old primary after restart: %+v", self)
 	}
 	t4 := time.Now()
-	if err := Rejoin(ctx, dbs["db1"], newP.Host, newP.Port, testbed.ReplUser, testbed.ReplPassword, np.BinlogState, self); err != nil {
+	if err := Rejoin(ctx, dbs["db1"], dbs[newP.Name], newP.Host, newP.Port, testbed.ReplUser, testbed.ReplPassword, self); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("rejoin %v", time.Since(t4))
@@ -247,14 +247,13 @@ func TestRejoinRefusesDivergedOldPrimary(t *testing.T) {
 	}
 	stale := mustStatus(t, ctx, oldDB, "db1") // read before the diverging write
 	writeRows(t, ctx, oldP, 50, 1)            // root writes on the revived old primary
-	np := mustStatus(t, ctx, newDB, newP.Name)
-	err := Rejoin(ctx, oldDB, newP.Host, newP.Port, testbed.ReplUser, testbed.ReplPassword, np.BinlogState, stale)
+	err := Rejoin(ctx, oldDB, newDB, newP.Host, newP.Port, testbed.ReplUser, testbed.ReplPassword, stale)
 	t.Logf("rejoin with stale status: %v", err)
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "diverged") {
 		t.Fatalf("Rejoin = %v, want a refusal about diverged transactions", err)
 	}
 	self := mustStatus(t, ctx, oldDB, "db1")
-	err = Rejoin(ctx, oldDB, newP.Host, newP.Port, testbed.ReplUser, testbed.ReplPassword, np.BinlogState, self)
+	err = Rejoin(ctx, oldDB, newDB, newP.Host, newP.Port, testbed.ReplUser, testbed.ReplPassword, self)
 	if !errors.Is(err, ErrRefused) {
 		t.Fatalf("Rejoin = %v, want refusal", err)
 	}
