@@ -29,15 +29,18 @@ func foYAML(extra string) string {
 // foWriters runs n sessions that each insert rows in transactions through
 // sluice and remember every insert whose COMMIT was acknowledged.
 type foWriters struct {
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	acked  []int64
-	errs   []error
-	errAt  []time.Time
-	okAt   []time.Time
-	next   atomic.Int64
-	commit atomic.Int64
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	acked []int64
+	errs  []error
+	errAt []time.Time
+	okAt  []time.Time
+	// okBegan is when each acknowledged insert began: one that began after
+	// a primary died was served by its successor.
+	okBegan []time.Time
+	next    atomic.Int64
+	commit  atomic.Int64
 }
 
 func startWriters(t testing.TB, d *sql.DB, schema string, n int) *foWriters {
@@ -53,6 +56,7 @@ func startWriters(t testing.TB, d *sql.DB, schema string, n int) *foWriters {
 				default:
 				}
 				id := w.next.Add(1)
+				began := time.Now()
 				err := w.insert(d, schema, id)
 				now := time.Now()
 				w.mu.Lock()
@@ -62,6 +66,7 @@ func startWriters(t testing.TB, d *sql.DB, schema string, n int) *foWriters {
 				} else {
 					w.acked = append(w.acked, id)
 					w.okAt = append(w.okAt, now)
+					w.okBegan = append(w.okBegan, began)
 				}
 				w.mu.Unlock()
 				if err != nil {
@@ -102,13 +107,15 @@ func (w *foWriters) count() int {
 	return len(w.acked)
 }
 
-// okAfter is the first acknowledged write at or after t.
+// okAfter is when the first write that began at or after t was
+// acknowledged (a write in flight at t may be acknowledged by the server
+// that dies at t).
 func (w *foWriters) okAfter(t time.Time) (time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, at := range w.okAt {
-		if !at.Before(t) {
-			return at, true
+	for i, began := range w.okBegan {
+		if !began.Before(t) {
+			return w.okAt[i], true
 		}
 	}
 	return time.Time{}, false
