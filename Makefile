@@ -34,7 +34,7 @@ fuzz:
 # The failover fault tests alone, with 100 primary kills instead of CI's 20.
 chaos: setup
 	SLUICE_CHAOS_REPS=100 $(GO) test -race -count=1 -timeout 60m -v \
-		-run 'Failover|Switchover|SemiSync|Primary|Lagging|Hooks' ./e2e
+		-run 'TestSemiSync|TestKilledPrimaryFailsOver|TestFrozenPrimary|TestRestartAfterFailover|TestTransactionOpenOnFrozen|TestSwitchover|TestLaggingCandidate|TestHooksSee|TestSecondLoss|TestExternalFailover' ./e2e
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sqlscan/ ./internal/wire/

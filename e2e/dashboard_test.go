@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image/png"
 	"math"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,8 +22,6 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/httpapi"
-	"github.com/sluice-proxy/sluice/internal/proxy"
-	"github.com/sluice-proxy/sluice/internal/stats"
 	"github.com/sluice-proxy/sluice/internal/testbed"
 )
 
@@ -79,27 +76,9 @@ func dashBrowser(t *testing.T, width, height int) context.Context {
 func dashStart(t *testing.T, token string) *obsSluice {
 	t.Helper()
 	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
-	var st *stats.Stats
-	p := startSluice(t, sluiceOpts{topo: topo, yaml: fmt.Sprintf("http_token: %s\n", token) + foYAML(""), beforeStart: func(p *proxy.Proxy) {
-		st = stats.New(p, stats.Options{})
-		p.SetObserver(st)
-		t.Cleanup(st.Close) // after the proxy has closed
-	}})
-	api := httptest.NewServer(httpapi.Handler(p, st))
-	t.Cleanup(api.Close)
-	waitFor(t, 10*time.Second, "sluice sees a primary and every replica, with their lag, and epoch 1", func() bool {
-		snap := p.Monitor().Snapshot()
-		if snap.Primary < 0 || p.Failover().Report().Epoch != 1 {
-			return false
-		}
-		for i, s := range snap.Servers {
-			if !s.Up || (i != snap.Primary && !s.LagKnown) {
-				return false
-			}
-		}
-		return true
-	})
-	return &obsSluice{p: p, st: st, api: api, topo: topo, token: token}
+	s := obsStart(t, obsOpts{topo: topo, token: token, yaml: foYAML("")})
+	waitFor(t, 10*time.Second, "epoch 1", func() bool { return s.p.Failover().Report().Epoch == 1 })
+	return s
 }
 
 // dashServerRow is a row of the page's servers table.

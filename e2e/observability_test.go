@@ -48,8 +48,10 @@ type obsSluice struct {
 // obsOpts adjust obsStart.
 type obsOpts struct {
 	stats stats.Options
-	users string // extra user entries (YAML list items)
-	token string // http_token
+	users string            // extra user entries (YAML list items)
+	token string            // http_token
+	topo  *testbed.Topology // nil: the shared one
+	yaml  string            // extra top-level YAML
 }
 
 // obsStart runs an in-process sluice in front of the shared topology with
@@ -58,13 +60,16 @@ type obsOpts struct {
 // ends.
 func obsStart(t testing.TB, o obsOpts) *obsSluice {
 	t.Helper()
-	topo := shared
-	yaml := ""
+	topo := o.topo
+	if topo == nil {
+		topo = shared
+	}
+	yaml := o.yaml
 	if o.token != "" {
-		yaml = fmt.Sprintf("http_token: %s\n", o.token)
+		yaml += fmt.Sprintf("http_token: %s\n", o.token)
 	}
 	var st *stats.Stats
-	p := startSluice(t, sluiceOpts{yaml: yaml, users: o.users, beforeStart: func(p *proxy.Proxy) {
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: yaml, users: o.users, beforeStart: func(p *proxy.Proxy) {
 		st = stats.New(p, o.stats)
 		p.SetObserver(st)
 		// Registered before startSluice's own cleanup, so it runs after
