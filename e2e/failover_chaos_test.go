@@ -45,7 +45,7 @@ type backgroundSysbench struct {
 	err    error
 }
 
-func startBackgroundSysbench(t testing.TB, addr, workload string, threads int) *backgroundSysbench {
+func startBackgroundSysbench(t testing.TB, addr, workload string, threads, rate int) *backgroundSysbench {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	common := []string{
@@ -59,7 +59,7 @@ func startBackgroundSysbench(t testing.TB, addr, workload string, threads int) *
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &backgroundSysbench{cancel: cancel, done: make(chan struct{})}
-	cmd := exec.CommandContext(ctx, "sysbench", append(common, fmt.Sprintf("--threads=%d", threads),
+	cmd := exec.CommandContext(ctx, "sysbench", append(common, fmt.Sprintf("--threads=%d", threads), fmt.Sprintf("--rate=%d", rate),
 		"--time=0", "--report-interval=5", "--mysql-ignore-errors=all", workload, "run")...)
 	cmd.Stdout, cmd.Stderr = &b.out, &b.out
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -100,9 +100,12 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncReplicas(t, topo)
-	sb := startBackgroundSysbench(t, p.Addr().String(), "oltp_write_only", 4)
+	// Paced: every round rebuilds the killed server by replaying the whole
+	// binary log, so the data written must stay small for 20 rounds to
+	// take a minute or two, not ten.
+	sb := startBackgroundSysbench(t, p.Addr().String(), "oltp_write_only", 4, 50)
 	d := openDB(t, p, "")
-	w := startWriters(t, d, schema, 4)
+	w := startPacedWriters(t, d, schema, 4, 20*time.Millisecond)
 
 	var times []time.Duration
 	var worst time.Duration
@@ -156,6 +159,9 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 			s, ok := p.Snapshot().ByName(old.Name)
 			return ok && s.Readable && !s.Fenced
 		})
+		// The next kill must find every replica caught up, or max_lag
+		// rightly refuses the one that is not.
+		syncReplicas(t, topo)
 		t.Logf("rep %d: killed %s, %s took over; first write acknowledged %s after the kill", rep, old.Name, pr.Name, took.Round(time.Millisecond))
 	}
 	w.halt()
@@ -173,7 +179,7 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	rep := p.Failover().Report()
 	out := sb.out.String()
-	t.Logf("%d SIGKILLs of the primary under sysbench oltp_write_only (4 threads) and 4 recording writers, semi-sync: writes resumed after %s on average, %s at worst (budget %s); %d inserts acknowledged, all present on every server; %d client errors during the failovers; failovers %d, epoch %d",
+	t.Logf("%d SIGKILLs of the primary under sysbench oltp_write_only (4 threads, 50 tps) and 4 recording writers, semi-sync: writes resumed after %s on average, %s at worst (budget %s); %d inserts acknowledged, all present on every server; %d client errors during the failovers; failovers %d, epoch %d",
 		reps, (sum / time.Duration(len(times))).Round(time.Millisecond), worst.Round(time.Millisecond), budget, total, len(w.errs), rep.Counts["failover_ok"], rep.Epoch)
 	if i := strings.Index(out, "SQL statistics:"); i >= 0 {
 		t.Logf("sysbench oltp_write_only over the whole run:\n%s", out[i:])

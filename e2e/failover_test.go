@@ -44,6 +44,12 @@ type foWriters struct {
 }
 
 func startWriters(t testing.TB, d *sql.DB, schema string, n int) *foWriters {
+	return startPacedWriters(t, d, schema, n, 0)
+}
+
+// startPacedWriters is startWriters with a pause after each insert, for
+// long runs whose data must stay small.
+func startPacedWriters(t testing.TB, d *sql.DB, schema string, n int, pace time.Duration) *foWriters {
 	w := &foWriters{stop: make(chan struct{})}
 	for i := 0; i < n; i++ {
 		w.wg.Add(1)
@@ -71,6 +77,8 @@ func startWriters(t testing.TB, d *sql.DB, schema string, n int) *foWriters {
 				w.mu.Unlock()
 				if err != nil {
 					time.Sleep(20 * time.Millisecond)
+				} else if pace > 0 {
+					time.Sleep(pace)
 				}
 			}
 		}()

@@ -83,8 +83,15 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	rec.Reasons = plan.Reasons
 	if !plan.Refused {
 		if why := m.lagTooHigh(plan, statuses, cfg); why != "" {
-			plan.Refused = true
-			rec.Reasons = append(rec.Reasons, "refused: "+why)
+			// An equally advanced replica within max_lag will do as well.
+			if alt, ok := m.alternative(plan, replicas, servers, statuses, last, cfg); ok {
+				rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s passed over: %s; %s received as much", plan.Candidate, why, alt.Candidate))
+				plan = alt
+				rec.Reasons = append(rec.Reasons, alt.Reasons...)
+			} else {
+				plan.Refused = true
+				rec.Reasons = append(rec.Reasons, "refused: "+why)
+			}
 		}
 	}
 	if plan.Refused {
@@ -167,6 +174,25 @@ func (m *Manager) settle(ctx context.Context, cfg *Config) {
 	m.promoted = ""
 	m.mu.Unlock()
 	m.publish()
+}
+
+// alternative looks for another replica that received everything the
+// chosen one did and passes every check, max_lag included.
+func (m *Manager) alternative(plan Plan, replicas []Status, servers []Server, statuses []Status, last Status, cfg *Config) (Plan, bool) {
+	for _, r := range replicas {
+		if r.Name == plan.Candidate || !r.Reachable || !r.Received().Contains(plan.CatchUpTo) {
+			continue
+		}
+		only := slices.Clone(servers)
+		for i := range only {
+			only[i].NoPromotion = only[i].NoPromotion || only[i].Name != r.Name
+		}
+		alt := ChooseCandidate(replicas, only, last)
+		if !alt.Refused && alt.Candidate == r.Name && m.lagTooHigh(alt, statuses, cfg) == "" {
+			return alt, true
+		}
+	}
+	return Plan{}, false
 }
 
 // lagTooHigh applies failover.max_lag: a candidate that applied all it

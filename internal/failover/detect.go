@@ -40,6 +40,9 @@ func (m *Manager) tick(ctx context.Context) {
 		return
 	}
 	m.fenceOnSight(ctx, snap, st)
+	if des.Up {
+		m.endSuspect(true)
+	}
 	switch {
 	case des.Up && des.Role == topology.RolePrimary:
 		m.mu.Lock()
@@ -62,6 +65,7 @@ func (m *Manager) tick(ctx context.Context) {
 		m.lossOnce(des.Name, fmt.Sprintf("primary %s is down and failover.auto is off: an operator must fail over (POST /api/failover)", des.Name))
 		return
 	}
+	m.holdForSuspect(des.Name, cfg.HoldTimeout)
 	if ok, why := confirmLoss(snap, des); !ok {
 		m.setAlert(fmt.Sprintf("primary %s is down to sluice but not confirmed lost: %s", des.Name, why))
 		return
@@ -77,8 +81,44 @@ func (m *Manager) tick(ctx context.Context) {
 	}
 }
 
+// holdForSuspect holds new writes once per loss, from the moment the
+// monitor declares the primary down, so that while the replicas confirm
+// the loss and the failover runs, writers see a pause rather than errors.
+// The hold ends with the failover, with a refusal, or at its deadline.
+func (m *Manager) holdForSuspect(primary string, d time.Duration) {
+	m.mu.Lock()
+	h, taken := m.suspect, m.suspectFor == primary
+	m.mu.Unlock()
+	switch {
+	case !taken:
+		release := m.startHold("primary "+primary+" lost: waiting for the failover", d)
+		_ = release // ended through endSuspect
+		m.mu.Lock()
+		m.suspect, m.suspectFor = m.hold, primary
+		m.mu.Unlock()
+	case h != nil && time.Now().After(h.hold.Deadline):
+		m.endSuspect(false)
+	}
+}
+
+// endSuspect ends the hold taken for a lost primary, if any; forget also
+// forgets the loss (the primary is back), so a new loss holds again.
+func (m *Manager) endSuspect(forget bool) {
+	m.mu.Lock()
+	h := m.suspect
+	m.suspect = nil
+	if forget {
+		m.suspectFor = ""
+	}
+	m.mu.Unlock()
+	if h != nil {
+		m.endHold(h)
+	}
+}
+
 // lossOnce reports a lost primary once per loss.
 func (m *Manager) lossOnce(name, msg string) {
+	m.endSuspect(false)
 	m.mu.Lock()
 	m.lossHandled = name
 	m.mu.Unlock()

@@ -109,8 +109,10 @@ type Manager struct {
 	state       statestore.State
 	alert       string
 	lossHandled string // the designated primary whose loss was already acted on (refused, reported)
-	hold        *topology.Hold
-	promoted    string // a server promoted moments ago, until a check round has seen it
+	hold        *holdState
+	suspect     *holdState // the hold taken when the primary went down, before the failover
+	suspectFor  string     // the primary whose loss took it
+	promoted    string     // a server promoted moments ago, until a check round has seen it
 	inProgress  string
 	lastPrimary Status               // of the designated primary, read while it was up
 	lags        map[string]lagSample // replicas' lag, measured while the primary was up
@@ -186,7 +188,7 @@ func (m *Manager) Run(ctx context.Context) {
 // publish imposes the state on the monitor's snapshots.
 func (m *Manager) publish() {
 	m.mu.Lock()
-	c := topology.Control{Epoch: m.state.Epoch, Designated: m.state.Primary, Fenced: slices.Clone(m.state.Fenced), Hold: m.hold, Alert: m.alert, Promoted: m.promoted}
+	c := topology.Control{Epoch: m.state.Epoch, Designated: m.state.Primary, Fenced: slices.Clone(m.state.Fenced), Hold: m.hold.topology(), Alert: m.alert, Promoted: m.promoted}
 	m.mu.Unlock()
 	m.mon.SetControl(c)
 }
@@ -260,30 +262,54 @@ func (m *Manager) promotedNow(name string) {
 	m.publish()
 }
 
+// holdState is one hold of new primary work.
+type holdState struct {
+	hold  *topology.Hold
+	done  chan struct{}
+	start time.Time
+	once  sync.Once
+	pause time.Duration
+}
+
+func (h *holdState) topology() *topology.Hold {
+	if h == nil {
+		return nil
+	}
+	return h.hold
+}
+
 // startHold holds new primary work until the returned function runs (at
-// most d). The release publishes a snapshot without the hold before
-// waking the held sessions, so they route with the new primary.
+// most d). A hold already in force (taken when the primary went down) is
+// joined rather than replaced, so sessions waiting on it never see a gap.
+// The release publishes a snapshot without the hold before waking the held
+// sessions, so they route with the new primary; it returns how long the
+// hold lasted.
 func (m *Manager) startHold(reason string, d time.Duration) (release func() time.Duration) {
-	done := make(chan struct{})
-	start := time.Now()
 	m.mu.Lock()
-	m.hold = &topology.Hold{Done: done, Deadline: start.Add(d), Reason: reason}
+	h := m.hold
+	if h == nil {
+		h = &holdState{done: make(chan struct{}), start: time.Now()}
+		h.hold = &topology.Hold{Done: h.done, Deadline: h.start.Add(d), Reason: reason}
+		m.hold = h
+	}
 	m.inProgress = reason
 	m.mu.Unlock()
 	m.publish()
-	var once sync.Once
-	var pause time.Duration
-	return func() time.Duration {
-		once.Do(func() {
-			m.mu.Lock()
+	return func() time.Duration { return m.endHold(h) }
+}
+
+func (m *Manager) endHold(h *holdState) time.Duration {
+	h.once.Do(func() {
+		m.mu.Lock()
+		if m.hold == h {
 			m.hold, m.inProgress = nil, ""
-			m.mu.Unlock()
-			m.publish()
-			close(done)
-			pause = time.Since(start)
-		})
-		return pause
-	}
+		}
+		m.mu.Unlock()
+		m.publish()
+		close(h.done)
+		h.pause = time.Since(h.start)
+	})
+	return h.pause
 }
 
 // repointAll makes every replica of the old primary replicate from the new
