@@ -279,11 +279,14 @@ func (s *Session) setOption(pkt []byte) error {
 
 // Kill ends the session from another goroutine (KILL CONNECTION). It
 // closes the accepted connection, not s.c.NC, which the session goroutine
-// replaces during a TLS upgrade.
+// replaces during a TLS upgrade. The client connection is closed before
+// the backend statement is interrupted: otherwise, on a loaded machine, the
+// session can relay the server's 1317 to a client that must instead see
+// its connection end.
 func (s *Session) Kill() {
 	s.killed.Store(true)
-	s.KillQuery()
 	s.raw.Close()
+	s.KillQuery()
 }
 
 // KillQuery interrupts the statement the session is running, if any, with
