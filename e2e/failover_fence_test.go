@@ -87,32 +87,6 @@ func fenceTruncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// fenceIDs reads the ids in schema.t on s.
-func fenceIDs(t testing.TB, s *testbed.Server, schema string) map[int64]bool {
-	t.Helper()
-	db, err := s.Admin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.Query("SELECT id FROM `" + schema + "`.t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		out[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // fenceOnSightRecord finds the manager's record of fencing server on sight.
 func fenceOnSightRecord(rep failover.Report, server string) (failover.Record, bool) {
 	for _, r := range rep.History {
@@ -148,25 +122,9 @@ func TestFrozenPrimaryFailsOverAndStaysFenced(t *testing.T) {
 	waitFor(t, 10*time.Second, "writes flow", func() bool { return w.count() > 100 })
 
 	old := topo.Primary
-	t.Cleanup(func() {
-		if old.Paused() {
-			old.Resume()
-		}
-	})
-	if err := old.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := time.Now()
+	stopped := pauseServer(t, old)
 
-	var newName string
-	waitFor(t, 20*time.Second, "a new primary", func() bool {
-		pr, ok := p.Snapshot().PrimaryServer()
-		if ok && pr.Name != old.Name {
-			newName = pr.Name
-			return true
-		}
-		return false
-	})
+	newName := waitNewPrimary(t, p, old.Name, 20*time.Second)
 	routed := time.Since(stopped)
 	// No failover can finish within a second of the stop: the monitor
 	// needs fall=2 failed checks and the replicas slave_net_timeout=5 s.
@@ -288,9 +246,9 @@ func TestFrozenPrimaryFailsOverAndStaysFenced(t *testing.T) {
 	// COMMIT that reached db1's socket before or while it froze runs when it
 	// resumes, before anyone can fence it; its session was aborted, so it
 	// was never acknowledged.
-	onNew := fenceIDs(t, newSrv, schema)
+	onNew := tableIDs(t, newSrv, schema)
 	var errant []string
-	for id := range fenceIDs(t, old, schema) {
+	for id := range tableIDs(t, old, schema) {
 		if onNew[id] {
 			continue
 		}
@@ -508,9 +466,9 @@ func TestRestartAfterFailoverWritesOnlyToNewPrimary(t *testing.T) {
 			lostPre++
 		}
 	}
-	onNew := fenceIDs(t, newSrv, schema)
+	onNew := tableIDs(t, newSrv, schema)
 	errant, errantAcked := 0, 0
-	for id := range fenceIDs(t, old, schema) {
+	for id := range tableIDs(t, old, schema) {
 		if !onNew[id] {
 			errant++
 			if _, ok := acks[id]; ok {
@@ -537,24 +495,8 @@ func TestTransactionOpenOnFrozenPrimaryIsNotCommittedThere(t *testing.T) {
 	mustExec(t, c, "INSERT INTO `"+schema+"`.t (id, v) VALUES (1, 'open')")
 
 	old := topo.Primary
-	t.Cleanup(func() {
-		if old.Paused() {
-			old.Resume()
-		}
-	})
-	if err := old.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := time.Now()
-	var newName string
-	waitFor(t, 20*time.Second, "a new primary", func() bool {
-		pr, ok := p.Snapshot().PrimaryServer()
-		if ok && pr.Name != old.Name {
-			newName = pr.Name
-			return true
-		}
-		return false
-	})
+	stopped := pauseServer(t, old)
+	newName := waitNewPrimary(t, p, old.Name, 20*time.Second)
 	t.Logf("failed over to %s %s after the stop", newName, time.Since(stopped).Round(time.Millisecond))
 
 	type result struct {
@@ -596,7 +538,7 @@ func TestTransactionOpenOnFrozenPrimaryIsNotCommittedThere(t *testing.T) {
 		return err == nil && v == "ON"
 	})
 	for _, s := range []*testbed.Server{old, topo.ByName(newName)} {
-		if ids := fenceIDs(t, s, schema); ids[1] {
+		if ids := tableIDs(t, s, schema); ids[1] {
 			t.Errorf("%s has the row of the transaction begun on %s before the failover", s.Name, old.Name)
 		}
 	}

@@ -137,6 +137,20 @@ func (w *foWriters) missing(t testing.TB, s *testbed.Server, schema string) []in
 	w.mu.Lock()
 	acked := slices.Clone(w.acked)
 	w.mu.Unlock()
+	have := tableIDs(t, s, schema)
+	var out []int64
+	for _, id := range acked {
+		if !have[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// tableIDs reads the ids in schema.t on s.
+func tableIDs(t testing.TB, s *testbed.Server, schema string) map[int64]bool {
+	t.Helper()
 	db, err := s.Admin()
 	if err != nil {
 		t.Fatal(err)
@@ -146,22 +160,49 @@ func (w *foWriters) missing(t testing.TB, s *testbed.Server, schema string) []in
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	have := map[int64]bool{}
+	out := map[int64]bool{}
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			t.Fatal(err)
 		}
-		have[id] = true
+		out[id] = true
 	}
-	var out []int64
-	for _, id := range acked {
-		if !have[id] {
-			out = append(out, id)
-		}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// pauseServer freezes s with SIGSTOP (resumed at cleanup if the test
+// has not) and returns when it stopped.
+func pauseServer(t testing.TB, s *testbed.Server) time.Time {
+	t.Helper()
+	t.Cleanup(func() {
+		if s.Paused() {
+			s.Resume()
+		}
+	})
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	return time.Now()
+}
+
+// waitNewPrimary waits until p routes writes to a server other than old
+// and returns its name.
+func waitNewPrimary(t testing.TB, p *proxy.Proxy, old string, within time.Duration) string {
+	t.Helper()
+	var name string
+	waitFor(t, within, "a new primary", func() bool {
+		pr, ok := p.Snapshot().PrimaryServer()
+		if ok && pr.Name != old {
+			name = pr.Name
+			return true
+		}
+		return false
+	})
+	return name
 }
 
 func foSchema(t testing.TB, topo *testbed.Topology) string {
@@ -232,10 +273,7 @@ func TestKilledPrimaryFailsOver(t *testing.T) {
 	if err := topo.Primary.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "a new primary", func() bool {
-		pr, ok := p.Snapshot().PrimaryServer()
-		return ok && pr.Name != "db1"
-	})
+	waitNewPrimary(t, p, "db1", 15*time.Second)
 	at, ok := time.Time{}, false
 	waitFor(t, 15*time.Second, "a write acknowledged after the kill", func() bool {
 		at, ok = w.okAfter(killed)
