@@ -19,15 +19,34 @@ import (
 // neither the replicas' confirmation nor min_interval is required. target
 // may name the replica to promote.
 func (m *Manager) Failover(ctx context.Context, target string) (Record, error) {
-	m.op.Lock()
-	defer m.op.Unlock()
+	done, err := m.claim("a failover")
+	if err != nil {
+		return Record{}, err
+	}
+	defer done()
 	st := m.current()
 	snap := m.mon.Snapshot()
 	if st.Epoch == 0 {
 		return Record{}, fmt.Errorf("%w: no primary has been recorded yet", ErrConflict)
 	}
-	if des, ok := snap.ByName(st.Primary); ok && des.Up {
+	// A designated primary that is up but read-only (its promotion failed
+	// half way) is no primary: failing over from it is allowed.
+	if pr, ok := snap.PrimaryServer(); ok && pr.Name == st.Primary {
 		return Record{}, fmt.Errorf("%w: primary %s is up; use a switchover (POST /api/switchover)", ErrConflict, st.Primary)
+	}
+	if target != "" {
+		// Checked before any hold is taken: a typo must not pause writes.
+		t, ok := snap.ByName(target)
+		switch {
+		case !ok:
+			return Record{}, fmt.Errorf("%w: no server named %q", ErrNotFound, target)
+		case t.Name == st.Primary:
+			return Record{}, fmt.Errorf("%w: %s is the primary being failed over from", ErrConflict, target)
+		case noPromotion(m.cfg.Load(), target):
+			return Record{}, fmt.Errorf("%w: %s has no_promotion", ErrConflict, target)
+		case slices.Contains(st.Fenced, target):
+			return Record{}, fmt.Errorf("%w: %s was demoted by an earlier change: rejoin it first (POST /api/servers/%s/rejoin)", ErrConflict, target, target)
+		}
 	}
 	return m.failover(ctx, "operator", target)
 }
@@ -61,16 +80,8 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 		}
 	}
 	if target != "" {
-		found := false
 		for i := range servers {
-			if servers[i].Name == target {
-				found = true
-			} else {
-				servers[i].NoPromotion = true
-			}
-		}
-		if !found {
-			return rec, fmt.Errorf("%w: no server named %q", ErrConflict, target)
+			servers[i].NoPromotion = servers[i].NoPromotion || servers[i].Name != target
 		}
 	}
 	m.mu.Lock()
@@ -102,10 +113,6 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	}
 	cand, _ := snap.ByName(plan.Candidate)
 	rec.New = plan.Candidate
-	ev := hooks.Event{Kind: hooks.KindFailover, OldPrimary: oldName, NewPrimary: cand.Name, OldAddress: oldAddr, NewAddress: cand.Addr,
-		Epoch: st.Epoch + 1, Reason: "primary " + oldName + " lost (" + trigger + ")"}
-	m.runHook(ctx, cfg, ev, hooks.PhasePre) // the primary is gone: a failing hook cannot stop a failover
-
 	cdb := m.db(cand.Name, cand.Addr)
 	wctx, cancel := context.WithTimeout(ctx, cfg.MaxCatchup)
 	err := WaitApplied(wctx, cdb, plan.CatchUpTo)
@@ -117,12 +124,18 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 		m.refused(rec, msg)
 		return rec, fmt.Errorf("%w: %s: %v", ErrConflict, msg, err)
 	}
+	// The pre-hook runs once the failover will happen (a refusal does not
+	// repoint DNS); the primary is gone, so a failing hook cannot stop it.
+	ev := hooks.Event{Kind: hooks.KindFailover, OldPrimary: oldName, NewPrimary: cand.Name, OldAddress: oldAddr, NewAddress: cand.Addr,
+		Epoch: st.Epoch + 1, Reason: "primary " + oldName + " lost (" + trigger + ")"}
+	m.runHook(ctx, cfg, ev, hooks.PhasePre)
 	next := statestore.State{Epoch: st.Epoch + 1, Primary: cand.Name, Address: cand.Addr, Reason: ev.Reason,
 		Fenced: appendFenced(st.Fenced, oldName, cand.Name)}
 	if err := m.commit(next); err != nil {
 		rec.Error = err.Error()
 		m.record(rec)
-		m.setAlert("failover not done: " + err.Error())
+		// Reported once: retrying every check round would only repeat it.
+		m.lossOnce(oldName, fmt.Sprintf("primary %s is lost and failover to %s was not done: %v; fix the state store and retry POST /api/failover", oldName, cand.Name, err))
 		return rec, err
 	}
 	rec.Epoch = next.Epoch
@@ -139,7 +152,7 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	if err != nil {
 		rec.Error = err.Error()
 		m.record(rec)
-		msg := fmt.Sprintf("failover to %s: promotion failed (%v); epoch %d names it primary: fix it and retry POST /api/failover, or switch over", cand.Name, err, next.Epoch)
+		msg := fmt.Sprintf("failover to %s: promotion failed (%v); epoch %d names it primary: make it writable (STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=OFF) and sluice routes writes to it, or fail over to another replica (POST /api/failover?to=NAME)", cand.Name, err, next.Epoch)
 		m.lossOnce(oldName, msg)
 		return rec, errors.New(msg)
 	}
@@ -154,6 +167,10 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	fctx, cancel := context.WithTimeout(ctx, 2*cfg.Timeout)
 	if killed, err := Fence(fctx, m.db(oldName, oldAddr), cfg.MonitorUser); err == nil {
 		m.log.Warn("old primary fenced", "server", oldName, "killed", killed)
+		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s set read_only, %d connection(s) killed", oldName, killed))
+	} else {
+		m.log.Warn("old primary not reachable to fence; it is fenced on sight when it comes back", "server", oldName, "err", err)
+		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s not fenced now (%v): fenced on sight when it comes back", oldName, err))
 	}
 	cancel()
 	m.traffic.CloseIdle(oldName)
@@ -253,8 +270,11 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // one and the other replicas follow. A failing pre-hook aborts it before
 // anything changes.
 func (m *Manager) Switchover(ctx context.Context, target string) (Record, error) {
-	m.op.Lock()
-	defer m.op.Unlock()
+	done, err := m.claim("a switchover")
+	if err != nil {
+		return Record{}, err
+	}
+	defer done()
 	cfg := m.cfg.Load()
 	st := m.current()
 	snap := m.mon.Snapshot()
@@ -299,11 +319,14 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	for m.traffic.InFlight(old.Name) > 0 && time.Now().Before(drainEnd) {
 		time.Sleep(2 * time.Millisecond)
 	}
-	if n := m.traffic.InFlight(old.Name); n > 0 {
-		msg := fmt.Sprintf("sluice: transaction rolled back: the primary is moving from %s to %s (switchover) and it was still running after failover.drain_timeout %s; run it again",
-			old.Name, tgt.Name, cfg.DrainTimeout)
-		aborted := m.traffic.AbortPinned(old.Name, msg)
-		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%d connection(s) still busy on %s after drain_timeout: %d session(s) rolled back", n, old.Name, aborted))
+	// What is still on the old primary now (work past drain_timeout, idle
+	// sessions holding temporary tables or locks there) ends with the
+	// fence: those sessions hear why instead of a lost connection.
+	busy := m.traffic.InFlight(old.Name)
+	msg := fmt.Sprintf("sluice: the primary moved from %s to %s (switchover); this session's transaction or connection state on %s (temporary tables, locks) was cut after failover.drain_timeout %s: an open transaction is rolled back; run it again",
+		old.Name, tgt.Name, old.Name, cfg.DrainTimeout)
+	if cut := m.traffic.AbortPinned(old.Name, msg); cut > 0 || busy > 0 {
+		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%d connection(s) still busy on %s after drain_timeout; %d session(s) cut", busy, old.Name, cut))
 	}
 	killed, err := Fence(opctx, odb, cfg.MonitorUser)
 	if err != nil {
@@ -330,14 +353,25 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 		return fail(fmt.Errorf("switchover aborted: %w", err))
 	}
 	rec.Epoch = next.Epoch
-	if err := Promote(opctx, tdb); err != nil {
-		// Back to the old primary, in a new epoch.
+	// The promotion has its own budget: the catch-up may have used most of
+	// hold_timeout, and a promotion cut half way is the worst outcome.
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 4*cfg.Timeout)
+	err = Promote(pctx, tdb)
+	pcancel()
+	if err != nil {
+		// Back to the old primary, in a new epoch. The target may be
+		// writable already: read-only first, so that there is never a
+		// moment with two writable servers.
+		m.setReadOnly(tgt, tdb)
 		back := statestore.State{Epoch: next.Epoch + 1, Primary: old.Name, Address: old.Addr, Reason: "switchover to " + tgt.Name + " failed", Fenced: st.Fenced}
-		if cerr := m.commit(back); cerr == nil {
-			m.undoFence(old, odb)
+		if cerr := m.commit(back); cerr != nil {
+			m.log.Error("cannot record the way back to the old primary; it stays read-only", "server", old.Name, "err", cerr)
+			m.publish()
+			return fail(fmt.Errorf("switchover aborted: promote %s: %w; and the return to %s was not recorded (%v): no server takes writes until an operator fails over", tgt.Name, err, old.Name, cerr))
 		}
+		m.undoFence(old, odb)
 		m.publish()
-		return fail(fmt.Errorf("switchover aborted: promote %s: %w", tgt.Name, err))
+		return fail(fmt.Errorf("switchover aborted: promote %s: %w; %s is primary again (epoch %d)", tgt.Name, err, old.Name, back.Epoch))
 	}
 	m.promotedNow(tgt.Name)
 	rec.PauseMS = ms(release())
@@ -377,7 +411,7 @@ func (m *Manager) switchoverTarget(ctx context.Context, snap *topology.Snapshot,
 	t, ok := snap.ByName(target)
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("%w: no server named %q", ErrConflict, target)
+		return nil, fmt.Errorf("%w: no server named %q", ErrNotFound, target)
 	case t.Name == old.Name:
 		return nil, fmt.Errorf("%w: %s is already the primary", ErrConflict, target)
 	case noPromotion(cfg, target):
@@ -401,16 +435,10 @@ func noPromotion(cfg *Config, name string) bool {
 // it could not become a replica: it is read-only, and stays out until an
 // operator rejoins it.
 func (m *Manager) fenceAfterFailedRejoin(name string, cause error) {
-	st := m.current()
-	next := st
-	next.Epoch++
-	next.Reason = fmt.Sprintf("%s fenced: rejoin after the switchover failed: %v", name, cause)
-	next.Fenced = appendFenced(st.Fenced, name, "")
-	if err := m.commit(next); err != nil {
+	reason := fmt.Sprintf("%s fenced: rejoin after the switchover failed: %v", name, cause)
+	if err := m.advance(reason, func(f []string) []string { return appendFenced(f, name, "") }); err != nil {
 		m.log.Error("cannot record the fence", "server", name, "err", err)
-		return
 	}
-	m.publish()
 }
 
 // undoFence gives a switchover's old primary its writes back when the
@@ -423,11 +451,25 @@ func (m *Manager) undoFence(old *topology.Server, db *sql.DB) {
 	}
 }
 
+// setReadOnly makes a switchover's target read-only again after a failed
+// promotion. It may have lost its replication settings (RESET SLAVE ALL):
+// an operator rejoins it.
+func (m *Manager) setReadOnly(s *topology.Server, db *sql.DB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*m.cfg.Load().Timeout)
+	defer cancel()
+	if err := execAll(ctx, db, "back to read-only", "SET GLOBAL read_only = ON"); err != nil {
+		m.log.Error("could not make the failed switchover target read-only", "server", s.Name, "err", err)
+	}
+}
+
 // Rejoin makes name, a fenced or stray server, a replica of the current
 // primary when its GTIDs allow, and lifts its fence.
 func (m *Manager) Rejoin(ctx context.Context, name string) (Record, error) {
-	m.op.Lock()
-	defer m.op.Unlock()
+	done, err := m.claim("a rejoin")
+	if err != nil {
+		return Record{}, err
+	}
+	defer done()
 	cfg := m.cfg.Load()
 	st := m.current()
 	snap := m.mon.Snapshot()
@@ -436,7 +478,7 @@ func (m *Manager) Rejoin(ctx context.Context, name string) (Record, error) {
 	pr, pok := snap.PrimaryServer()
 	switch {
 	case !ok:
-		return rec, fmt.Errorf("%w: no server named %q", ErrConflict, name)
+		return rec, fmt.Errorf("%w: no server named %q", ErrNotFound, name)
 	case !pok:
 		return rec, fmt.Errorf("%w: there is no primary to rejoin", ErrConflict)
 	case pr.Name == name:
@@ -478,17 +520,8 @@ func (m *Manager) rejoin(ctx context.Context, cfg *Config, name, addr string, se
 	if err := Rejoin(rctx, m.db(name, addr), m.db(pr.Name, pr.Addr), host, port, cfg.ReplUser, cfg.ReplPassword, self); err != nil {
 		return err
 	}
-	st := m.current()
-	if !slices.Contains(st.Fenced, name) {
+	if !slices.Contains(m.current().Fenced, name) {
 		return nil
 	}
-	next := st
-	next.Epoch++
-	next.Reason = name + " rejoined as a replica of " + pr.Name
-	next.Fenced = appendFenced(st.Fenced, "", name)
-	if err := m.commit(next); err != nil {
-		return err
-	}
-	m.publish()
-	return nil
+	return m.advance(name+" rejoined as a replica of "+pr.Name, func(f []string) []string { return appendFenced(f, "", name) })
 }

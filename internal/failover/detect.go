@@ -19,6 +19,7 @@ func (m *Manager) tick(ctx context.Context) {
 		return // a primary change is running; it owns the topology
 	}
 	defer m.op.Unlock()
+	m.expireHold()
 	snap := m.mon.Snapshot()
 	st := m.current()
 	if st.Epoch == 0 {
@@ -76,9 +77,42 @@ func (m *Manager) tick(ctx context.Context) {
 		m.refused(Record{Kind: "refused", Trigger: "automatic", Old: des.Name, Epoch: st.Epoch, Reasons: []string{msg}}, msg)
 		return
 	}
+	m.mu.Lock()
+	claimed := m.busy != ""
+	if !claimed {
+		m.busy = "an automatic failover"
+	}
+	m.mu.Unlock()
+	if claimed {
+		return // an operator's request waits for op: it goes first
+	}
+	defer func() {
+		m.mu.Lock()
+		m.busy = ""
+		m.mu.Unlock()
+	}()
 	if _, err := m.failover(ctx, "automatic", ""); err != nil {
 		m.log.Error("automatic failover did not complete", "err", err)
 	}
+}
+
+// expireHold ends a hold left past its deadline. Changes release their own
+// holds; this catches one whose end no tick reaches otherwise (the lost
+// primary was removed from the configuration, an external change was
+// adopted meanwhile), so writers never wait on it beyond hold_timeout.
+func (m *Manager) expireHold() {
+	m.mu.Lock()
+	h := m.hold
+	m.mu.Unlock()
+	if h == nil || time.Now().Before(h.hold.Deadline) {
+		return
+	}
+	m.mu.Lock()
+	if m.suspect == h {
+		m.suspect = nil
+	}
+	m.mu.Unlock()
+	m.endHold(h)
 }
 
 // holdForSuspect holds new writes once per loss, from the moment the
@@ -91,8 +125,7 @@ func (m *Manager) holdForSuspect(primary string, d time.Duration) {
 	m.mu.Unlock()
 	switch {
 	case !taken:
-		release := m.startHold("primary "+primary+" lost: waiting for the failover", d)
-		_ = release // ended through endSuspect
+		m.startHold("primary "+primary+" lost: waiting for the failover", d) // ended by endSuspect
 		m.mu.Lock()
 		m.suspect, m.suspectFor = m.hold, primary
 		m.mu.Unlock()

@@ -93,6 +93,10 @@ const reasonDiscovered = "discovered"
 // primary is up, a refused promotion, another change in progress.
 var ErrConflict = errors.New("conflict")
 
+// ErrNotFound marks a request naming a server the configuration does not
+// have (HTTP 404).
+var ErrNotFound = errors.New("not found")
+
 // Manager owns the primary: it keeps the durable epoch, imposes it on the
 // monitor's snapshots, detects a lost primary, and runs failovers,
 // switchovers and rejoins one at a time.
@@ -103,7 +107,7 @@ type Manager struct {
 	traffic Traffic
 	cfg     atomic.Pointer[Config]
 
-	op sync.Mutex // one primary change at a time
+	op sync.Mutex // one primary change at a time; ticks take it too
 
 	mu          sync.Mutex
 	state       statestore.State
@@ -114,6 +118,8 @@ type Manager struct {
 	suspectFor  string     // the primary whose loss took it
 	promoted    string     // a server promoted moments ago, until a check round has seen it
 	inProgress  string
+	busy        string // the change that claimed op (see claim)
+	closing     bool
 	lastPrimary Status               // of the designated primary, read while it was up
 	lags        map[string]lagSample // replicas' lag, measured while the primary was up
 	history     []Record
@@ -121,6 +127,7 @@ type Manager struct {
 	fencedAt    map[string]time.Time
 	lastSample  time.Time
 	dbs         map[string]*dbHandle
+	retired     []*sql.DB // pools opened with a previous configuration
 }
 
 type lagSample struct {
@@ -129,8 +136,15 @@ type lagSample struct {
 }
 
 type dbHandle struct {
-	addr string
-	db   *sql.DB
+	key dbKey
+	db  *sql.DB
+}
+
+// dbKey is what a control pool was opened with: a reload that changes any
+// of it (a new monitor password) gets a new pool.
+type dbKey struct {
+	addr, user, password string
+	timeout              time.Duration
 }
 
 // NewManager loads the durable state and imposes it on the monitor before
@@ -185,7 +199,57 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// publish imposes the state on the monitor's snapshots.
+// Close refuses new changes and waits, at most d, for one in progress to
+// finish: stopping between two steps of a switchover could leave no
+// writable primary. It keeps op, so no tick starts a failover afterwards.
+func (m *Manager) Close(d time.Duration) {
+	m.mu.Lock()
+	m.closing = true
+	busy := m.busy
+	m.mu.Unlock()
+	deadline := time.Now().Add(d)
+	for !m.op.TryLock() {
+		if time.Now().After(deadline) {
+			m.log.Error("stopping while a primary change runs; check the topology", "change", busy)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ChangeBound is how long a change may run: the hold, the promotion, the
+// old primary's rejoin and the replicas' repointing.
+func (c *Config) ChangeBound() time.Duration {
+	return c.HoldTimeout + c.MaxCatchup + 20*c.Timeout
+}
+
+// claim makes the caller the one change running, or refuses at once: a
+// second switchover asked for while one holds the writes should learn it
+// is not needed, not queue behind it. The release must run when done.
+func (m *Manager) claim(what string) (release func(), err error) {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: sluice is shutting down", ErrConflict)
+	}
+	if m.busy != "" {
+		b := m.busy
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s is in progress", ErrConflict, b)
+	}
+	m.busy = what
+	m.mu.Unlock()
+	m.op.Lock() // a tick may hold it for a moment
+	return func() {
+		m.op.Unlock()
+		m.mu.Lock()
+		m.busy = ""
+		m.mu.Unlock()
+	}, nil
+}
+
+// publish imposes the state on the monitor's snapshots. Callers other than
+// NewManager hold m.op, so two publishes never race with stale views.
 func (m *Manager) publish() {
 	m.mu.Lock()
 	c := topology.Control{Epoch: m.state.Epoch, Designated: m.state.Primary, Fenced: slices.Clone(m.state.Fenced), Hold: m.hold.topology(), Alert: m.alert, Promoted: m.promoted}
@@ -217,8 +281,27 @@ func (m *Manager) commit(st statestore.State) error {
 	}
 	m.mu.Lock()
 	m.state = st
+	if st.Primary != prev.Primary {
+		// Lags were measured against the old primary: a later failover
+		// must not judge candidates by them.
+		m.lags = map[string]lagSample{}
+	}
 	m.mu.Unlock()
 	m.log.Info("epoch committed", "epoch", st.Epoch, "primary", st.Primary, "reason", st.Reason, "fenced", st.Fenced)
+	return nil
+}
+
+// advance commits one more epoch with the same primary and a new fenced
+// list (a fence recorded or lifted), then publishes it.
+func (m *Manager) advance(reason string, fenced func([]string) []string) error {
+	next := m.current()
+	next.Epoch++
+	next.Reason = reason
+	next.Fenced = fenced(next.Fenced)
+	if err := m.commit(next); err != nil {
+		return err
+	}
+	m.publish()
 	return nil
 }
 
@@ -391,17 +474,23 @@ func (m *Manager) runHook(ctx context.Context, cfg *Config, ev hooks.Event, phas
 // db returns the control connection pool of a server, opened with the
 // monitor account. No read timeout: every action has a context deadline.
 func (m *Manager) db(name, addr string) *sql.DB {
+	cfg := m.cfg.Load()
+	key := dbKey{addr: addr, user: cfg.MonitorUser, password: cfg.MonitorPassword, timeout: cfg.Timeout}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if h, ok := m.dbs[name]; ok && h.addr == addr {
+	h, ok := m.dbs[name]
+	if ok && h.key == key {
 		return h.db
-	} else if ok {
-		h.db.Close()
 	}
-	cfg := m.cfg.Load()
+	if ok {
+		// A change running now may still use it: keep it, without idle
+		// connections, until the manager stops.
+		h.db.SetMaxIdleConns(0)
+		m.retired = append(m.retired, h.db)
+	}
 	mc := mysql.NewConfig()
-	mc.User, mc.Passwd, mc.Net, mc.Addr = cfg.MonitorUser, cfg.MonitorPassword, "tcp", addr
-	mc.Timeout = cfg.Timeout
+	mc.User, mc.Passwd, mc.Net, mc.Addr = key.user, key.password, "tcp", addr
+	mc.Timeout = key.timeout
 	conn, err := mysql.NewConnector(mc)
 	if err != nil { // only for invalid configs, which validation rejects
 		panic(err)
@@ -409,7 +498,7 @@ func (m *Manager) db(name, addr string) *sql.DB {
 	db := sql.OpenDB(conn)
 	db.SetMaxIdleConns(2)
 	db.SetConnMaxIdleTime(time.Minute)
-	m.dbs[name] = &dbHandle{addr: addr, db: db}
+	m.dbs[name] = &dbHandle{key: key, db: db}
 	return db
 }
 
@@ -419,7 +508,10 @@ func (m *Manager) closeDBs() {
 	for _, h := range m.dbs {
 		h.db.Close()
 	}
-	m.dbs = map[string]*dbHandle{}
+	for _, db := range m.retired {
+		db.Close()
+	}
+	m.dbs, m.retired = map[string]*dbHandle{}, nil
 }
 
 func splitAddr(addr string) (string, int, error) {

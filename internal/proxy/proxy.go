@@ -137,11 +137,24 @@ func (p *Proxy) Failover() *failover.Manager { return p.failover }
 
 // InFlight, AbortPinned and CloseIdle implement failover.Traffic.
 
+// InFlight counts the connections lent from server's pool, less those
+// idle sessions hold between statements outside a transaction: those will
+// not finish by themselves (AbortPinned ends them). A connection taken for
+// a statement that has not started yet still counts, so a drain cannot
+// miss it.
 func (p *Proxy) InFlight(server string) int64 {
-	if pool := p.Pool(server); pool != nil {
-		return pool.InUse.Load()
+	pool := p.Pool(server)
+	if pool == nil {
+		return 0
 	}
-	return 0
+	n := pool.InUse.Load()
+	p.sessions.Range(func(_, v any) bool {
+		if v.(*session.Session).IdlePinned(server) {
+			n--
+		}
+		return true
+	})
+	return max(n, 0)
 }
 
 func (p *Proxy) AbortPinned(server, msg string) int {
@@ -383,6 +396,11 @@ func (p *Proxy) Close() error {
 		return p.store.Close()
 	}
 	ln.Close()
+	// A primary change in progress finishes first: the sessions it holds
+	// are released to the new primary, and the topology is never left
+	// half changed.
+	fc := failoverConfig(p.rt.Load().cfg)
+	p.failover.Close(fc.ChangeBound())
 	cancel()
 	<-p.done
 	p.bg.Wait()

@@ -89,6 +89,27 @@ func (s *Session) dropConn(c *backend.Conn, server string) {
 	}
 }
 
+// failedBeforeSend gives back a connection whose statement failed before
+// it was sent (preparing it there, restoring session state): a connection
+// that broke, or was cut by a primary change, goes with whatever was
+// pinned to it, so the next statement does not meet it again.
+func (s *Session) failedBeforeSend(c *backend.Conn, server string, e *wire.Error) *wire.Error {
+	n, cut := s.takeAbort(server)
+	if cut || c.IsBroken() || c.Closed() {
+		s.dropConn(c, server)
+	} else {
+		s.release(c, server)
+	}
+	if cut {
+		return n.err()
+	}
+	return e
+}
+
+func (n *abortNote) err() *wire.Error {
+	return wire.Errorf(wire.ErrConnectionKilled, "70100", "%s", n.msg)
+}
+
 // unpin lets go of the pinned connection. A connection holding state sluice
 // cannot see the end of (temporary tables, user variables, text prepared
 // statements) is closed rather than pooled, so it can never leak into
@@ -118,8 +139,8 @@ func (s *Session) unpin(ending bool) {
 func (s *Session) backendFailed(server string, err error, partial bool) error {
 	lim := s.env.Limits()
 	var e *wire.Error
-	if msg, ok := s.takeAbort(server); ok {
-		e = wire.Errorf(wire.ErrConnectionKilled, "70100", "%s", msg)
+	if n, ok := s.takeAbort(server); ok {
+		e = n.err()
 		s.log.Warn("statement aborted by a primary change", "server", server)
 	} else if wire.IsTimeout(err) {
 		e = wire.Errorf(wire.ErrStatementTimeout, "70100",

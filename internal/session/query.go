@@ -153,19 +153,15 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			var pe *wire.Error
 			if send, pe = prep(c); pe != nil {
 				s.clearActive()
-				s.release(c, server)
+				pe = s.failedBeforeSend(c, server, pe)
 				ev.Err, ev.Duration = true, time.Since(start)
 				s.env.Observer().Statement(s, &ev)
-				if msg, ok := s.takeAbort(server); ok {
-					pe = wire.Errorf(wire.ErrConnectionKilled, "70100", "%s", msg)
-				}
 				return wire.Result{}, s.fail(pe)
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.clearActive()
-			s.release(c, server)
-			return wire.Result{}, s.fail(e)
+			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
 		res, err := s.roundTrip(c, send, mode)
 		s.clearActive()
@@ -215,9 +211,14 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 func (s *Session) acquire(ctx context.Context, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
 	if s.pinned != nil {
 		t := router.Primary
-		if msg, ok := s.takeAbort(s.pinnedServer); ok {
+		if n, ok := s.takeAbort(s.pinnedServer); ok {
+			soft := n.soft && !s.inTxn && s.pins == pinNext
 			s.dropConn(s.pinned, s.pinnedServer)
-			return nil, "", t, wire.Errorf(wire.ErrConnectionKilled, "70100", "%s", msg)
+			if !soft {
+				return nil, "", t, n.err()
+			}
+			// Only a pending SHOW WARNINGS was pinned: route as usual.
+			return s.acquire(ctx, target, skip)
 		}
 		snap := s.env.Snapshot()
 		srv, ok := snap.ByName(s.pinnedServer)

@@ -83,7 +83,13 @@ type Session struct {
 	abort atomic.Pointer[abortNote]
 }
 
-type abortNote struct{ server, msg string }
+// abortNote: soft marks a session that was only pinned for the statement
+// after a warning (pinNext) and idle: nothing of its state matters, so it
+// drops the connection and routes its next statement as usual.
+type abortNote struct {
+	server, msg string
+	soft        bool
+}
 
 // New prepares a session for an accepted connection.
 func New(id uint32, nc net.Conn, env Env) *Session {
@@ -96,12 +102,13 @@ func New(id uint32, nc net.Conn, env Env) *Session {
 
 // Info is a view of a session for the admin API.
 type Info struct {
-	ID        uint32    `json:"id"`
-	User      string    `json:"user"`
-	Schema    string    `json:"schema"`
-	Client    string    `json:"client"`
-	Pinned    string    `json:"pinned_to,omitempty"`
-	InTxn     bool      `json:"in_transaction"`
+	ID        uint32 `json:"id"`
+	User      string `json:"user"`
+	Schema    string `json:"schema"`
+	Client    string `json:"client"`
+	Pinned    string `json:"pinned_to,omitempty"`
+	InTxn     bool   `json:"in_transaction"`
+	pins      pinReason
 	Statement string    `json:"statement,omitempty"`
 	Server    string    `json:"server,omitempty"`
 	Started   time.Time `json:"started"`
@@ -121,7 +128,7 @@ func (s *Session) Info() Info {
 // session goroutine only.
 func (s *Session) publishInfo() {
 	s.mu.Lock()
-	s.info.User, s.info.Schema, s.info.Pinned, s.info.InTxn = s.account.Name, s.state.Schema, s.pinnedServer, s.inTxn
+	s.info.User, s.info.Schema, s.info.Pinned, s.info.InTxn, s.info.pins = s.account.Name, s.state.Schema, s.pinnedServer, s.inTxn, s.pins
 	s.pubAccount = s.account
 	s.mu.Unlock()
 }
@@ -376,21 +383,36 @@ func (s *Session) AbortPinned(server, msg string) bool {
 	if !active && s.info.Pinned != server {
 		return false
 	}
-	s.abort.Store(&abortNote{server: server, msg: msg})
+	if active {
+		// The server may have committed it before the cut: saying it
+		// was rolled back could make the client apply it twice.
+		msg += "; the statement that was running when it was cut may or may not have taken effect"
+	}
+	soft := !active && !s.info.InTxn && s.info.pins == pinNext
+	s.abort.Store(&abortNote{server: server, msg: msg, soft: soft})
 	if active {
 		s.active.NC.Close()
 	}
-	return true
+	return !soft
 }
 
-// takeAbort returns the abort message for server, consuming it.
-func (s *Session) takeAbort(server string) (string, bool) {
-	n := s.abort.Load()
-	if n == nil {
-		return "", false
+// IdlePinned reports whether the session holds a connection to server
+// between statements and outside a transaction (temporary tables, user
+// locks, a pending SHOW WARNINGS): nothing running there will finish, so a
+// switchover's drain does not wait for it.
+func (s *Session) IdlePinned(server string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.info.Pinned == server && !s.info.InTxn && (s.active == nil || s.activeSrv != server)
+}
+
+// takeAbort returns the abort note for server, consuming it.
+func (s *Session) takeAbort(server string) (*abortNote, bool) {
+	n := s.abort.Swap(nil)
+	if n == nil || n.server != server {
+		return nil, false
 	}
-	s.abort.CompareAndSwap(n, nil)
-	return n.msg, n.server == server
+	return n, true
 }
 
 // AbortOn interrupts the statement the session is running if it runs on
