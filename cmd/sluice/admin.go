@@ -32,12 +32,20 @@ func adminCmd(action string, args []string, out io.Writer) error {
 	var endpoint string
 	switch action {
 	case "switchover", "failover":
+		// "sluice switchover db2" reads as a target: accept it, once.
+		switch {
+		case fs.NArg() > 1 || (fs.NArg() == 1 && *to != "" && *to != fs.Arg(0)):
+			fmt.Fprintf(os.Stderr, "usage: sluice %s [-c sluice.yaml] [--to NAME]\n", action)
+			return exitError(2)
+		case fs.NArg() == 1:
+			*to = fs.Arg(0)
+		}
 		endpoint = "/api/" + action
 		if *to != "" {
 			endpoint += "?to=" + url.QueryEscape(*to)
 		}
 	case "rejoin":
-		if fs.NArg() != 1 {
+		if fs.NArg() != 1 || *to != "" {
 			fmt.Fprintln(os.Stderr, "usage: sluice rejoin [-c sluice.yaml] NAME")
 			return exitError(2)
 		}

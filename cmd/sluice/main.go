@@ -156,6 +156,7 @@ func runCmd(args []string) error {
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down")
+			stopHTTP() // no new admin requests while a change may finish
 			return p.Close()
 		case <-hup:
 			p.ReloadFile() // logs the outcome; a broken file keeps the running config

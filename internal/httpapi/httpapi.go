@@ -223,7 +223,8 @@ const changeTimeout = 5 * time.Minute
 
 // runChange runs a switchover, failover or rejoin. It is not cancelled
 // when the client goes away: stopping between two steps would leave the
-// topology half changed. 409 means the topology does not allow it now.
+// topology half changed. 409 means the topology does not allow it now,
+// 404 that no server has the name given.
 func runChange(w http.ResponseWriter, r *http.Request, do func(context.Context) (failover.Record, error)) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), changeTimeout)
 	defer cancel()
@@ -233,10 +234,17 @@ func runChange(w http.ResponseWriter, r *http.Request, do func(context.Context) 
 		return
 	}
 	code := http.StatusInternalServerError
-	if errors.Is(err, failover.ErrConflict) {
+	switch {
+	case errors.Is(err, failover.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, failover.ErrConflict):
 		code = http.StatusConflict
 	}
-	writeJSON(w, code, map[string]any{"error": err.Error(), "record": rec})
+	body := map[string]any{"error": err.Error()}
+	if rec.Kind != "" { // refused before anything was tried: no record
+		body["record"] = rec
+	}
+	writeJSON(w, code, body)
 }
 
 // ServerView is a server as the API shows it.
