@@ -34,6 +34,14 @@ func TestSwitchoverEndsSessionStateClearly(t *testing.T) {
 	if code, body := apiCall(t, api, http.MethodPost, "/api/switchover?to=nosuch", nil); code != http.StatusNotFound {
 		t.Errorf("switchover to an unknown server: %d %s, want 404", code, body)
 	}
+	// A browser's cross-site POST (a page the operator visits) is refused.
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/api/switchover?to=db2", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if resp, err := api.Client().Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST /api/switchover: %s, want 403", resp.Status)
+	}
 	if r := p.Failover().Report(); r.Epoch != 1 || r.Counts["switchover_failed"] != 0 {
 		t.Errorf("after a rejected request: epoch %d, counts %v; want epoch 1 and nothing recorded", r.Epoch, r.Counts)
 	}

@@ -195,7 +195,10 @@ func Handler(src Source, obs Observability) http.Handler {
 			writeJSON(w, http.StatusOK, obs.Series())
 		})
 	}
-	mux.Handle("/", requireToken(src, api))
+	// A web page the operator happens to visit must not be able to POST a
+	// switchover to a loopback API: browsers' cross-origin POSTs are
+	// refused (Sec-Fetch-Site / Origin); curl and the CLI send neither.
+	mux.Handle("/", http.NewCrossOriginProtection().Handler(requireToken(src, api)))
 	return mux
 }
 
@@ -204,7 +207,9 @@ func requireToken(src Source, next http.Handler) http.Handler {
 		want := src.Config().HTTPTokenSecret()
 		if want != "" {
 			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if got == "" {
+			if got == "" && r.Method == http.MethodGet {
+				// The dashboard's links carry it; a change never does, so
+				// it cannot leak into logs and history with a URL.
 				got = r.URL.Query().Get("token")
 			}
 			if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
