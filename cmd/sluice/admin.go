@@ -52,16 +52,20 @@ func adminCmd(action string, args []string, out io.Writer) error {
 		endpoint = "/api/servers/" + url.PathEscape(fs.Arg(0)) + "/rejoin"
 	}
 	if *addr == "" {
-		cfg, err := config.Load(*path, os.Getenv)
+		getenv := os.Getenv
+		if *token != "" {
+			getenv = func(string) string { return *token } // given: the file's variable need not be set
+		}
+		listen, tok, err := config.AdminEndpoint(*path, getenv)
 		if err != nil {
 			return err
 		}
-		if !cfg.HTTPEnabled() {
+		if listen == "" {
 			return fmt.Errorf("%s has http_listen: \"\"; give the admin API address with --http", *path)
 		}
-		*addr = cfg.HTTPListen
+		*addr = listen
 		if *token == "" {
-			*token = cfg.HTTPTokenSecret()
+			*token = tok
 		}
 	}
 	if *token == "" {

@@ -265,3 +265,40 @@ func TestHooksConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminEndpoint: the CLI finds the admin API in a file whose other
+// secrets its shell does not hold, and says which variable it lacks.
+func TestAdminEndpoint(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "sluice.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	env := map[string]string{"TOK": "s3cret", "SLUICE_HTTP_TOKEN": "from-env"}
+	getenv := func(k string) string { return env[k] }
+
+	p := write(Example()) // password_env for every account, none of them set
+	listen, token, err := AdminEndpoint(p, getenv)
+	if err != nil || listen == "" || token != "from-env" {
+		t.Fatalf("example: %q %q %v", listen, token, err)
+	}
+	p = write("http_listen: 127.0.0.1:9999\nhttp_token_env: TOK\nservers: [{name: db1, address: nowhere}]\n")
+	if listen, token, err = AdminEndpoint(p, getenv); err != nil || listen != "127.0.0.1:9999" || token != "s3cret" {
+		t.Errorf("got %q %q %v", listen, token, err)
+	}
+	delete(env, "TOK")
+	if _, _, err = AdminEndpoint(p, getenv); err == nil || !strings.Contains(err.Error(), "TOK") {
+		t.Errorf("unset token variable: %v", err)
+	}
+	p = write("http_listen: \"\"\n")
+	if listen, _, err = AdminEndpoint(p, getenv); err != nil || listen != "" {
+		t.Errorf("http_listen off: %q %v", listen, err)
+	}
+	p = write("http_listen: [\n")
+	if _, _, err = AdminEndpoint(p, getenv); err == nil {
+		t.Error("broken YAML accepted")
+	}
+}

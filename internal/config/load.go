@@ -280,3 +280,36 @@ func redact(password *string, secret **string) {
 		*secret = &s
 	}
 }
+
+// AdminEndpoint reads only what a client of the admin API needs from the
+// file at path (http_listen and the token), without validating the rest:
+// an operator's shell running `sluice switchover` need not hold every
+// password the running sluice was given.
+func AdminEndpoint(path string, getenv func(string) string) (listen, token string, err error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("read config: %w", err)
+	}
+	f := struct {
+		HTTPListen   *string `yaml:"http_listen"`
+		HTTPToken    string  `yaml:"http_token"`
+		HTTPTokenEnv string  `yaml:"http_token_env"`
+	}{}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return "", "", fmt.Errorf("%s: %w", path, err)
+	}
+	listen = Default().HTTPListen
+	if f.HTTPListen != nil {
+		listen = *f.HTTPListen
+	}
+	token = f.HTTPToken
+	if f.HTTPTokenEnv != "" {
+		if token = getenv(f.HTTPTokenEnv); token == "" {
+			return "", "", fmt.Errorf("%s: http_token_env names %s, which is not set here; set it or give --token", path, f.HTTPTokenEnv)
+		}
+	}
+	return listen, token, nil
+}
