@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -173,7 +174,7 @@ func (m *Manager) Report() Report {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := Report{Epoch: m.state.Epoch, Primary: m.state.Primary, Auto: m.cfg.Load().Auto, Alert: m.alert,
-		Fenced: append([]string{}, m.state.Fenced...), InProgress: m.inProgress,
+		Fenced: append([]string{}, m.state.Fenced...), InProgress: cmp.Or(m.inProgress, m.busy), // busy outlasts the hold (repointing)
 		Counts: make(map[string]uint64, len(m.counts)), History: slices.Clone(m.history)}
 	for k, v := range m.counts {
 		r.Counts[k] = v
