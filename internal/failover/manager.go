@@ -205,9 +205,13 @@ func (m *Manager) Run(ctx context.Context) {
 // writable primary. It keeps op, so no tick starts a failover afterwards.
 func (m *Manager) Close(d time.Duration) {
 	m.mu.Lock()
+	again := m.closing
 	m.closing = true
 	busy := m.busy
 	m.mu.Unlock()
+	if again {
+		return
+	}
 	deadline := time.Now().Add(d)
 	for !m.op.TryLock() {
 		if time.Now().After(deadline) {
