@@ -73,6 +73,7 @@ type Session struct {
 	activeSrv  string
 	current    []byte
 	info       Info    // copy of session fields for other goroutines, refreshed per command
+	idle       bool    // waiting for the client's next command, info fresh
 	pubAccount Account // the account, for KILL QUERY from other goroutines
 	started    time.Time
 	killed     atomic.Bool
@@ -130,6 +131,7 @@ func (s *Session) publishInfo() {
 	s.mu.Lock()
 	s.info.User, s.info.Schema, s.info.Pinned, s.info.InTxn, s.info.pins = s.account.Name, s.state.Schema, s.pinnedServer, s.inTxn, s.pins
 	s.pubAccount = s.account
+	s.idle = true
 	s.mu.Unlock()
 }
 
@@ -178,6 +180,9 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.idle = false
+	s.mu.Unlock()
 	if len(pkt) == 0 {
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command"))
 	}
@@ -397,13 +402,14 @@ func (s *Session) AbortPinned(server, msg string) bool {
 }
 
 // IdlePinned reports whether the session holds a connection to server
-// between statements and outside a transaction (temporary tables, user
-// locks, a pending SHOW WARNINGS): nothing running there will finish, so a
-// switchover's drain does not wait for it.
+// while it waits for its client, outside a transaction (temporary tables,
+// user locks, a pending SHOW WARNINGS): nothing running there will finish,
+// so a switchover's drain does not wait for it. From the end of a command
+// until the session waits again it counts as busy: its info may be stale.
 func (s *Session) IdlePinned(server string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.info.Pinned == server && !s.info.InTxn && (s.active == nil || s.activeSrv != server)
+	return s.idle && s.info.Pinned == server && !s.info.InTxn
 }
 
 // takeAbort returns the abort note for server, consuming it.
