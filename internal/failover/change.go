@@ -287,14 +287,14 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	}
 	old, ok := snap.PrimaryServer()
 	if !ok || old.Name != st.Primary {
-		return rec, fmt.Errorf("%w: no primary is up (epoch %d names %q); use a failover (POST /api/failover)", ErrConflict, st.Epoch, st.Primary)
+		return Record{}, fmt.Errorf("%w: no primary is up (epoch %d names %q); use a failover (POST /api/failover)", ErrConflict, st.Epoch, st.Primary)
 	}
 	if cfg.ReplUser == "" {
-		return rec, fmt.Errorf("%w: failover.replication.user is not set: the old primary could not replicate from the new one", ErrConflict)
+		return Record{}, fmt.Errorf("%w: failover.replication.user is not set: the old primary could not replicate from the new one", ErrConflict)
 	}
 	tgt, err := m.switchoverTarget(ctx, snap, cfg, old, target)
 	if err != nil {
-		return rec, err
+		return Record{}, err
 	}
 	rec.New = tgt.Name
 	ev := hooks.Event{Kind: hooks.KindSwitchover, OldPrimary: old.Name, NewPrimary: tgt.Name, OldAddress: old.Addr, NewAddress: tgt.Addr,
@@ -478,19 +478,19 @@ func (m *Manager) Rejoin(ctx context.Context, name string) (Record, error) {
 	pr, pok := snap.PrimaryServer()
 	switch {
 	case !ok:
-		return rec, fmt.Errorf("%w: no server named %q", ErrNotFound, name)
+		return Record{}, fmt.Errorf("%w: no server named %q", ErrNotFound, name)
 	case !pok:
-		return rec, fmt.Errorf("%w: there is no primary to rejoin", ErrConflict)
+		return Record{}, fmt.Errorf("%w: there is no primary to rejoin", ErrConflict)
 	case pr.Name == name:
-		return rec, fmt.Errorf("%w: %s is the primary", ErrConflict, name)
+		return Record{}, fmt.Errorf("%w: %s is the primary", ErrConflict, name)
 	case !s.Up:
-		return rec, fmt.Errorf("%w: %s is down", ErrConflict, name)
+		return Record{}, fmt.Errorf("%w: %s is down", ErrConflict, name)
 	case cfg.ReplUser == "":
-		return rec, fmt.Errorf("%w: failover.replication.user is not set", ErrConflict)
+		return Record{}, fmt.Errorf("%w: failover.replication.user is not set", ErrConflict)
 	}
 	self, err := ReadStatus(ctx, m.db(s.Name, s.Addr), s.Name)
 	if err != nil {
-		return rec, err
+		return Record{}, err
 	}
 	if err := m.rejoin(ctx, cfg, s.Name, s.Addr, self, pr); err != nil {
 		rec.Error = err.Error()
