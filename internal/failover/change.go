@@ -321,10 +321,12 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	}
 	// What is still on the old primary now (work past drain_timeout, idle
 	// sessions holding temporary tables or locks there) ends with the
-	// fence: those sessions hear why instead of a lost connection.
+	// fence: those sessions hear why instead of a lost connection. The
+	// words hold even if the switchover is then aborted: the fence has
+	// killed those connections either way.
 	busy := m.traffic.InFlight(old.Name)
-	msg := fmt.Sprintf("sluice: the primary moved from %s to %s (switchover); this session's transaction or connection state on %s (temporary tables, locks) was cut after failover.drain_timeout %s: an open transaction is rolled back; run it again",
-		old.Name, tgt.Name, old.Name, cfg.DrainTimeout)
+	msg := fmt.Sprintf("sluice: a switchover from %s to %s cut this session's connection to %s and the state on it (a transaction still open is rolled back; temporary tables and locks are gone); run it again",
+		old.Name, tgt.Name, old.Name)
 	if cut := m.traffic.AbortPinned(old.Name, msg); cut > 0 || busy > 0 {
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%d connection(s) still busy on %s after drain_timeout; %d session(s) cut", busy, old.Name, cut))
 	}
@@ -360,18 +362,32 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	pcancel()
 	if err != nil {
 		// Back to the old primary, in a new epoch. The target may be
-		// writable already: read-only first, so that there is never a
-		// moment with two writable servers.
-		m.setReadOnly(tgt, tdb)
-		back := statestore.State{Epoch: next.Epoch + 1, Primary: old.Name, Address: old.Addr, Reason: "switchover to " + tgt.Name + " failed", Fenced: st.Fenced}
+		// writable already and has lost its replication settings: it is
+		// made read-only where it can be reached, and recorded as fenced
+		// either way, so it is made read-only on sight and never receives
+		// writes until an operator rejoins it.
+		roErr := m.setReadOnly(tgt, tdb)
+		fenced := appendFenced(st.Fenced, tgt.Name, "")
+		if roErr == nil && m.stillReplica(ctx, tgt, tdb) {
+			fenced = st.Fenced // the promotion failed before it touched replication
+		}
+		back := statestore.State{Epoch: next.Epoch + 1, Primary: old.Name, Address: old.Addr, Reason: "switchover to " + tgt.Name + " failed",
+			Fenced: fenced}
 		if cerr := m.commit(back); cerr != nil {
 			m.log.Error("cannot record the way back to the old primary; it stays read-only", "server", old.Name, "err", cerr)
 			m.publish()
 			return fail(fmt.Errorf("switchover aborted: promote %s: %w; and the return to %s was not recorded (%v): no server takes writes until an operator fails over", tgt.Name, err, old.Name, cerr))
 		}
-		m.undoFence(old, odb)
+		undoErr := m.undoFence(old, odb)
 		m.publish()
-		return fail(fmt.Errorf("switchover aborted: promote %s: %w; %s is primary again (epoch %d)", tgt.Name, err, old.Name, back.Epoch))
+		state := fmt.Sprintf("%s is primary again (epoch %d)", old.Name, back.Epoch)
+		if undoErr != nil {
+			state = fmt.Sprintf("%s is the primary of epoch %d but could not be made writable again (%v): set read_only=OFF on it", old.Name, back.Epoch, undoErr)
+		}
+		if roErr != nil {
+			state += fmt.Sprintf("; %s could not be made read-only (%v): it is fenced on sight", tgt.Name, roErr)
+		}
+		return fail(fmt.Errorf("switchover aborted: promote %s: %w; %s; rejoin %s when fixed (POST /api/servers/%s/rejoin)", tgt.Name, err, state, tgt.Name, tgt.Name))
 	}
 	m.promotedNow(tgt.Name)
 	rec.PauseMS = ms(release())
@@ -443,23 +459,35 @@ func (m *Manager) fenceAfterFailedRejoin(name string, cause error) {
 
 // undoFence gives a switchover's old primary its writes back when the
 // switchover stops before the promotion.
-func (m *Manager) undoFence(old *topology.Server, db *sql.DB) {
+func (m *Manager) undoFence(old *topology.Server, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*m.cfg.Load().Timeout)
 	defer cancel()
-	if err := execAll(ctx, db, "undo fence", "SET GLOBAL read_only = OFF"); err != nil {
+	err := execAll(ctx, db, "undo fence", "SET GLOBAL read_only = OFF")
+	if err != nil {
 		m.log.Error("could not make the old primary writable again", "server", old.Name, "err", err)
 	}
+	return err
+}
+
+// stillReplica reports whether s is read-only and still applies from its
+// source.
+func (m *Manager) stillReplica(ctx context.Context, s *topology.Server, db *sql.DB) bool {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*m.cfg.Load().Timeout)
+	defer cancel()
+	st, err := ReadStatus(rctx, db, s.Name)
+	return err == nil && st.Reachable && st.Replicating && st.SQLRunning && st.ReadOnly
 }
 
 // setReadOnly makes a switchover's target read-only again after a failed
-// promotion. It may have lost its replication settings (RESET SLAVE ALL):
-// an operator rejoins it.
-func (m *Manager) setReadOnly(s *topology.Server, db *sql.DB) {
+// promotion.
+func (m *Manager) setReadOnly(s *topology.Server, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*m.cfg.Load().Timeout)
 	defer cancel()
-	if err := execAll(ctx, db, "back to read-only", "SET GLOBAL read_only = ON"); err != nil {
+	err := execAll(ctx, db, "back to read-only", "SET GLOBAL read_only = ON")
+	if err != nil {
 		m.log.Error("could not make the failed switchover target read-only", "server", s.Name, "err", err)
 	}
+	return err
 }
 
 // Rejoin makes name, a fenced or stray server, a replica of the current

@@ -223,9 +223,13 @@ func (m *Manager) Close(d time.Duration) {
 }
 
 // ChangeBound is how long a change may run: the hold, the promotion, the
-// old primary's rejoin and the replicas' repointing.
+// old primary's rejoin, the replicas' repointing and the hooks.
 func (c *Config) ChangeBound() time.Duration {
-	return c.HoldTimeout + c.MaxCatchup + 20*c.Timeout
+	hook := c.Hooks.Timeout
+	if hook <= 0 {
+		hook = hooks.DefaultTimeout
+	}
+	return c.HoldTimeout + c.MaxCatchup + 20*c.Timeout + 2*hook
 }
 
 // claim makes the caller the one change running, or refuses at once: a

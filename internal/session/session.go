@@ -359,6 +359,11 @@ func (s *Session) clearActive() {
 
 func (s *Session) cleanup() {
 	s.closeOnce.Do(func() {
+		// Its pinned connection goes back below; a drain must not count
+		// it as idle-pinned too.
+		s.mu.Lock()
+		s.idle = false
+		s.mu.Unlock()
 		// After a panic mid-statement the lent connection is still marked
 		// active: give its slot back instead of leaking it.
 		s.mu.Lock()
