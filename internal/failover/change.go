@@ -61,7 +61,7 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	if o, ok := snap.ByName(oldName); ok {
 		oldAddr = o.Addr
 	}
-	rec := Record{Kind: "failover", Trigger: trigger, Old: oldName, Epoch: st.Epoch}
+	rec := Record{Time: time.Now().UTC(), Kind: "failover", Trigger: trigger, Old: oldName, Epoch: st.Epoch}
 	m.log.Warn("failing over", "old_primary", oldName, "trigger", trigger)
 	release := m.startHold("failover from "+oldName, cfg.HoldTimeout)
 	defer release()
@@ -278,7 +278,7 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	cfg := m.cfg.Load()
 	st := m.current()
 	snap := m.mon.Snapshot()
-	rec := Record{Kind: "switchover", Trigger: "operator", Old: st.Primary, Epoch: st.Epoch}
+	rec := Record{Time: time.Now().UTC(), Kind: "switchover", Trigger: "operator", Old: st.Primary, Epoch: st.Epoch}
 	fail := func(err error) (Record, error) {
 		rec.Error = err.Error()
 		m.record(rec)
@@ -307,7 +307,12 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	opctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	release := m.startHold(fmt.Sprintf("switchover %s -> %s", old.Name, tgt.Name), cfg.HoldTimeout)
-	defer release()
+	defer func() {
+		release()
+		if !rec.OK {
+			m.settle(ctx, cfg) // a restored old primary shows as one by its own check again
+		}
+	}()
 	odb, tdb := m.db(old.Name, old.Addr), m.db(tgt.Name, tgt.Addr)
 
 	// Transactions already on the old primary finish; past the bound they
@@ -332,18 +337,18 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	}
 	killed, err := Fence(opctx, odb, cfg.MonitorUser)
 	if err != nil {
-		m.undoFence(old, odb)
+		m.restoreOld(old, odb)
 		return fail(fmt.Errorf("switchover aborted: fence %s: %w", old.Name, err))
 	}
 	m.traffic.CloseIdle(old.Name)
 	rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s set read_only, %d connection(s) killed", old.Name, killed))
 	ost, err := ReadStatus(opctx, odb, old.Name)
 	if err != nil {
-		m.undoFence(old, odb)
+		m.restoreOld(old, odb)
 		return fail(fmt.Errorf("switchover aborted: %w", err))
 	}
 	if err := WaitApplied(opctx, tdb, ost.BinlogPos); err != nil {
-		m.undoFence(old, odb)
+		m.restoreOld(old, odb)
 		return fail(fmt.Errorf("switchover aborted within failover.hold_timeout, %s stays primary: %w", old.Name, err))
 	}
 	// The old primary is read-only now and becomes a replica right after
@@ -351,7 +356,7 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	next := statestore.State{Epoch: st.Epoch + 1, Primary: tgt.Name, Address: tgt.Addr, Reason: "switchover from " + old.Name,
 		Fenced: appendFenced(st.Fenced, "", tgt.Name)}
 	if err := m.commit(next); err != nil {
-		m.undoFence(old, odb)
+		m.restoreOld(old, odb)
 		return fail(fmt.Errorf("switchover aborted: %w", err))
 	}
 	rec.Epoch = next.Epoch
@@ -378,8 +383,8 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 			m.publish()
 			return fail(fmt.Errorf("switchover aborted: promote %s: %w; and the return to %s was not recorded (%v): no server takes writes until an operator fails over", tgt.Name, err, old.Name, cerr))
 		}
-		undoErr := m.undoFence(old, odb)
-		m.publish()
+		rec.Epoch = back.Epoch
+		undoErr := m.restoreOld(old, odb)
 		state := fmt.Sprintf("%s is primary again (epoch %d)", old.Name, back.Epoch)
 		if undoErr != nil {
 			state = fmt.Sprintf("%s is the primary of epoch %d but could not be made writable again (%v): set read_only=OFF on it", old.Name, back.Epoch, undoErr)
@@ -387,7 +392,10 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 		if roErr != nil {
 			state += fmt.Sprintf("; %s could not be made read-only (%v): it is fenced on sight", tgt.Name, roErr)
 		}
-		return fail(fmt.Errorf("switchover aborted: promote %s: %w; %s; rejoin %s when fixed (POST /api/servers/%s/rejoin)", tgt.Name, err, state, tgt.Name, tgt.Name))
+		if slices.Contains(fenced, tgt.Name) {
+			state += fmt.Sprintf("; %s is fenced until rejoined (POST /api/servers/%s/rejoin)", tgt.Name, tgt.Name)
+		}
+		return fail(fmt.Errorf("switchover aborted: promote %s: %w; %s", tgt.Name, err, state))
 	}
 	m.promotedNow(tgt.Name)
 	rec.PauseMS = ms(release())
@@ -457,8 +465,20 @@ func (m *Manager) fenceAfterFailedRejoin(name string, cause error) {
 	}
 }
 
-// undoFence gives a switchover's old primary its writes back when the
-// switchover stops before the promotion.
+// restoreOld gives a stopped switchover's old primary its writes back and
+// shows it as the primary at once, so the held writes, released next, go
+// to it rather than wait for a check round to see it writable.
+func (m *Manager) restoreOld(old *topology.Server, db *sql.DB) error {
+	err := m.undoFence(old, db)
+	if err == nil {
+		m.promotedNow(old.Name)
+	} else {
+		m.publish()
+	}
+	return err
+}
+
+// undoFence makes a switchover's old primary writable again.
 func (m *Manager) undoFence(old *topology.Server, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*m.cfg.Load().Timeout)
 	defer cancel()
@@ -485,6 +505,9 @@ func (m *Manager) setReadOnly(s *topology.Server, db *sql.DB) error {
 	defer cancel()
 	err := execAll(ctx, db, "back to read-only", "SET GLOBAL read_only = ON")
 	if err != nil {
+		if st, serr := ReadStatus(ctx, db, s.Name); serr == nil && st.Reachable && st.ReadOnly {
+			return nil // the promotion failed before read_only=OFF
+		}
 		m.log.Error("could not make the failed switchover target read-only", "server", s.Name, "err", err)
 	}
 	return err
@@ -501,7 +524,7 @@ func (m *Manager) Rejoin(ctx context.Context, name string) (Record, error) {
 	cfg := m.cfg.Load()
 	st := m.current()
 	snap := m.mon.Snapshot()
-	rec := Record{Kind: "rejoin", Server: name, New: st.Primary, Epoch: st.Epoch}
+	rec := Record{Time: time.Now().UTC(), Kind: "rejoin", Server: name, New: st.Primary, Epoch: st.Epoch}
 	s, ok := snap.ByName(name)
 	pr, pok := snap.PrimaryServer()
 	switch {

@@ -58,7 +58,7 @@ type Config struct {
 
 // Record is one decision of the manager, kept for the API.
 type Record struct {
-	Time    time.Time `json:"time"`
+	Time    time.Time `json:"time"` // when the change began
 	Kind    string    `json:"kind"` // failover, switchover, rejoin, refused, fence, adopt
 	Trigger string    `json:"trigger,omitempty"`
 	Old     string    `json:"old_primary,omitempty"`
