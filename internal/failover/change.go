@@ -469,24 +469,15 @@ func (m *Manager) fenceAfterFailedRejoin(name string, cause error) {
 // shows it as the primary at once, so the held writes, released next, go
 // to it rather than wait for a check round to see it writable.
 func (m *Manager) restoreOld(old *topology.Server, db *sql.DB) error {
-	err := m.undoFence(old, db)
-	if err == nil {
-		m.promotedNow(old.Name)
-	} else {
-		m.publish()
-	}
-	return err
-}
-
-// undoFence makes a switchover's old primary writable again.
-func (m *Manager) undoFence(old *topology.Server, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*m.cfg.Load().Timeout)
 	defer cancel()
-	err := execAll(ctx, db, "undo fence", "SET GLOBAL read_only = OFF")
-	if err != nil {
+	if err := execAll(ctx, db, "undo fence", "SET GLOBAL read_only = OFF"); err != nil {
 		m.log.Error("could not make the old primary writable again", "server", old.Name, "err", err)
+		m.publish()
+		return err
 	}
-	return err
+	m.promotedNow(old.Name)
+	return nil
 }
 
 // stillReplica reports whether s is read-only and still applies from its

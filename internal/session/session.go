@@ -72,9 +72,9 @@ type Session struct {
 	active     *backend.Conn // lent connection while a command runs
 	activeSrv  string
 	current    []byte
-	info       Info    // copy of session fields for other goroutines, refreshed per command
-	idle       bool    // waiting for the client's next command, info fresh
-	pubAccount Account // the account, for KILL QUERY from other goroutines
+	info       Info        // copy of session fields for other goroutines, refreshed per command
+	idle       atomic.Bool // true while waiting for the client's next command: info is fresh then
+	pubAccount Account     // the account, for KILL QUERY from other goroutines
 	started    time.Time
 	killed     atomic.Bool
 	closeOnce  sync.Once
@@ -131,7 +131,7 @@ func (s *Session) publishInfo() {
 	s.mu.Lock()
 	s.info.User, s.info.Schema, s.info.Pinned, s.info.InTxn, s.info.pins = s.account.Name, s.state.Schema, s.pinnedServer, s.inTxn, s.pins
 	s.pubAccount = s.account
-	s.idle = true
+	s.idle.Store(true)
 	s.mu.Unlock()
 }
 
@@ -180,9 +180,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.idle = false
-	s.mu.Unlock()
+	s.idle.Store(false) // an atomic store: this runs for every command
 	if len(pkt) == 0 {
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command"))
 	}
@@ -361,9 +359,7 @@ func (s *Session) cleanup() {
 	s.closeOnce.Do(func() {
 		// Its pinned connection goes back below; a drain must not count
 		// it as idle-pinned too.
-		s.mu.Lock()
-		s.idle = false
-		s.mu.Unlock()
+		s.idle.Store(false)
 		// After a panic mid-statement the lent connection is still marked
 		// active: give its slot back instead of leaking it.
 		s.mu.Lock()
@@ -414,7 +410,7 @@ func (s *Session) AbortPinned(server, msg string) bool {
 func (s *Session) IdlePinned(server string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.idle && s.info.Pinned == server && !s.info.InTxn
+	return s.idle.Load() && s.info.Pinned == server && !s.info.InTxn
 }
 
 // takeAbort returns the abort note for server, consuming it.
