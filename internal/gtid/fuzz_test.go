@@ -62,3 +62,21 @@ func FuzzParseState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseBytes checks the allocation-free parser against ParseGTID.
+func FuzzParseBytes(f *testing.F) {
+	for _, s := range []string{"0-1-100", "4294967295-4294967295-18446744073709551615",
+		"4294967296-1-1", "0-1-18446744073709551616", "0-1-", "-1-1", "0-1-1-", "00-01-02", "+1-1-1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		g, ok := ParseBytes([]byte(s))
+		want, err := ParseGTID(s)
+		if ok != (err == nil) {
+			t.Fatalf("ParseBytes(%q) ok=%v, ParseGTID err=%v", s, ok, err)
+		}
+		if ok && g != want {
+			t.Fatalf("ParseBytes(%q) = %v, ParseGTID = %v", s, g, want)
+		}
+	})
+}

@@ -287,3 +287,35 @@ func MostAdvanced(list []Pos) (best int, ties []int) {
 	}
 	return best, ties
 }
+
+// ParseBytes parses one GTID, domain-server-seq in decimal, without
+// allocating: it reads the last_gtid value of a server's session-state
+// report on the hot path.
+func ParseBytes(b []byte) (GTID, bool) {
+	var f [3]uint64
+	limits := [3]uint64{math.MaxUint32, math.MaxUint32, math.MaxUint64}
+	i := 0
+	for k := range f {
+		if k > 0 {
+			if i >= len(b) || b[i] != '-' {
+				return GTID{}, false
+			}
+			i++
+		}
+		start := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			d := uint64(b[i] - '0')
+			if f[k] > (limits[k]-d)/10 {
+				return GTID{}, false
+			}
+			f[k] = f[k]*10 + d
+		}
+		if i == start {
+			return GTID{}, false
+		}
+	}
+	if i != len(b) {
+		return GTID{}, false
+	}
+	return GTID{Domain: uint32(f[0]), Server: uint32(f[1]), Seq: f[2]}, true
+}

@@ -22,6 +22,9 @@ type Conn struct {
 	// NoLocalInfile marks a client that did not offer CLIENT_LOCAL_FILES:
 	// Relay does not forward a server's file request to it.
 	NoLocalInfile bool
+	// GTIDSink, on a backend connection, hears every GTID the server
+	// reports for it (see StripSessionState).
+	GTIDSink GTIDSink
 
 	buf     []byte
 	scratch []byte

@@ -393,3 +393,40 @@ func FuzzParsePackets(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStripSessionState: any bytes a backend sends as an OK packet are
+// either left alone or cut to a prefix that is a plain OK packet without
+// the session-state flag.
+func FuzzStripSessionState(f *testing.F) {
+	f.Add(trackedOK(1, 42, StatusAutocommit|StatusSessionStateChange, 0, "", sysvarEntry("last_gtid", "0-1-100")))
+	f.Add(trackedOK(2, 0, StatusSessionStateChange, 1, "Records: 2", sysvarEntry("autocommit", "ON"), sysvarEntry("last_gtid", "1-2-3")))
+	f.Add(trackedOK(0, 0, StatusAutocommit, 0, "info"))
+	f.Add([]byte{0, 0xfc, 1})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		in := bytes.Clone(p)
+		out, _, _ := StripSessionState(p)
+		if len(out) > len(in) {
+			t.Fatalf("grew: %x -> %x", in, out)
+		}
+		if bytes.Equal(out, in) {
+			return
+		}
+		ok, good := ParseOK(out)
+		if !good || ok.Status&StatusSessionStateChange != 0 {
+			t.Fatalf("%x became %x, not a plain OK", in, out)
+		}
+		// A prefix of the input in which only the flag bit was cleared.
+		diff := 0
+		for i := range out {
+			if out[i] != in[i] {
+				diff++
+				if in[i]&^out[i] != byte(StatusSessionStateChange>>8) {
+					t.Fatalf("%x became %x: byte %d changed beyond the flag", in, out, i)
+				}
+			}
+		}
+		if diff != 1 {
+			t.Fatalf("%x became %x: %d bytes changed", in, out, diff)
+		}
+	})
+}

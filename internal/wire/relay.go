@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/sluice-proxy/sluice/internal/gtid"
 )
 
 // RelayMode says which response shape to expect.
@@ -27,9 +29,11 @@ type Result struct {
 	LocalInfile bool   // the server asked for a local file; the caller streams it, then relays again
 	CursorOpen  bool   // COM_STMT_EXECUTE opened a cursor
 	Rows        int64
-	Bytes       int64 // payload bytes forwarded
-	Wrote       bool  // at least one packet was forwarded to the client
-	Partial     bool  // the backend failed inside a packet already partly forwarded
+	Bytes       int64     // payload bytes forwarded
+	Wrote       bool      // at least one packet was forwarded to the client
+	Partial     bool      // the backend failed inside a packet already partly forwarded
+	GTID        gtid.GTID // last_gtid reported by an OK packet of the response (session tracking)
+	HasGTID     bool
 }
 
 // Side tells which end of a relay failed.
@@ -157,8 +161,12 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 		case stFirst:
 			switch {
 			case mode == ModeSingle:
+				p = src.trackOK(p, &res)
+				n = len(p)
 				done = true
 			case len(p) > 0 && p[0] == iOK:
+				p = src.trackOK(p, &res)
+				n = len(p)
 				if ok, good := ParseOK(p); good {
 					res.OK, res.Status, res.HasStatus, res.Warnings = ok, ok.Status, true, ok.Warnings
 				}
@@ -247,6 +255,20 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 			return res, nil
 		}
 	}
+}
+
+// trackOK removes session-state data from an OK packet (see
+// StripSessionState) and records the GTID it reported, telling the sink
+// before the packet is forwarded.
+func (c *Conn) trackOK(p []byte, res *Result) []byte {
+	p, g, ok := StripSessionState(p)
+	if ok {
+		res.GTID, res.HasGTID = g, true
+		if c.GTIDSink != nil {
+			c.GTIDSink.NoteGTID(g)
+		}
+	}
+	return p
 }
 
 // small returns a scratch slice of length n for short packets.
