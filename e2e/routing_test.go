@@ -183,7 +183,8 @@ func TestHintsForceTarget(t *testing.T) {
 }
 
 func TestReadYourWrites(t *testing.T) {
-	p := startSluice(t, sluiceOpts{yaml: "routing: {read_your_writes: 1s, max_replication_lag: 0s}\n"})
+	// consistency: eventual: the old knob alone, as it always behaved.
+	p := startSluice(t, sluiceOpts{yaml: "routing: {consistency: eventual, read_your_writes: 1s, max_replication_lag: 0s}\n"})
 	db := newSchema(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)")
 	ctx := context.Background()
 	d := openDB(t, p, db)

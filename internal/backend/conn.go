@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,10 +18,12 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// Capabilities sluice asks of every backend. Deprecate-EOF and session
-// tracking are left off on purpose: they change the shape of OK/EOF packets,
-// and a pooled connection is shared by clients that did or did not ask for
-// them, so responses are forwarded unchanged only if neither side uses them.
+// Capabilities sluice asks of every backend. Deprecate-EOF is left off on
+// purpose: it changes the shape of result sets, and a pooled connection is
+// shared by clients that did or did not ask for it, so they are forwarded
+// unchanged only if neither side uses it. Session tracking is asked of
+// MariaDB servers (see trackGTIDSQL) and offered to no client: it changes
+// only OK packets, which the relay puts back into the untracked shape.
 const baseCaps = wire.ClientLongPassword | wire.ClientLongFlag | wire.ClientProtocol41 |
 	wire.ClientTransactions | wire.ClientSecureConnection | wire.ClientMultiStatements |
 	wire.ClientMultiResults | wire.ClientPSMultiResults | wire.ClientPluginAuth |
@@ -53,6 +56,13 @@ type Conn struct {
 	Collation    byte
 	SetsHash     uint64
 	LastInsertID uint64
+
+	// TracksGTID: the server reports the GTID of each transaction this
+	// connection commits (session tracking of last_gtid is in force).
+	// canTrack: it negotiated session tracking, so trackGTIDSQL can turn
+	// it on again after COM_RESET_CONNECTION reset it.
+	TracksGTID bool
+	canTrack   bool
 
 	stmts   map[uint64]uint32 // sluice statement key -> backend statement id
 	stmtLRU []uint64
@@ -101,6 +111,17 @@ func Dial(ctx context.Context, o DialOptions) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("login to %s as %s: %w", o.Addr, o.User, err)
 	}
+	if c.canTrack {
+		if _, err := c.Exec(trackGTIDSQL, o.Timeout); err != nil {
+			if c.broken {
+				nc.Close()
+				return nil, fmt.Errorf("enable session tracking on %s: %w", o.Addr, err)
+			}
+			c.canTrack = false // a server without last_gtid: no causal reads from it
+		} else {
+			c.TracksGTID = true
+		}
+	}
 	nc.SetDeadline(time.Time{})
 	c.Schema, c.schemaKnown, c.Collation = o.Schema, true, o.Collation
 	c.lastUsed = time.Now()
@@ -129,6 +150,10 @@ func (c *Conn) handshake(o DialOptions) error {
 	}
 	if o.Schema == "" {
 		caps &^= wire.ClientConnectWithDB
+	}
+	if h.Capabilities&wire.ClientSessionTrack != 0 && strings.Contains(h.ServerVersion, "MariaDB") {
+		caps |= wire.ClientSessionTrack
+		c.canTrack = true
 	}
 	plugin := h.AuthPlugin
 	if plugin != wire.CachingSHA2Password {
@@ -213,6 +238,21 @@ func (c *Conn) handshake(o DialOptions) error {
 			return errors.New("unexpected packet during login")
 		}
 	}
+}
+
+// trackGTIDSQL makes the server report, in the OK packet of each statement
+// that commits, the GTID it gave the transaction (MariaDB's last_gtid), so
+// sluice learns a write's position without asking. The schema tracker,
+// on by default, is turned off: nothing reads it.
+const trackGTIDSQL = "SET session_track_system_variables='last_gtid', session_track_schema=OFF"
+
+// retrackSQL returns what turns GTID tracking back on after the session
+// variables were reset, or "".
+func (c *Conn) retrackSQL() string {
+	if c.canTrack && !c.TracksGTID {
+		return trackGTIDSQL + ";"
+	}
+	return ""
 }
 
 func authAnswer(plugin string, scramble []byte, password string) []byte {

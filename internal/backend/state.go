@@ -100,8 +100,10 @@ func (c *Conn) Sync(s *State, timeout time.Duration) error {
 		}
 		c.forgetStmts()
 		c.SetsHash, c.Collation, c.schemaKnown, c.LastInsertID = 0, 0, false, 0
+		c.TracksGTID = false // the reset restored the global trackers
 	}
 	var b strings.Builder
+	b.WriteString(c.retrackSQL())
 	if !c.schemaKnown || c.Schema != s.Schema {
 		if s.Schema != "" {
 			b.WriteString("USE ")
@@ -124,6 +126,7 @@ func (c *Conn) Sync(s *State, timeout time.Duration) error {
 			return fmt.Errorf("apply session state: %w", err)
 		}
 	}
+	c.TracksGTID = c.canTrack
 	c.Adopt(s)
 	return nil
 }

@@ -106,9 +106,18 @@ type Routing struct {
 	MaxReplicationLag Duration `yaml:"max_replication_lag" json:"max_replication_lag"` // default 5s; 0 disables the check
 	ReadFallback      string   `yaml:"read_fallback" json:"read_fallback"`             // primary (default) | error
 	Balance           string   `yaml:"balance" json:"balance"`                         // least-connections (default) | round-robin | weighted
-	// ReadYourWrites sends a session's reads to the primary for this long
-	// after it wrote. YAML accepts true (default window, 2s), false, or a
-	// duration.
+	// Consistency says which writes a read must see: eventual (none in
+	// particular), session (default: the session's own, by GTID) or
+	// global (every write committed through this sluice before the read).
+	Consistency string `yaml:"consistency" json:"consistency"`
+	// CausalTimeout bounds how long a read waits for a replica to apply
+	// the GTID it needs; then it goes to the primary, or fails when
+	// CausalFallback is error.
+	CausalTimeout  Duration `yaml:"causal_timeout" json:"causal_timeout"`   // default 1s; must be > 0
+	CausalFallback string   `yaml:"causal_fallback" json:"causal_fallback"` // primary (default) | error
+	// ReadYourWrites, the older knob, sends a session's reads to the
+	// primary for this long after it wrote, whatever the consistency.
+	// YAML accepts true (2s), false (the default: off), or a duration.
 	ReadYourWrites ReadYourWrites `yaml:"read_your_writes" json:"read_your_writes"`
 	// HeartbeatTable (db.table) switches lag measurement from
 	// Seconds_Behind_Master to a pt-heartbeat-compatible table, for
@@ -126,6 +135,10 @@ const (
 
 	FallbackPrimary = "primary" // read_fallback: send reads to the primary when no replica can take them
 	FallbackError   = "error"   // read_fallback: fail such reads instead
+
+	ConsistencyEventual = "eventual"
+	ConsistencySession  = "session"
+	ConsistencyGlobal   = "global"
 
 	BalanceRoundRobin       = "round-robin"
 	BalanceLeastConnections = "least-connections"

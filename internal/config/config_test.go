@@ -88,7 +88,10 @@ func TestDefaults(t *testing.T) {
 		{"routing.max_replication_lag", c.Routing.MaxReplicationLag.D(), 5 * time.Second},
 		{"routing.read_fallback", c.Routing.ReadFallback, "primary"},
 		{"routing.balance", c.Routing.Balance, "least-connections"},
-		{"routing.read_your_writes", c.Routing.ReadYourWrites.Window, 2 * time.Second},
+		{"routing.read_your_writes", c.Routing.ReadYourWrites.Window, time.Duration(0)},
+		{"routing.consistency", c.Routing.Consistency, "session"},
+		{"routing.causal_timeout", c.Routing.CausalTimeout.D(), time.Second},
+		{"routing.causal_fallback", c.Routing.CausalFallback, "primary"},
 		{"timeouts.connect", c.Timeouts.Connect.D(), 2 * time.Second},
 		{"timeouts.query", c.Timeouts.Query.D(), time.Hour},
 		{"timeouts.handshake", c.Timeouts.Handshake.D(), 10 * time.Second},
@@ -294,7 +297,7 @@ func TestRedacted(t *testing.T) {
 	if strings.Contains(js, "s3cret") {
 		t.Errorf("redacted JSON holds a password: %s", js)
 	}
-	for _, want := range []string{`"password_env":"APP_PW"`, `"password":"***"`, `"interval":"1s"`, `"max_allowed_packet":"64MiB"`, `"read_your_writes":"2s"`} {
+	for _, want := range []string{`"password_env":"APP_PW"`, `"password":"***"`, `"interval":"1s"`, `"max_allowed_packet":"64MiB"`, `"read_your_writes":"off"`, `"consistency":"session"`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("redacted JSON lacks %s: %s", want, js)
 		}
@@ -457,6 +460,24 @@ func TestGraphitePrefix(t *testing.T) {
 	for _, p := range []string{".sluice", "sluice.", "a..b", "a b", "sluice/x", "é"} {
 		if _, err := Parse([]byte(doc(U, M, S, `graphite: {prefix: "`+p+`"}`)), "t.yaml", nil); err == nil || !strings.Contains(err.Error(), "graphite.prefix") {
 			t.Errorf("prefix %q: got %v, want a graphite.prefix problem", p, err)
+		}
+	}
+}
+
+func TestConsistency(t *testing.T) {
+	c := mustParse(t, doc(U, M, S, "routing: {consistency: global, causal_timeout: 250ms, causal_fallback: error, read_your_writes: true}"), nil)
+	if c.Routing.Consistency != "global" || c.Routing.CausalTimeout.D() != 250*time.Millisecond ||
+		c.Routing.CausalFallback != "error" || c.Routing.ReadYourWrites.Window != 2*time.Second {
+		t.Errorf("routing = %+v", c.Routing)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"routing: {consistency: strong}", "routing.consistency"},
+		{"routing: {causal_fallback: replica}", "routing.causal_fallback"},
+		{"routing: {causal_timeout: 0s}", "routing.causal_timeout"},
+	} {
+		_, err := Parse([]byte(doc(U, M, S, tc.yaml)), "t.yaml", nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %s", tc.yaml, err, tc.want)
 		}
 	}
 }

@@ -72,9 +72,18 @@ routing:
   read_fallback: primary
   # least-connections, round-robin or weighted (by server weight).
   balance: least-connections
-  # After a session writes, its reads go to the primary for this long, so
-  # it sees its own writes. true = 2s, false = off, or a duration.
-  read_your_writes: 2s
+  # Which writes a read must see. session: the session's own (its reads go
+  # to a replica that has applied its last write's GTID, waiting for one up
+  # to causal_timeout); global: every write committed through this sluice
+  # before the read began; eventual: no wait (replicas may lag).
+  consistency: session
+  causal_timeout: 1s
+  # When no replica has applied the GTID within causal_timeout: primary
+  # (read there) or error (sluice error 9002).
+  causal_fallback: primary
+  # The older knob: after a session writes, its reads go to the primary for
+  # this long. true = 2s, false = off (default), or a duration.
+  read_your_writes: false
   # Measure lag from a pt-heartbeat-compatible table (db.table) instead of
   # Seconds_Behind_Master; sluice's monitor writes the primary's row.
   # heartbeat_table: percona.heartbeat

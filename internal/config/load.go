@@ -115,7 +115,9 @@ func Default() *Config {
 			MaxReplicationLag: Duration(5 * time.Second),
 			ReadFallback:      FallbackPrimary,
 			Balance:           BalanceLeastConnections,
-			ReadYourWrites:    ReadYourWrites{Window: defaultReadYourWrites},
+			Consistency:       ConsistencySession,
+			CausalTimeout:     Duration(time.Second),
+			CausalFallback:    FallbackPrimary,
 		},
 		Timeouts: Timeouts{
 			Connect:     Duration(2 * time.Second),

@@ -170,8 +170,8 @@ func ParseByteSize(s string) (ByteSize, error) {
 	return ByteSize(n * unit), nil
 }
 
-// defaultReadYourWrites is what "read_your_writes: true" means, and the
-// value when the key is absent.
+// defaultReadYourWrites is what "read_your_writes: true" means. Absent,
+// the window is off: routing.consistency does its job by GTID.
 const defaultReadYourWrites = 2 * time.Second
 
 // String is "off" for a zero window, else the window as a duration.

@@ -289,6 +289,11 @@ func (d *decoder) checkHealth(h Health) {
 func (d *decoder) checkRouting(r Routing) {
 	d.oneOf("routing.read_fallback", r.ReadFallback, FallbackPrimary, FallbackError)
 	d.oneOf("routing.balance", r.Balance, BalanceRoundRobin, BalanceLeastConnections, BalanceWeighted)
+	d.oneOf("routing.consistency", r.Consistency, ConsistencyEventual, ConsistencySession, ConsistencyGlobal)
+	d.oneOf("routing.causal_fallback", r.CausalFallback, FallbackPrimary, FallbackError)
+	if r.CausalTimeout <= 0 {
+		d.report("routing.causal_timeout", "must be > 0, got %s", r.CausalTimeout)
+	}
 	if t := r.HeartbeatTable; t != "" {
 		db, table, ok := strings.Cut(t, ".")
 		if !ok || !validServerName(db) || !validServerName(table) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/causal"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/router"
@@ -48,6 +49,7 @@ type Proxy struct {
 	failover *failover.Manager
 	store    *statestore.File
 	balancer router.Balancer
+	causal   causal.Tracker // outlives reloads, like the balancer
 	observer session.Observer
 
 	sessions sync.Map // uint32 -> *session.Session
@@ -102,6 +104,7 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 	p.rt.Store(rt)
 	p.monitor = topology.NewMonitor(monitorConfig(cfg), o.Logger)
 	p.monitor.Watch(p.abortOnLoss)
+	p.monitor.Watch(p.forgetLostPositions)
 	p.store, err = statestore.OpenFile(cfg.Failover.StateFile)
 	if err != nil {
 		return nil, fmt.Errorf("failover.state_file: %w", err)
@@ -177,6 +180,17 @@ func (p *Proxy) CloseIdle(server string) {
 // abortOnLoss interrupts statements running on a server that just went
 // down or into maintenance, so no client waits on a frozen server longer
 // than the monitor takes to notice; reads among them are retried elsewhere.
+// forgetLostPositions drops what causal reads learned of a server that
+// went down: it may come back restored from a backup, with less applied.
+func (p *Proxy) forgetLostPositions(old, cur *topology.Snapshot) {
+	for i := range cur.Servers {
+		s := &cur.Servers[i]
+		if was, ok := old.ByName(s.Name); ok && was.Up && !s.Up {
+			p.causal.Forget(s.Name)
+		}
+	}
+}
+
 func (p *Proxy) abortOnLoss(old, cur *topology.Snapshot) {
 	for i := range cur.Servers {
 		s := &cur.Servers[i]
@@ -256,6 +270,11 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		ReadYourWrites: cfg.Routing.ReadYourWrites.Window,
 		FallbackError:  cfg.Routing.ReadFallback == "error",
 		Balance:        cfg.Routing.Balance,
+
+		Consistency:         router.ParseConsistency(cfg.Routing.Consistency),
+		CausalTimeout:       cfg.Routing.CausalTimeout.D(),
+		CausalFallbackError: cfg.Routing.CausalFallback == "error",
+		Causal:              &p.causal,
 	}
 	rt.limits = session.Limits{
 		Handshake:        cfg.Timeouts.Handshake.D(),

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/causal"
 	"github.com/sluice-proxy/sluice/internal/sqlscan"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
@@ -40,6 +41,33 @@ type Policy struct {
 	ReadYourWrites time.Duration // 0 = off
 	FallbackError  bool          // no replica: error instead of primary
 	Balance        string        // least-connections | round-robin | weighted
+
+	Consistency         Consistency
+	CausalTimeout       time.Duration
+	CausalFallbackError bool // no replica caught up within CausalTimeout: error instead of primary
+	// Causal is shared by every session of the proxy and outlives
+	// reloads: the GTIDs written through it, the positions replicas reached.
+	Causal *causal.Tracker
+}
+
+// Consistency is which writes a read must see.
+type Consistency uint8
+
+const (
+	Eventual      Consistency = iota // none in particular
+	SessionCausal                    // the session's own writes
+	GlobalCausal                     // every write committed through this sluice before the read
+)
+
+// ParseConsistency maps the configuration's names.
+func ParseConsistency(s string) Consistency {
+	switch s {
+	case "eventual":
+		return Eventual
+	case "global":
+		return GlobalCausal
+	}
+	return SessionCausal
 }
 
 // Decide returns where a statement outside any pinned backend should go.
@@ -107,30 +135,54 @@ func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, sk
 		}
 		return pr, nil
 	}
+	return b.choose(list, p, load), nil
+}
+
+// PickAmong chooses, with the policy's balance, among the servers that may
+// take reads as replicas (normal ones first, then backups) and for which
+// keep holds, excluding skip. It has no fallback: nil when none qualifies.
+func (b *Balancer) PickAmong(snap *topology.Snapshot, p *Policy, load Load, skip string, keep func(*topology.Server) bool) *topology.Server {
+	var cands [16]*topology.Server
+	list := cands[:0]
+	for _, backup := range []bool{false, true} {
+		for i := range snap.Servers {
+			s := &snap.Servers[i]
+			if s.Backup == backup && s.Name != skip && s.Readable && keep(s) {
+				list = append(list, s)
+			}
+		}
+		if len(list) > 0 {
+			return b.choose(list, p, load)
+		}
+	}
+	return nil
+}
+
+func (b *Balancer) choose(list []*topology.Server, p *Policy, load Load) *topology.Server {
 	if len(list) == 1 {
-		return list[0], nil
+		return list[0]
 	}
 	n := b.rr.Add(1)
 	switch p.Balance {
 	case "round-robin":
-		return list[n%uint64(len(list))], nil
+		return list[n%uint64(len(list))]
 	case "weighted":
 		total := 0
 		for _, s := range list {
 			total += max(s.Weight, 0)
 		}
 		if total == 0 {
-			return list[n%uint64(len(list))], nil
+			return list[n%uint64(len(list))]
 		}
 		// Deterministic weighted round-robin: slot n of the weight wheel.
 		at := int(n % uint64(total))
 		for _, s := range list {
 			if at < s.Weight {
-				return s, nil
+				return s
 			}
 			at -= s.Weight
 		}
-		return list[0], nil
+		return list[0]
 	default: // least-connections; ties broken at random so that
 		// patterns in the caller (prepare then execute) cannot bias a rotation.
 		start := rand.IntN(len(list))
@@ -142,7 +194,7 @@ func (b *Balancer) PickReplica(snap *topology.Snapshot, p *Policy, load Load, sk
 				best, bestLoad = s, l
 			}
 		}
-		return best, nil
+		return best
 	}
 }
 

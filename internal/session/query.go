@@ -258,9 +258,9 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 	var name string
 	routed := target
 	if target == router.Replica {
-		srv, err := s.env.Balancer().PickReplica(snap, pol, s.load, skip)
-		if err != nil {
-			return nil, "", target, unavailable(err)
+		srv, e := s.pickReplica(snap, pol, skip)
+		if e != nil {
+			return nil, "", target, e
 		}
 		name = srv.Name
 		if srv.Name == primaryName(snap) {
@@ -299,7 +299,7 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		}
 		return s.acquire(ctx, target, skip)
 	}
-	return c, name, routed, nil
+	return s.lent(ctx, c, name, routed, target, skip)
 }
 
 // waitHold waits while new primary work is held for a primary change,
@@ -463,6 +463,7 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 	if routed == router.Primary && writes(st) {
 		s.lastWrite = time.Now()
 	}
+	s.noteCommit(c, routed, writes(st), &res)
 	if st.Flags&sqlscan.FlagDiagnostics == 0 {
 		// Diagnostics leave the diagnostics area alone, so the next one
 		// must still reach the same connection.

@@ -60,6 +60,7 @@ type Session struct {
 	lastWrite    time.Time
 	lastInsertID uint64
 	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
+	causal       causalState
 
 	stmtText   []byte // text of the prepared statement being executed, for events
 	stmtDigest uint64 // its digest hash, computed once per statement

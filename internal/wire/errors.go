@@ -46,6 +46,7 @@ const (
 	ErrLostConnection      uint16 = 2013 // CR_SERVER_LOST: also what applications retry on
 	ErrServerGone          uint16 = 2006 // CR_SERVER_GONE_ERROR
 	ErrUnavailable         uint16 = 9001 // sluice: no server can take this statement now
+	ErrCausalTimeout       uint16 = 9002 // sluice: no replica applied the GTIDs a read needs within routing.causal_timeout (causal_fallback: error)
 )
 
 // ErrPacketTooLarge is returned when a logical packet exceeds the limit given

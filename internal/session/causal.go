@@ -1,0 +1,158 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/causal"
+	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/topology"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// causalState is what a session keeps for causal reads
+// (routing.consistency).
+type causalState struct {
+	own  causal.Pos // GTIDs of the session's own commits
+	need causal.Pos // what the read being routed must find applied
+	// wait: the replica chosen for this read is not known to have need
+	// yet; it is waited on (MASTER_GTID_WAIT) once its connection is lent.
+	wait bool
+	// untracked is the last write on a connection whose server does not
+	// report GTIDs: reads then go to the primary for causal_timeout.
+	untracked time.Time
+}
+
+// pickReplica chooses the server for a read. Without a GTID to honour it
+// is the balancer's choice. With one it is, first, a replica known to have
+// applied it (the monitor read a position past it, or a wait proved it);
+// else one that can be expected to catch up within causal_timeout (its lag
+// is within it and no wait on it timed out lately), to be waited on; else
+// no replica can serve the read, and causal_fallback decides.
+func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip string) (*topology.Server, *wire.Error) {
+	s.causal.wait = false
+	need := s.readNeeds(pol)
+	if need == nil {
+		srv, err := s.env.Balancer().PickReplica(snap, pol, s.load, skip)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		return srv, nil
+	}
+	if len(need) == 0 {
+		// A write on a server that reports no GTIDs, within causal_timeout.
+		srv, err := router.PrimaryOf(snap)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		return srv, nil
+	}
+	tr, bal := pol.Causal, s.env.Balancer()
+	if srv := bal.PickAmong(snap, pol, s.load, skip, func(r *topology.Server) bool {
+		return tr.Has(r.Name, need, r.GTIDPos)
+	}); srv != nil {
+		return srv, nil
+	}
+	since := time.Now().Add(-max(pol.CausalTimeout, time.Second))
+	if srv := bal.PickAmong(snap, pol, s.load, skip, func(r *topology.Server) bool {
+		return (!r.LagKnown || r.Lag <= pol.CausalTimeout) && !tr.SlowSince(r.Name, since)
+	}); srv != nil {
+		s.causal.wait = true
+		return srv, nil
+	}
+	return s.causalFallback(snap, pol)
+}
+
+// readNeeds returns the GTIDs the next read must find applied: nil when
+// it need not wait for anything, empty when it must go to the primary.
+func (s *Session) readNeeds(pol *router.Policy) causal.Pos {
+	if pol.Causal == nil || pol.Consistency == router.Eventual {
+		return nil
+	}
+	if !s.causal.untracked.IsZero() {
+		if time.Since(s.causal.untracked) < pol.CausalTimeout {
+			return causal.Pos{}
+		}
+		s.causal.untracked = time.Time{}
+	}
+	need := s.causal.need[:0]
+	if pol.Consistency == router.GlobalCausal {
+		need = pol.Causal.Global(need)
+	}
+	need.Merge(s.causal.own)
+	s.causal.need = need
+	if len(need) == 0 {
+		return nil
+	}
+	return need
+}
+
+// causalFallback is where a read goes when no replica has, or can soon
+// have, the GTIDs it needs.
+func (s *Session) causalFallback(snap *topology.Snapshot, pol *router.Policy) (*topology.Server, *wire.Error) {
+	if pol.CausalFallbackError {
+		return nil, causalTimeoutError(s.causal.need, pol.CausalTimeout)
+	}
+	srv, err := router.PrimaryOf(snap)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return srv, nil
+}
+
+func causalTimeoutError(need causal.Pos, timeout time.Duration) *wire.Error {
+	return wire.Errorf(wire.ErrCausalTimeout, "HY000",
+		"sluice: no replica has applied GTID %s, which this read must see, within routing.causal_timeout (%s) (routing.causal_fallback: error); retry, or read from the primary with /* sluice:primary */",
+		need, timeout)
+}
+
+// lent finishes acquiring a connection: a primary connection reports the
+// GTIDs it commits to the shared tracker (before the client hears of the
+// commit, for global consistency), and a replica chosen for a read it was
+// not known to be ready for is waited on first. On a timeout the read
+// goes to causal_fallback instead.
+func (s *Session) lent(ctx context.Context, c *backend.Conn, name string, routed, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
+	pol := s.env.Policy()
+	if pol.Causal != nil && c.GTIDSink == nil {
+		c.GTIDSink = pol.Causal
+	}
+	if !s.causal.wait {
+		return c, name, routed, nil
+	}
+	s.causal.wait = false
+	if routed != router.Replica {
+		return c, name, routed, nil
+	}
+	need := s.causal.need
+	res, err := c.Exec(need.WaitSQL(pol.CausalTimeout), pol.CausalTimeout+2*time.Second)
+	if err == nil && res.Warnings == 0 {
+		pol.Causal.Reached(name, need)
+		return c, name, routed, nil
+	}
+	var we *wire.Error
+	if err == nil || errors.As(err, &we) {
+		pol.Causal.Slow(name, time.Now())
+		s.release(c, name)
+	} else {
+		s.dropConn(c, name)
+	}
+	s.log.Debug("replica did not apply the GTID a read needs in time", "server", name, "gtid", need.String(), "err", err)
+	if pol.CausalFallbackError {
+		return nil, "", target, causalTimeoutError(need, pol.CausalTimeout)
+	}
+	return s.acquire(ctx, router.Primary, skip)
+}
+
+// noteCommit records the GTID a statement's commit produced, for the
+// session's later reads.
+func (s *Session) noteCommit(c *backend.Conn, routed router.Target, wrote bool, res *wire.Result) {
+	if res.HasGTID {
+		s.causal.own.Note(res.GTID)
+		return
+	}
+	if wrote && routed == router.Primary && res.Err == nil && !c.TracksGTID {
+		s.causal.untracked = time.Now()
+	}
+}
