@@ -26,11 +26,18 @@ type causalState struct {
 }
 
 // pickReplica chooses the server for a read. Without a GTID to honour it
-// is the balancer's choice. With one it is, first, a replica known to have
-// applied it (the monitor read a position past it, or a wait proved it);
-// else one that can be expected to catch up within causal_timeout (its lag
-// is within it and no wait on it timed out lately), to be waited on; else
-// no replica can serve the read, and causal_fallback decides.
+// is the balancer's choice. With one, the balancer chooses among the
+// replicas known to have applied it (the monitor read a position past it,
+// or a wait proved it) and those that can be expected to catch up within
+// causal_timeout (lag within it, no wait on it timed out lately); a chosen
+// replica not known to have it is waited on. With none, causal_fallback
+// decides.
+//
+// Known replicas are not preferred outright: the first replica waited on
+// after a write would then take every read needing that write (from every
+// session, under global consistency) until the monitor's next reading, and
+// the others none. Waiting on a caught-up replica costs one round trip, and
+// teaches sluice that it, too, has the write.
 func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip string) (*topology.Server, *wire.Error) {
 	s.causal.wait = false
 	need := s.readNeeds(pol)
@@ -49,20 +56,17 @@ func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip 
 		}
 		return srv, nil
 	}
-	tr, bal := pol.Causal, s.env.Balancer()
-	if srv := bal.PickAmong(snap, pol, s.load, skip, func(r *topology.Server) bool {
-		return tr.Has(r.Name, need, r.GTIDPos)
-	}); srv != nil {
-		return srv, nil
-	}
+	tr := pol.Causal
 	since := time.Now().Add(-max(pol.CausalTimeout, time.Second))
-	if srv := bal.PickAmong(snap, pol, s.load, skip, func(r *topology.Server) bool {
-		return (!r.LagKnown || r.Lag <= pol.CausalTimeout) && !tr.SlowSince(r.Name, since)
-	}); srv != nil {
-		s.causal.wait = true
-		return srv, nil
+	srv := s.env.Balancer().PickAmong(snap, pol, s.load, skip, func(r *topology.Server) bool {
+		return tr.Has(r.Name, need, r.GTIDPos) ||
+			(!r.LagKnown || r.Lag <= pol.CausalTimeout) && !tr.SlowSince(r.Name, since)
+	})
+	if srv == nil {
+		return s.causalFallback(snap, pol)
 	}
-	return s.causalFallback(snap, pol)
+	s.causal.wait = !tr.Has(srv.Name, need, srv.GTIDPos)
+	return srv, nil
 }
 
 // readNeeds returns the GTIDs the next read must find applied: nil when
