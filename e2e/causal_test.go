@@ -12,6 +12,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/causal"
+	"github.com/sluice-proxy/sluice/internal/gtid"
 	"github.com/sluice-proxy/sluice/internal/testbed"
 )
 
@@ -253,47 +255,109 @@ func TestCausalTimeoutFallback(t *testing.T) {
 	}
 }
 
-// BenchmarkWriteGTID measures what learning a write's GTID costs, on one
-// backend connection to the primary (as sluice holds them):
-//   - tracked: session tracking reports last_gtid in the write's OK packet
-//     (sluice's choice); the cost is the server's tracking and ~20 bytes;
-//   - untracked: the same connection with tracking off (the baseline);
-//   - select-after-write: tracking off, and SELECT @@last_gtid after each
+// BenchmarkWriteGTID measures what learning a write's GTID costs, on
+// backend connections to the primary (as sluice holds them), each
+// iteration running one INSERT in each way in turn, so that all three see
+// the same load on a busy machine:
+//   - tracked-ns: session tracking reports last_gtid in the write's OK
+//     packet (sluice's choice);
+//   - untracked-ns: a connection with tracking off (the baseline);
+//   - select-after-ns: tracking off, and SELECT @@last_gtid after each
 //     write, the alternative (one more round trip per write).
 //
 // go test -run '^$' -bench WriteGTID ./e2e
 func BenchmarkWriteGTID(b *testing.B) {
 	db := newSchema(b, shared, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY)")
-	for _, bc := range []struct {
-		name              string
-		track, selectGTID bool
-	}{{"tracked", true, false}, {"untracked", false, false}, {"select-after-write", false, true}} {
-		b.Run(bc.name, func(b *testing.B) {
-			c, err := backend.Dial(context.Background(), backend.DialOptions{Addr: shared.Primary.Addr(),
-				User: testbed.AppUser, Password: testbed.AppPassword, Schema: db, Timeout: 5 * time.Second})
+	var conns [3]*backend.Conn
+	for i := range conns {
+		c, err := backend.Dial(context.Background(), backend.DialOptions{Addr: shared.Primary.Addr(),
+			User: testbed.AppUser, Password: testbed.AppPassword, Schema: db, Timeout: 5 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		if i > 0 {
+			if _, err := c.Exec("SET session_track_system_variables=''", time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+		conns[i] = c
+	}
+	var spent [3]time.Duration
+	for b.Loop() {
+		for i, c := range conns {
+			start := time.Now()
+			res, err := c.Exec("INSERT INTO t VALUES ()", time.Minute)
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer c.Close()
-			if !bc.track {
-				if _, err := c.Exec("SET session_track_system_variables=''", time.Minute); err != nil {
+			if res.HasGTID != (i == 0) {
+				b.Fatalf("connection %d: GTID reported %v", i, res.HasGTID)
+			}
+			if i == 2 {
+				if _, err := c.Exec("SELECT @@last_gtid", time.Minute); err != nil {
 					b.Fatal(err)
 				}
 			}
-			for b.Loop() {
-				res, err := c.Exec("INSERT INTO t VALUES ()", time.Minute)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if res.HasGTID != bc.track {
-					b.Fatalf("GTID reported: %v, want %v", res.HasGTID, bc.track)
-				}
-				if bc.selectGTID {
-					if _, err := c.Exec("SELECT @@last_gtid", time.Minute); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-		})
+			spent[i] += time.Since(start)
+		}
 	}
+	for i, name := range []string{"tracked-ns", "untracked-ns", "select-after-ns"} {
+		b.ReportMetric(float64(spent[i].Nanoseconds())/float64(b.N), name)
+	}
+}
+
+// BenchmarkReadGTIDCost measures what a causal read may add:
+//   - replica-wait: DO MASTER_GTID_WAIT on a replica that already has the
+//     GTID (a read whose replica is not yet known to have it);
+//   - primary-binlog-pos: SELECT @@gtid_binlog_pos on the primary, what
+//     global consistency would cost per read if it asked the primary for
+//     its position instead of using the GTIDs sluice saw committed.
+//
+// go test -run '^$' -bench ReadGTIDCost ./e2e
+func BenchmarkReadGTIDCost(b *testing.B) {
+	ctx := context.Background()
+	pos, err := shared.Primary.GTIDPos(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	syncReplicas(b, shared)
+	var need causal.Pos
+	for _, g := range mustParsePos(b, pos) {
+		need.Note(g)
+	}
+	dial := func(s *testbed.Server) *backend.Conn {
+		c, err := backend.Dial(ctx, backend.DialOptions{Addr: s.Addr(), User: testbed.AppUser, Password: testbed.AppPassword, Timeout: 5 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	b.Run("replica-wait", func(b *testing.B) {
+		c := dial(shared.Replicas[0])
+		q := need.WaitSQL(time.Second)
+		for b.Loop() {
+			res, err := c.Exec(q, time.Minute)
+			if err != nil || res.Warnings != 0 {
+				b.Fatalf("wait for %s: %v, %d warnings", need, err, res.Warnings)
+			}
+		}
+	})
+	b.Run("primary-binlog-pos", func(b *testing.B) {
+		c := dial(shared.Primary)
+		for b.Loop() {
+			if _, err := c.Exec("SELECT @@gtid_binlog_pos", time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func mustParsePos(b *testing.B, s string) gtid.Pos {
+	p, err := gtid.Parse(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
