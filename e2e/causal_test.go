@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-proxy/sluice/internal/backend"
 	"github.com/sluice-proxy/sluice/internal/causal"
+	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/gtid"
 	"github.com/sluice-proxy/sluice/internal/testbed"
 )
@@ -193,6 +194,30 @@ func TestCausalReadsSeeTheirWrites(t *testing.T) {
 				t.Errorf("replicas served %.1f%% of the reads, want at least 90%%: %s", 100*share, got)
 			}
 		})
+	}
+}
+
+// TestCausalReadsAfterConnectionReset: a pooled connection handed from a
+// session with SETs to one without is reset (COM_RESET_CONNECTION), which
+// turns the server's session tracking back to its defaults; sluice turns
+// last_gtid tracking on again, or the second session's writes would have no
+// GTID and its reads could be stale.
+func TestCausalReadsAfterConnectionReset(t *testing.T) {
+	topo, db := causalTopology(t)
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: fmt.Sprintf(causalYAML, "session"), mutate: func(c *config.Config) {
+		c.Servers[0].MaxConnections = 1 // one primary connection, shared in turn
+	}})
+	d := openDB(t, p, db)
+	a, b := conn(t, d), conn(t, d)
+	mustExec(t, a, "SET SESSION sql_mode = 'ANSI_QUOTES'")
+	var total causalCount
+	for i := range 100 {
+		total.add(writeThenRead(t, topo, a, a, false, 100000+2*i, 1))
+		total.add(writeThenRead(t, topo, b, b, false, 100000+2*i+1, 1))
+	}
+	t.Logf("sessions alternating on one primary connection: %s", total)
+	if total.stale != 0 || total.servedBy[topo.Replicas[1].Name] != 0 {
+		t.Fatalf("stale reads after connection resets: %s", total)
 	}
 }
 
