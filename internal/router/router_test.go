@@ -149,3 +149,45 @@ func TestPickReplica(t *testing.T) {
 		}
 	})
 }
+
+func TestPickAmong(t *testing.T) {
+	noLoad := func(string) int64 { return 0 }
+	backup := server("b", topology.RoleReplica, true, 0)
+	backup.Backup = true
+	snap := &topology.Snapshot{Primary: 0, Servers: []topology.Server{
+		server("p", topology.RolePrimary, true, 0),
+		server("r1", topology.RoleReplica, true, 0),
+		server("r2", topology.RoleReplica, true, 4*time.Second),
+		server("down", topology.RoleReplica, false, 0),
+		backup,
+	}}
+	var b Balancer
+	pol := &Policy{Balance: "round-robin"}
+	fresh := func(s *topology.Server) bool { return s.Lag < time.Second }
+	for range 10 {
+		if s := b.PickAmong(snap, pol, noLoad, "", fresh); s == nil || s.Name != "r1" {
+			t.Fatalf("picked %v, want r1 (the only normal replica kept)", s)
+		}
+	}
+	if s := b.PickAmong(snap, pol, noLoad, "r1", fresh); s == nil || s.Name != "b" {
+		t.Fatalf("without r1 picked %v, want the backup", s)
+	}
+	if s := b.PickAmong(snap, pol, noLoad, "", func(*topology.Server) bool { return false }); s != nil {
+		t.Fatalf("nothing kept, picked %v: PickAmong has no fallback", s.Name)
+	}
+	seen := map[string]int{}
+	for range 10 {
+		seen[b.PickAmong(snap, pol, noLoad, "", func(*topology.Server) bool { return true }).Name]++
+	}
+	if seen["r1"] != 5 || seen["r2"] != 5 {
+		t.Fatalf("round robin over r1, r2: %v", seen)
+	}
+}
+
+func TestParseConsistency(t *testing.T) {
+	for in, want := range map[string]Consistency{"eventual": Eventual, "session": SessionCausal, "global": GlobalCausal, "": SessionCausal} {
+		if got := ParseConsistency(in); got != want {
+			t.Errorf("ParseConsistency(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
