@@ -178,7 +178,7 @@ func TestCausalReadsSeeTheirWrites(t *testing.T) {
 				where = "write in one session, read in another"
 			}
 			share := got.replicaShare(topo)
-			fmt.Printf("causal reads: consistency %s, %s: %d pairs, %d stale reads, %.1f%% of reads served by replicas (%s %d, %s %d, primary %d)\n",
+			fmt.Printf("causal reads: consistency %s, %s: %d pairs, %d stale reads, %.2f%% of reads served by replicas (%s %d, %s %d, primary %d)\n",
 				tc.mode, where, got.pairs, got.stale, 100*share, caught, got.servedBy[caught], delayed, got.servedBy[delayed], got.servedBy[topo.Primary.Name])
 			if got.stale != 0 {
 				t.Errorf("%d stale reads: %s", got.stale, got)
@@ -228,10 +228,19 @@ func TestCausalTimeoutFallback(t *testing.T) {
 	topo, db := causalTopology(t)
 	setDelay(t, topo.Replicas[0], 3) // now both replicas are 3 s behind
 	ctx := context.Background()
+	// The first read waits: the replicas were idle, so the monitor
+	// measured no lag, and MASTER_GTID_WAIT times out. Later ones see the
+	// replicas' lag (3 s, more than causal_timeout) and fall back at once.
+	waited := false
+	defer func() {
+		if !waited {
+			t.Errorf("no read waited causal_timeout: the timed-out MASTER_GTID_WAIT was not exercised")
+		}
+	}()
 	for _, tc := range []struct {
 		fallback string
 		binary   bool
-	}{{"primary", false}, {"primary", true}, {"error", false}, {"error", true}} {
+	}{{"error", false}, {"primary", false}, {"error", true}, {"primary", true}} {
 		t.Run(fmt.Sprintf("%s/binary=%v", tc.fallback, tc.binary), func(t *testing.T) {
 			p := startSluice(t, sluiceOpts{topo: topo, yaml: fmt.Sprintf(
 				"routing: {consistency: session, causal_timeout: 300ms, causal_fallback: %s, max_replication_lag: 60s}\n", tc.fallback)})
@@ -250,6 +259,9 @@ func TestCausalTimeoutFallback(t *testing.T) {
 				var port string
 				err := c.QueryRowContext(ctx, "SELECT v, @@port FROM t WHERE id = ?", id+i).Scan(&v, &port)
 				took := time.Since(start)
+				if took >= 300*time.Millisecond {
+					waited = true
+				}
 				if i == 0 {
 					t.Logf("first read after a write: %s (%v)", took.Round(time.Millisecond), err)
 				}
