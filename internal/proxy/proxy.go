@@ -177,9 +177,6 @@ func (p *Proxy) CloseIdle(server string) {
 	}
 }
 
-// abortOnLoss interrupts statements running on a server that just went
-// down or into maintenance, so no client waits on a frozen server longer
-// than the monitor takes to notice; reads among them are retried elsewhere.
 // forgetLostPositions drops what causal reads learned of a server that
 // went down: it may come back restored from a backup, with less applied.
 func (p *Proxy) forgetLostPositions(old, cur *topology.Snapshot) {
@@ -191,6 +188,9 @@ func (p *Proxy) forgetLostPositions(old, cur *topology.Snapshot) {
 	}
 }
 
+// abortOnLoss interrupts statements running on a server that just went
+// down or into maintenance, so no client waits on a frozen server longer
+// than the monitor takes to notice; reads among them are retried elsewhere.
 func (p *Proxy) abortOnLoss(old, cur *topology.Snapshot) {
 	for i := range cur.Servers {
 		s := &cur.Servers[i]
