@@ -313,6 +313,9 @@ func BenchmarkWriteGTID(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
+		if err := c.TrackGTIDs(time.Minute); err != nil {
+			b.Fatal(err)
+		}
 		if i > 0 {
 			if _, err := c.Exec("SET session_track_system_variables=''", time.Minute); err != nil {
 				b.Fatal(err)

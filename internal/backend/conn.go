@@ -59,10 +59,11 @@ type Conn struct {
 
 	// TracksGTID: the server reports the GTID of each transaction this
 	// connection commits (session tracking of last_gtid is in force).
-	// canTrack: it negotiated session tracking, so trackGTIDSQL can turn
-	// it on again after COM_RESET_CONNECTION reset it.
+	// canTrack: it negotiated session tracking. wantTrack: TrackGTIDs
+	// turned it on, so it is turned on again after COM_RESET_CONNECTION.
 	TracksGTID bool
 	canTrack   bool
+	wantTrack  bool
 
 	stmts   map[uint64]uint32 // sluice statement key -> backend statement id
 	stmtLRU []uint64
@@ -110,17 +111,6 @@ func Dial(ctx context.Context, o DialOptions) (*Conn, error) {
 	if err := c.handshake(o); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("login to %s as %s: %w", o.Addr, o.User, err)
-	}
-	if c.canTrack {
-		if _, err := c.Exec(trackGTIDSQL, o.Timeout); err != nil {
-			if c.broken {
-				nc.Close()
-				return nil, fmt.Errorf("enable session tracking on %s: %w", o.Addr, err)
-			}
-			c.canTrack = false // a server without last_gtid: no causal reads from it
-		} else {
-			c.TracksGTID = true
-		}
 	}
 	nc.SetDeadline(time.Time{})
 	c.Schema, c.schemaKnown, c.Collation = o.Schema, true, o.Collation
@@ -246,10 +236,30 @@ func (c *Conn) handshake(o DialOptions) error {
 // on by default, is turned off: nothing reads it.
 const trackGTIDSQL = "SET session_track_system_variables='last_gtid', session_track_schema=OFF"
 
+// TrackGTIDs turns on GTID tracking, once per connection: sluice does so
+// when a connection first serves the primary, the only server whose
+// commits it needs to know; replica connections never pay for it. A
+// server that refuses it (no last_gtid) is left untracked; only a
+// network failure is an error.
+func (c *Conn) TrackGTIDs(timeout time.Duration) error {
+	if !c.canTrack || c.TracksGTID {
+		return nil
+	}
+	if _, err := c.Exec(trackGTIDSQL, timeout); err != nil {
+		if c.broken {
+			return fmt.Errorf("enable session tracking: %w", err)
+		}
+		c.canTrack = false
+		return nil
+	}
+	c.TracksGTID, c.wantTrack = true, true
+	return nil
+}
+
 // retrackSQL returns what turns GTID tracking back on after the session
 // variables were reset, or "".
 func (c *Conn) retrackSQL() string {
-	if c.canTrack && !c.TracksGTID {
+	if c.wantTrack && !c.TracksGTID {
 		return trackGTIDSQL + ";"
 	}
 	return ""

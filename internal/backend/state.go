@@ -103,7 +103,8 @@ func (c *Conn) Sync(s *State, timeout time.Duration) error {
 		c.TracksGTID = false // the reset restored the global trackers
 	}
 	var b strings.Builder
-	b.WriteString(c.retrackSQL())
+	retrack := c.retrackSQL()
+	b.WriteString(retrack)
 	if !c.schemaKnown || c.Schema != s.Schema {
 		if s.Schema != "" {
 			b.WriteString("USE ")
@@ -126,7 +127,9 @@ func (c *Conn) Sync(s *State, timeout time.Duration) error {
 			return fmt.Errorf("apply session state: %w", err)
 		}
 	}
-	c.TracksGTID = c.canTrack
+	if retrack != "" {
+		c.TracksGTID = true
+	}
 	c.Adopt(s)
 	return nil
 }

@@ -119,6 +119,12 @@ func causalTimeoutError(need causal.Pos, timeout time.Duration) *wire.Error {
 // goes to causal_fallback instead.
 func (s *Session) lent(ctx context.Context, c *backend.Conn, name string, routed, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
 	pol := s.env.Policy()
+	if routed == router.Primary && !c.TracksGTID {
+		if err := c.TrackGTIDs(s.env.Limits().Query); err != nil {
+			s.dropConn(c, name)
+			return nil, "", target, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
+		}
+	}
 	if pol.Causal != nil && c.GTIDSink == nil {
 		c.GTIDSink = pol.Causal
 	}
