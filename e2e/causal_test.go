@@ -157,6 +157,11 @@ func TestCausalReadsSeeTheirWrites(t *testing.T) {
 			t.Logf("consistency %s, %s protocol, two sessions %v: %s in %s", mode, proto, twoSessions, got, time.Since(start).Round(time.Millisecond))
 			total.add(got)
 		}
+		counts := p.CausalCounts()
+		t.Logf("causal reads by outcome: %v", counts)
+		if mode != "eventual" && counts["ready"]+counts["waited"]+counts["timeout"]+counts["no_replica"] < uint64(pairs) {
+			t.Errorf("sluice_causal_reads_total counted %v for %d reads after writes", counts, pairs)
+		}
 		return total
 	}
 
@@ -281,6 +286,14 @@ func TestCausalTimeoutFallback(t *testing.T) {
 				if !errors.As(err, &me) || me.Number != 9002 {
 					t.Fatalf("read %d: %v (after %s), want sluice error 9002", i, err, took)
 				}
+			}
+			counts := p.CausalCounts()
+			t.Logf("causal reads by outcome: %v", counts)
+			// A binary-protocol read is two: its COM_STMT_PREPARE is routed
+			// like the statement (a replica lacking the session's DDL would
+			// describe the wrong table), then its COM_STMT_EXECUTE.
+			if n := counts["timeout"] + counts["no_replica"]; n < 5 || n > 10 {
+				t.Errorf("5 reads took causal_fallback, metrics count %v", counts)
 			}
 			// Reads that need nothing the session wrote are not held back:
 			// a new session reads from a (stale) replica at once.

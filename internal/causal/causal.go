@@ -12,6 +12,7 @@ package causal
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/gtid"
@@ -150,6 +151,35 @@ type Tracker struct {
 	global  Pos
 	reached map[string]Pos
 	slow    map[string]time.Time // a wait on this server timed out at
+
+	counts [nOutcomes]atomic.Uint64
+}
+
+// Outcome is how a read that had writes to see found its server.
+type Outcome uint8
+
+const (
+	Ready     Outcome = iota // a replica known to have applied them
+	Waited                   // a replica waited on applied them in time
+	TimedOut                 // the wait timed out: causal_fallback
+	NoReplica                // no replica could be expected to catch up: causal_fallback
+	nOutcomes
+)
+
+var outcomeNames = [nOutcomes]string{"ready", "waited", "timeout", "no_replica"}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// Count records the outcome of one read.
+func (t *Tracker) Count(o Outcome) { t.counts[o].Add(1) }
+
+// Counts returns the reads counted per outcome, by Outcome.String().
+func (t *Tracker) Counts() map[string]uint64 {
+	m := make(map[string]uint64, nOutcomes)
+	for o := range nOutcomes {
+		m[o.String()] = t.counts[o].Load()
+	}
+	return m
 }
 
 // NoteGTID records a transaction committed through this sluice. Backend

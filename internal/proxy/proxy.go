@@ -135,6 +135,9 @@ func failoverConfig(cfg *config.Config) failover.Config {
 // FailoverReport is the failover manager's state (metrics).
 func (p *Proxy) FailoverReport() failover.Report { return p.failover.Report() }
 
+// CausalCounts reports causal reads by outcome, for the metrics.
+func (p *Proxy) CausalCounts() map[string]uint64 { return p.causal.Counts() }
+
 // Failover is the failover manager (admin API).
 func (p *Proxy) Failover() *failover.Manager { return p.failover }
 

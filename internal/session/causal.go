@@ -63,9 +63,13 @@ func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip 
 			(!r.LagKnown || r.Lag <= pol.CausalTimeout) && !tr.SlowSince(r.Name, since)
 	})
 	if srv == nil {
+		tr.Count(causal.NoReplica)
 		return s.causalFallback(snap, pol)
 	}
 	s.causal.wait = !tr.Has(srv.Name, need, srv.GTIDPos)
+	if !s.causal.wait {
+		tr.Count(causal.Ready)
+	}
 	return srv, nil
 }
 
@@ -139,8 +143,10 @@ func (s *Session) lent(ctx context.Context, c *backend.Conn, name string, routed
 	res, err := c.Exec(need.WaitSQL(pol.CausalTimeout), pol.CausalTimeout+2*time.Second)
 	if err == nil && res.Warnings == 0 {
 		pol.Causal.Reached(name, need)
+		pol.Causal.Count(causal.Waited)
 		return c, name, routed, nil
 	}
+	pol.Causal.Count(causal.TimedOut)
 	var we *wire.Error
 	if err == nil || errors.As(err, &we) {
 		pol.Causal.Slow(name, time.Now())

@@ -47,6 +47,7 @@ var (
 	descSlowQueries      = desc("sluice_slow_queries_total", "Commands slower than slow_query.threshold.")
 	descSlowDropped      = desc("sluice_slow_queries_dropped_total", "Slow log lines lost because the queue was full or the write failed.")
 	descGraphiteRounds   = desc("sluice_graphite_rounds_total", "Graphite pushes by result.", "result")
+	descCausalReads      = desc("sluice_causal_reads_total", "Reads that had writes to see (routing.consistency), by how their server was found: ready (a replica known to have applied them), waited (MASTER_GTID_WAIT succeeded), timeout (it did not in causal_timeout), no_replica (no replica could catch up in time); the last two took routing.causal_fallback.", "result")
 	allDescs             = []*prometheus.Desc{
 		descClientConns, descClientConnsTotal, descClientRefused, descQueued,
 		descServerQueued, descServerUp, descServerRole, descServerReadable, descServerLag, descServerConns,
@@ -55,6 +56,7 @@ var (
 		descReloads, descConfigErrors, descLastReloadOK, descFailovers,
 		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
+		descCausalReads,
 	}
 	roles          = []topology.Role{topology.RolePrimary, topology.RoleReplica, topology.RoleUnknown}
 	gauge, counter = prometheus.GaugeValue, prometheus.CounterValue
@@ -102,6 +104,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m(descConfigErrors, counter, float64(st.reloadErr.Load()))
 	m(descLastReloadOK, gauge, boolValue[st.lastOK.Load()])
 	st.collectFailover(m)
+	if cs, ok := st.src.(CausalSource); ok {
+		counts := cs.CausalCounts()
+		for _, k := range sortedKeys(counts) {
+			m(descCausalReads, counter, float64(counts[k]), k)
+		}
+	}
 	m(descDigests, gauge, float64(st.digests.n.Load()))
 	m(descDigestEvictions, counter, float64(st.digests.evictions.Load()))
 	m(descSlowQueries, counter, float64(st.slowCount.Load()))

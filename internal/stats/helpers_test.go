@@ -55,6 +55,11 @@ func (f *fakeSource) FailoverReport() failover.Report {
 		}}
 }
 
+// CausalCounts makes fakeSource a CausalSource.
+func (f *fakeSource) CausalCounts() map[string]uint64 {
+	return map[string]uint64{"ready": 7, "waited": 3, "timeout": 1, "no_replica": 0}
+}
+
 // clock is a settable Options.Now.
 type clock struct {
 	mu sync.Mutex

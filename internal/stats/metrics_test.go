@@ -97,6 +97,10 @@ func TestMetrics(t *testing.T) {
 		{"sluice_failover_last_pause_seconds", []string{"kind=switchover"}, 0.012},
 		{"sluice_failover_last_pause_seconds", []string{"kind=failover"}, 0.25},
 		{"sluice_server_fenced", []string{"server=db3.example"}, 1},
+		{"sluice_causal_reads_total", []string{"result=ready"}, 7},
+		{"sluice_causal_reads_total", []string{"result=waited"}, 3},
+		{"sluice_causal_reads_total", []string{"result=timeout"}, 1},
+		{"sluice_causal_reads_total", []string{"result=no_replica"}, 0},
 		{"sluice_digests", nil, 3}, // SELECT 1 and SELECT 2 share one
 		{"sluice_digest_evictions_total", nil, 0},
 		{"sluice_slow_queries_total", nil, 0},

@@ -42,6 +42,7 @@
 //	sluice_failover_alert                          gauge     1 while a primary loss is unhandled or a failover was refused
 //	sluice_failover_last_pause_seconds{kind}       gauge     how long writes were held by the last successful switchover / failover
 //	sluice_server_fenced{server}                   gauge     1 for a fenced old primary
+//	sluice_causal_reads_total{result}              counter   reads that had writes to see, by outcome (ready, waited, timeout, no_replica)
 //	sluice_digests                                 gauge     entries in the digest table
 //	sluice_digest_evictions_total                  counter   digest entries evicted to make room
 //	sluice_slow_queries_total                      counter   commands slower than slow_query.threshold
@@ -298,6 +299,12 @@ func (st *Stats) Reload(ok bool) {
 		st.reloadErr.Add(1)
 	}
 	st.lastOK.Store(ok)
+}
+
+// CausalSource is implemented by a Source that routes causal reads: reads
+// counted by outcome.
+type CausalSource interface {
+	CausalCounts() map[string]uint64
 }
 
 // FailoverSource is implemented by a Source that runs a failover manager.
