@@ -134,8 +134,15 @@ func (s *Session) unpin(ending bool) {
 	s.pins, s.inTxn, s.cursors = 0, false, 0
 }
 
+// errBackendLost ends a session whose backend died during its statement.
+var errBackendLost = errors.New("backend connection lost during the statement; client connection closed")
+
 // backendFailed tells the client what happened to its statement when the
-// backend died or froze.
+// backend died or froze. A lost backend closes the client connection: the
+// client library then reports its own "lost connection" (2013), which is
+// what applications retry on. An ERR packet carrying 2013 would not do:
+// libmariadb and libmysqlclient turn any server ERR in the client range
+// 2000-2999 into 2027 "malformed packet".
 func (s *Session) backendFailed(server string, err error, partial bool) error {
 	lim := s.env.Limits()
 	var e *wire.Error
@@ -147,9 +154,8 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 			"sluice: server %s did not answer within %s (timeouts.query); the statement was aborted", server, lim.Query)
 		s.log.Warn("backend timeout", "server", server, "timeout", lim.Query)
 	} else {
-		e = wire.Errorf(wire.ErrLostConnection, "HY000",
-			"sluice: lost connection to server %s during the statement: %v", server, errors.Unwrap(err))
-		s.log.Warn("backend lost", "server", server, "err", err)
+		s.log.Warn("backend lost during a statement; closing the client connection", "server", server, "err", err)
+		return errBackendLost
 	}
 	_ = partial // an ERR packet may follow rows: it ends the result set for the client
 	return s.fail(e)

@@ -375,7 +375,10 @@ func asWireError(err error) *wire.Error {
 	if errors.As(err, &we) {
 		return we
 	}
-	return wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: backend failed: %v", err)
+	// Only ever used before the client's statement reached the server: it
+	// did not run, so retrying is safe. Never a client-range code (2013):
+	// C clients turn those into 2027 "malformed packet".
+	return wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the backend connection failed before the statement was sent (%v); it did not run: try again", err)
 }
 
 // roundTrip sends a command and relays the response to the client,

@@ -69,7 +69,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	if !ok {
 		s.clearActive()
 		s.dropConn(c, server)
-		return s.fail(wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: malformed prepare response from %s", server))
+		return s.fail(wire.Errorf(wire.ErrNetRead, "08S01", "sluice: malformed prepare response from %s", server))
 	}
 	s.nextStmtID++
 	st.id = s.nextStmtID
@@ -227,7 +227,7 @@ func (s *Session) ensurePrepared(c *backend.Conn, st *stmt) (uint32, *wire.Error
 	pok, ok := wire.ParsePrepareOK(first)
 	if !ok {
 		c.MarkBroken()
-		return 0, wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: malformed prepare response")
+		return 0, wire.Errorf(wire.ErrNetRead, "08S01", "sluice: malformed prepare response")
 	}
 	n := 0
 	if pok.Params > 0 {

@@ -20,6 +20,7 @@ var (
 	descClientConns      = desc("sluice_client_connections", "Client connections open now.")
 	descClientConnsTotal = desc("sluice_client_connections_total", "Client connections accepted.")
 	descClientRefused    = desc("sluice_client_connections_refused_total", "Client logins refused: bad credentials, or the client left during the handshake.")
+	descClientOverLimit  = desc("sluice_client_connections_over_limit_total", "Client connections refused with 1040 because max_client_connections was reached.")
 	descQueued           = desc("sluice_backend_queued_requests", "Requests waiting for a backend connection, all servers.")
 	descServerQueued     = desc("sluice_server_queued_requests", "Requests waiting for a backend connection to the server.", "server")
 	descServerUp         = desc("sluice_server_up", "1 when the monitor counts the server up.", "server")
@@ -48,7 +49,7 @@ var (
 	descSlowDropped      = desc("sluice_slow_queries_dropped_total", "Slow log lines lost because the queue was full or the write failed.")
 	descGraphiteRounds   = desc("sluice_graphite_rounds_total", "Graphite pushes by result.", "result")
 	allDescs             = []*prometheus.Desc{
-		descClientConns, descClientConnsTotal, descClientRefused, descQueued,
+		descClientConns, descClientConnsTotal, descClientRefused, descClientOverLimit, descQueued,
 		descServerQueued, descServerUp, descServerRole, descServerReadable, descServerLag, descServerConns,
 		descServerQueries, descServerErrors, descServerBytesSent, descServerBytesRecv,
 		descQueryDuration, descQueryErrors,
@@ -80,6 +81,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		cur, total := st.src.ClientConns()
 		m(descClientConns, gauge, float64(cur))
 		m(descClientConnsTotal, counter, float64(total))
+		if o, ok := st.src.(interface{ RefusedTooMany() uint64 }); ok {
+			m(descClientOverLimit, counter, float64(o.RefusedTooMany()))
+		}
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
 
