@@ -219,13 +219,14 @@ func (s *Session) forwardPrimary(ctx context.Context, pkt []byte, mode wire.Rela
 }
 
 // kill implements KILL [QUERY] on sluice's own connection ids. Users may
-// kill their own sessions only, as on a server without PROCESS/SUPER.
-func (s *Session) kill(id uint64, queryOnly bool) error {
+// kill their own sessions; other users' sessions only when their account
+// holds SUPER or CONNECTION ADMIN on the primary, as on the server.
+func (s *Session) kill(ctx context.Context, id uint64, queryOnly bool) error {
 	target, ok := s.env.Lookup(uint32(id))
 	if !ok || id > 1<<32-1 {
 		return s.fail(wire.Errorf(wire.ErrNoSuchThread, "HY000", "Unknown thread id: %d", id))
 	}
-	if target.Info().User != s.account.Name {
+	if target.Info().User != s.account.Name && !s.mayKillOthers(ctx) {
 		return s.fail(wire.Errorf(wire.ErrKillDenied, "HY000", "You are not owner of thread %d", id))
 	}
 	if queryOnly {
@@ -239,6 +240,34 @@ func (s *Session) kill(id uint64, queryOnly bool) error {
 	}
 	target.Kill()
 	return s.ok(0, 0)
+}
+
+// killPrivilegeSQL returns a row when the current account holds, at the
+// global level, a privilege that lets it kill other users' connections.
+// USER_PRIVILEGES shows the account's own grants (and, to accounts that
+// may read the grant tables, everyone's: hence the GRANTEE filter).
+const killPrivilegeSQL = "SELECT 1 FROM information_schema.USER_PRIVILEGES " +
+	"WHERE PRIVILEGE_TYPE IN ('SUPER', 'CONNECTION ADMIN') AND GRANTEE = CONCAT('''', " +
+	"LEFT(CURRENT_USER(), LENGTH(CURRENT_USER()) - LENGTH(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)) - 1), " +
+	"'''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') LIMIT 1"
+
+// mayKillOthers asks the primary whether the session's account holds
+// SUPER or CONNECTION ADMIN there: the servers own the privileges, so
+// sluice asks them rather than keep a second list. Asked at each KILL of
+// another user's session (rare), so a REVOKE takes effect at once.
+func (s *Session) mayKillOthers(ctx context.Context) bool {
+	c, server, _, e := s.acquire(ctx, router.Primary, "")
+	if e != nil {
+		s.log.Warn("cannot check the KILL privilege on the primary", "err", e.Message)
+		return false
+	}
+	res, err := c.Exec(killPrivilegeSQL, s.env.Limits().Query)
+	if err != nil && res.Err == nil {
+		s.dropConn(c, server)
+		return false
+	}
+	s.releaseAfter(c, server)
+	return err == nil && res.Rows > 0
 }
 
 // resetSession implements COM_RESET_CONNECTION: everything the session set

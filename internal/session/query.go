@@ -16,6 +16,11 @@ import (
 
 // query handles COM_QUERY.
 func (s *Session) query(ctx context.Context, pkt []byte) error {
+	if sqlscan.HasConnectionID(pkt[1:]) {
+		if out, ok := sqlscan.RewriteConnectionID([]byte{wire.ComQuery}, pkt[1:], s.ID); ok {
+			pkt = out
+		}
+	}
 	sql := pkt[1:]
 	st := sqlscan.Scan(sql)
 	if st.Flags&sqlscan.FlagMulti != 0 && !s.multiStmt {
@@ -28,7 +33,7 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		if !ok {
 			return s.fail(wire.Errorf(wire.ErrNotSupportedYet, "42000", "sluice supports KILL [CONNECTION|QUERY] <id> only"))
 		}
-		return s.kill(id, queryOnly)
+		return s.kill(ctx, id, queryOnly)
 	case sqlscan.KindSetTransaction:
 		if s.pinned == nil {
 			// Characteristics of the next transaction only: held back and
@@ -112,8 +117,9 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 	if pkt[0] == wire.ComQuery {
 		ev.SQL = pkt[1:]
 	}
-	// The client packet buffer is reused while a LOCAL INFILE streams, so
-	// the text that session bookkeeping needs afterwards is kept apart.
+	// Statements whose text session bookkeeping needs after the command
+	// are copied; the packet buffer stays intact during a LOCAL INFILE
+	// too (relayLocalFile detaches it).
 	var sql []byte
 	if pkt[0] == wire.ComQuery {
 		sql = pkt[1:]
@@ -421,14 +427,16 @@ func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (w
 // request (it would not understand it); the backend gets an empty file and
 // answers with its own error.
 func (s *Session) relayLocalFile(c *backend.Conn) error {
-	// The client buffer is about to be reused for the file: stop showing
-	// the statement text that may alias it.
-	s.mu.Lock()
-	s.current = nil
-	s.mu.Unlock()
+	// The file's packets must not overwrite the statement: its text is
+	// still held by the statement event (digests, slow log) and the
+	// session's bookkeeping. One buffer per LOCAL INFILE statement.
+	s.c.Detach()
 	lim := s.env.Limits()
 	for {
-		s.c.SetReadTimeout(lim.Query)
+		// The client sends the file at its own pace, but a client that
+		// stops must not hold the backend (whose own net_read_timeout
+		// gives up after 30 s by default) for timeouts.query.
+		s.c.SetReadTimeout(lim.ClientRead)
 		p, err := s.c.ReadPacket(lim.MaxAllowedPacket)
 		if err != nil {
 			return &wire.RelayError{Side: wire.SideClient, Err: err}

@@ -224,7 +224,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 		if len(pkt) < 5 {
 			return s.fail(wire.Errorf(wire.ErrParse, "42000", "malformed COM_PROCESS_KILL"))
 		}
-		return s.kill(uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
+		return s.kill(ctx, uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
 	default:
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command %d: sluice does not support %s", pkt[0], commandName(pkt[0])))
 	}

@@ -39,6 +39,10 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(1461, "42000", "Can't create more than max_prepared_stmt_count statements (sluice allows %d per connection)", maxSessionStmts))
 	}
 	st := &stmt{key: s.env.NextStmtKey(), sql: append([]byte(nil), pkt[1:]...)}
+	if out, ok := sqlscan.RewriteConnectionID([]byte{wire.ComStmtPrepare}, st.sql, s.ID); ok {
+		// CONNECTION_ID() is sluice's id here too (see query).
+		pkt, st.sql = out, out[1:]
+	}
 	st.scan = sqlscan.Scan(st.sql)
 	if st.scan.Flags&sqlscan.FlagMulti != 0 {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000", "This command is not supported in the prepared statement protocol yet: multiple statements"))

@@ -1,0 +1,177 @@
+package e2e
+
+// Hostile and careless clients (issue 11): what a client can do to sluice
+// or to other clients through it, and the error codes clients act on.
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/sluice-proxy/sluice/internal/stats"
+	"github.com/sluice-proxy/sluice/internal/testbed"
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// lostConnection reports whether err is a client's own "connection lost"
+// (the peer closed), not an error packet.
+func lostConnection(err error) bool {
+	return err != nil && errCode(err) == 0 &&
+		(errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
+			strings.Contains(err.Error(), "invalid connection") || strings.Contains(err.Error(), "connection reset"))
+}
+
+// TestLoadDataLocalFileStaysOutOfDigestsAndSlowLog: the statement event
+// must carry the statement, not the file the client streamed after it
+// through the same packet buffer.
+func TestLoadDataLocalFileStaysOutOfDigestsAndSlowLog(t *testing.T) {
+	var slow obsSyncBuffer
+	s := obsStart(t, obsOpts{stats: stats.Options{SlowThreshold: time.Nanosecond, SlowLog: &slow, MaxQueryLength: 4096}})
+	schema := newSchema(t, s.topo, "CREATE TABLE t (card VARCHAR(32), email VARCHAR(64), pw VARCHAR(64))")
+	// A file smaller than the packet buffer, so the file's packet is
+	// read into the buffer that held the statement (a bigger one would
+	// get a new buffer and hide the defect).
+	var file strings.Builder
+	for range 2 {
+		file.WriteString("4111-1111-1111-1111,alice@example.com,hunter2-password\n")
+	}
+	path := filepath.Join(t.TempDir(), "cards.csv")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mysql.RegisterLocalFile(path)
+	t.Cleanup(func() { mysql.DeregisterLocalFile(path) })
+	c := conn(t, openDB(t, s.p, schema))
+	queryString(t, c, "SELECT '"+strings.Repeat("x", 4000)+"'") // grows the session's packet buffer
+	stmt := "LOAD DATA LOCAL INFILE '" + path + "' INTO TABLE t FIELDS TERMINATED BY ','"
+	r := mustExec(t, c, stmt)
+	if n, _ := r.RowsAffected(); n != 2 {
+		t.Fatalf("LOAD DATA affected %d rows", n)
+	}
+	queryString(t, c, "SELECT 'after'")
+	var got []stats.DigestView
+	s.getJSON(t, "/api/digests?limit=100", &got)
+	found := false
+	for _, d := range got {
+		if strings.Contains(d.Digest, "alice") || strings.Contains(d.Digest, "hunter2") || strings.Contains(d.Digest, "example.com") {
+			t.Errorf("digest holds the file's contents: %q", d.Digest)
+		}
+		if strings.HasPrefix(d.Digest, "LOAD DATA LOCAL INFILE") {
+			found = true
+			if d.Count != 1 || d.RowsAffected != 2 {
+				t.Errorf("LOAD DATA digest: %+v", d)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no LOAD DATA digest among %d", len(got))
+	}
+	s.st.Close()
+	for _, line := range strings.Split(strings.TrimSpace(slow.String()), "\n") {
+		if strings.Contains(line, "alice") || strings.Contains(line, "hunter2") {
+			t.Errorf("slow log line holds the file's contents: %s", line)
+		}
+		var l struct{ Query string }
+		json.Unmarshal([]byte(line), &l)
+		if strings.HasPrefix(l.Query, "LOAD DATA") && l.Query != stmt {
+			t.Errorf("slow log query %q, want %q", l.Query, stmt)
+		}
+	}
+}
+
+// TestConnectionIDIsTheSluiceID: CONNECTION_ID() is the id in the
+// handshake, the one KILL takes, so KILL [QUERY] CONNECTION_ID() hits the
+// session itself and no other client.
+func TestConnectionIDIsTheSluiceID(t *testing.T) {
+	p := startSluice(t, sluiceOpts{})
+	ctx := context.Background()
+	a := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
+	rows, err := a.query("SELECT CONNECTION_ID()")
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("SELECT CONNECTION_ID(): %v %v", rows, err)
+	}
+	if rows[0][0] != fmt.Sprint(a.hs.ConnectionID) {
+		t.Fatalf("CONNECTION_ID() = %s, handshake id %d", rows[0][0], a.hs.ConnectionID)
+	}
+	// Through the binary protocol too, and in an expression.
+	d := openDB(t, p, "")
+	b := conn(t, d)
+	var viaStmt, viaText, sum uint64
+	if err := b.QueryRowContext(ctx, "SELECT CONNECTION_ID() + ?", 0).Scan(&viaStmt); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.QueryRowContext(ctx, "SELECT connection_id()").Scan(&viaText); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.QueryRowContext(ctx, "SELECT CONNECTION_ID() + 1").Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	if viaStmt != viaText || sum != viaText+1 || !hasSession(p, uint32(viaText)) {
+		t.Fatalf("prepared %d, text %d, +1 %d: not the session's sluice id", viaStmt, viaText, sum)
+	}
+
+	// A bystander runs a long statement; the victim's KILL QUERY
+	// CONNECTION_ID() and KILL CONNECTION_ID() must not reach it.
+	by := conn(t, d)
+	queryString(t, by, "SELECT 1")
+	errc := async(by, ctx, "SELECT SLEEP(3) AS connid_bystander")
+	waitFor(t, 5*time.Second, "the bystander's SLEEP runs", func() bool {
+		return backendRunning(t, shared, "connid_bystander") == 1
+	})
+	if _, err := a.query("KILL QUERY CONNECTION_ID()"); err != nil {
+		t.Fatalf("KILL QUERY CONNECTION_ID(): %v", err)
+	}
+	a.value(t, "SELECT 'still here'")
+	if _, err := a.query("KILL CONNECTION_ID()"); errCode(err) != wire.ErrConnectionKilled {
+		t.Fatalf("KILL CONNECTION_ID(): %v, want 1927 and the connection closed", err)
+	}
+	if closed, _ := a.closedWithin(2 * time.Second); !closed {
+		t.Fatal("KILL CONNECTION_ID() left the connection open")
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("the bystander's statement was hit: %v", err)
+	}
+	if got := queryString(t, by, "SELECT 'bystander alive'"); got != "bystander alive" {
+		t.Fatal(got)
+	}
+}
+
+// TestKillOfOtherUsersNeedsTheServerPrivilege: as on MariaDB, an account
+// with CONNECTION ADMIN (or SUPER) may kill other users' sessions through
+// sluice; one without may not.
+func TestKillOfOtherUsersNeedsTheServerPrivilege(t *testing.T) {
+	createAccount(t, shared, "killer_adm", "adm-pw")
+	createAccount(t, shared, "killer_no", "no-pw")
+	for _, q := range []string{
+		"REVOKE SUPER ON *.* FROM 'killer_adm'@'%'", // CONNECTION ADMIN alone
+		"REVOKE SUPER, CONNECTION ADMIN ON *.* FROM 'killer_no'@'%'",
+	} {
+		if err := shared.Primary.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncReplicas(t, shared)
+	p := startSluice(t, sluiceOpts{users: "  - {name: killer_adm, password: adm-pw}\n  - {name: killer_no, password: no-pw}\n"})
+	victim := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
+	victim.value(t, "SELECT 1")
+	plain := rawLogin(t, p.Addr().String(), "killer_no", "no-pw", "")
+	_, err := plain.query(fmt.Sprintf("KILL %d", victim.hs.ConnectionID))
+	wantCode(t, "KILL by an account without CONNECTION ADMIN", err, wire.ErrKillDenied)
+	victim.value(t, "SELECT 'not killed'")
+	adm := rawLogin(t, p.Addr().String(), "killer_adm", "adm-pw", "")
+	if _, err := adm.query(fmt.Sprintf("KILL %d", victim.hs.ConnectionID)); err != nil {
+		t.Fatalf("KILL by an account with CONNECTION ADMIN: %v", err)
+	}
+	if closed, _ := victim.closedWithin(2 * time.Second); !closed {
+		t.Fatal("the killed session stays open")
+	}
+}
