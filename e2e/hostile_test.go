@@ -4,6 +4,7 @@ package e2e
 // or to other clients through it, and the error codes clients act on.
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,5 +175,38 @@ func TestKillOfOtherUsersNeedsTheServerPrivilege(t *testing.T) {
 	}
 	if closed, _ := victim.closedWithin(2 * time.Second); !closed {
 		t.Fatal("the killed session stays open")
+	}
+}
+
+// TestCClientSeesLostConnectionWhenTheBackendDies: a server that dies
+// under a statement reaches the mariadb client (libmariadb) as its own
+// 2013 "Lost connection", which applications retry on. An ERR packet with
+// code 2013 would come out as 2027 "Received malformed packet".
+func TestCClientSeesLostConnectionWhenTheBackendDies(t *testing.T) {
+	t.Parallel() // own servers
+	topo := testbed.StartT(t, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: "routing: {read_your_writes: false}\n"})
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "mariadb", mariadbArgs(sluiceAddr(p), testbed.AppPassword,
+		"-e", "START TRANSACTION READ ONLY; SELECT SLEEP(20) AS c_client_dies")...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var victim *testbed.Server
+	waitFor(t, 10*time.Second, "the statement runs on a server", func() bool {
+		victim = runningOn(t, topo, "c_client_dies")
+		return victim != nil
+	})
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	msg := strings.TrimSpace(errb.String())
+	t.Logf("mariadb client after %s died under its statement: %s", victim.Name, msg)
+	if err == nil || !strings.Contains(msg, "ERROR 2013") || strings.Contains(msg, "2027") {
+		t.Fatalf("mariadb: %v\n%s\nwant ERROR 2013 (Lost connection), not 2027", err, msg)
 	}
 }
