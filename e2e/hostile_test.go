@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql/driver"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -209,4 +210,194 @@ func TestCClientSeesLostConnectionWhenTheBackendDies(t *testing.T) {
 	if err == nil || !strings.Contains(msg, "ERROR 2013") || strings.Contains(msg, "2027") {
 		t.Fatalf("mariadb: %v\n%s\nwant ERROR 2013 (Lost connection), not 2027", err, msg)
 	}
+}
+
+// TestIdleSessionsWithWarningsGiveTheirConnectionsBack: a warning pins the
+// session's backend connection for a possible SHOW WARNINGS, but only for
+// timeouts.warnings_pin; idle sessions then hold no backend threads.
+func TestIdleSessionsWithWarningsGiveTheirConnectionsBack(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "timeouts: {warnings_pin: 1s}\n"})
+	inUse := func() int {
+		n := 0
+		for _, st := range p.PoolStats() {
+			n += st.InUse
+		}
+		return n
+	}
+	// SHOW WARNINGS right after still reads the statement's warnings.
+	w := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
+	if _, err := w.query("SELECT 1/0"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := w.query("SHOW WARNINGS")
+	if err != nil || len(rows) != 1 || rows[0][1] != "1365" {
+		t.Fatalf("SHOW WARNINGS after SELECT 1/0: %v %v", rows, err)
+	}
+	const n = 60
+	var sessions []*rawConn
+	for i := 0; i < n; i++ {
+		c := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
+		if _, err := c.query("SELECT 1/0"); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, c)
+	}
+	held := inUse()
+	start := time.Now()
+	waitFor(t, 15*time.Second, "idle sessions give back the connections their warnings pinned", func() bool { return inUse() == 0 })
+	t.Logf("%d idle sessions after SELECT 1/0: %d backend connections in use, 0 after %s", n, held, time.Since(start).Round(100*time.Millisecond))
+	for _, c := range sessions[:5] {
+		c.value(t, "SELECT 'works'")
+	}
+}
+
+// rawPrepare prepares sql on c and returns the statement id.
+func rawPrepare(t testing.TB, c *rawConn, sql string) uint32 {
+	t.Helper()
+	first, err := c.command(append([]byte{wire.ComStmtPrepare}, sql...))
+	if err != nil {
+		t.Fatalf("prepare %s: %v", sql, err)
+	}
+	pok, ok := wire.ParsePrepareOK(first)
+	if !ok {
+		t.Fatalf("prepare %s: %q", sql, first)
+	}
+	n := 0
+	if pok.Params > 0 {
+		n += int(pok.Params) + 1
+	}
+	if pok.Columns > 0 {
+		n += int(pok.Columns) + 1
+	}
+	for i := 0; i < n; i++ {
+		if _, err := c.read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pok.StmtID
+}
+
+// rawExecuteBlob executes a statement with one BLOB parameter whose value
+// was sent as long data, and drains the answer.
+func rawExecuteBlob(c *rawConn, id uint32) error {
+	p := []byte{wire.ComStmtExecute}
+	p = binary.LittleEndian.AppendUint32(p, id)
+	p = append(p, 0)
+	p = binary.LittleEndian.AppendUint32(p, 1)
+	p = append(p, 0, 1, 0xfc, 0) // null bitmap, types follow, MYSQL_TYPE_BLOB
+	if err := c.send(p); err != nil {
+		return err
+	}
+	eofs := 0
+	for first := true; ; first = false {
+		q, err := c.read()
+		if err != nil {
+			return err
+		}
+		if wire.IsERR(q) {
+			return wire.ParseError(q)
+		}
+		if first && wire.IsOK(q) {
+			return nil
+		}
+		if wire.IsEOF(q) {
+			if eofs++; eofs == 2 {
+				return nil
+			}
+		}
+	}
+}
+
+// TestLongDataIsBoundedPerSession: COM_STMT_SEND_LONG_DATA is buffered by
+// sluice until the execute; max_long_data bounds what one session holds
+// over all its statements, not only per statement.
+func TestLongDataIsBoundedPerSession(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "max_long_data: 1MiB\n"})
+	c := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
+	chunk := bytes.Repeat([]byte("L"), 100<<10)
+	send := func(id uint32, chunks int) {
+		for i := 0; i < chunks; i++ {
+			q := []byte{wire.ComStmtSendLongData}
+			q = binary.LittleEndian.AppendUint32(q, id)
+			q = binary.LittleEndian.AppendUint16(q, 0)
+			if err := c.send(append(q, chunk...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var ids []uint32
+	for i := 0; i < 3; i++ {
+		id := rawPrepare(t, c, "SELECT LENGTH(?)")
+		send(id, 6) // 600 KiB each, 1.8 MiB in all
+		ids = append(ids, id)
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, rawExecuteBlob(c, id))
+	}
+	t.Logf("3 statements × 600 KiB of long data with max_long_data 1MiB: %v", errs)
+	if errs[0] != nil {
+		t.Fatalf("first statement (within the bound): %v", errs[0])
+	}
+	for _, err := range errs[1:] {
+		if errCode(err) != wire.ErrNetPacketTooLarge || !strings.Contains(err.Error(), "max_long_data") {
+			t.Fatalf("a statement past the session's bound: %v, want 1153 naming max_long_data", err)
+		}
+	}
+	// The refused data is freed: the session can buffer again.
+	send(ids[1], 6)
+	if err := rawExecuteBlob(c, ids[1]); err != nil {
+		t.Fatalf("after the bound freed: %v", err)
+	}
+	c.value(t, "SELECT 1")
+}
+
+// TestStalledPartialCommandIsCut: a logged-in client that sends the start
+// of a large command and stops is cut after timeouts.client_read, not
+// held (with its buffer) until client_idle.
+func TestStalledPartialCommandIsCut(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "timeouts: {client_read: 1s}\n"})
+	by := bystander(t, p)
+	c := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
+	c.value(t, "SELECT 1")
+	n := 8 << 20
+	hdr := []byte{byte(n), byte(n >> 8), byte(n >> 16), 0}
+	if _, err := c.NC.Write(append(hdr, append([]byte{wire.ComQuery}, bytes.Repeat([]byte("x"), 64<<10)...)...)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	closed, _ := c.closedWithin(10 * time.Second)
+	t.Logf("a client stalled 64 KiB into an 8 MiB command: closed=%v after %s", closed, time.Since(start).Round(100*time.Millisecond))
+	if !closed {
+		t.Fatal("the stalled client is still connected 10 s later")
+	}
+	stillServes(t, p, by)
+}
+
+// TestStalledLoadDataLocalIsCut: a client that asks for LOAD DATA LOCAL
+// and then sends nothing is cut after timeouts.client_read (the server's
+// own net_read_timeout gives up too), not after timeouts.query.
+func TestStalledLoadDataLocalIsCut(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "timeouts: {client_read: 1s}\n"})
+	db := newSchema(t, shared, "CREATE TABLE t (a INT)")
+	c := rawDial(t, p.Addr().String())
+	if err := c.login(testbed.AppUser, testbed.AppPassword, db, rawCaps|wire.ClientLocalFiles); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.send(append([]byte{wire.ComQuery}, "LOAD DATA LOCAL INFILE 'stalled.csv' INTO TABLE t"...)); err != nil {
+		t.Fatal(err)
+	}
+	req, err := c.read()
+	if err != nil || len(req) == 0 || req[0] != 0xfb {
+		t.Fatalf("no LOCAL INFILE request: %q %v", req, err)
+	}
+	start := time.Now()
+	closed, _ := c.closedWithin(10 * time.Second)
+	t.Logf("a client that never sent its LOCAL INFILE file: closed=%v after %s", closed, time.Since(start).Round(100*time.Millisecond))
+	if !closed {
+		t.Fatal("the stalled LOAD DATA client is still connected 10 s later")
+	}
+	waitFor(t, 10*time.Second, "no server runs the LOAD DATA any more", func() bool {
+		return backendRunning(t, shared, "stalled.csv") == 0
+	})
 }

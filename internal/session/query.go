@@ -483,6 +483,8 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 		// The parts of a multi-statement before a failing one did run.
 		s.notePins(c, st, sql)
 	}
+	s.foundRowsNext = st.Flags&sqlscan.FlagCalcFoundRows != 0 && res.Err == nil ||
+		s.foundRowsNext && st.Flags&sqlscan.FlagDiagnostics != 0
 	if res.Err != nil || res.Warnings > 0 {
 		// SHOW WARNINGS / SHOW ERRORS / @@warning_count answer about the
 		// previous statement only on its own connection.
