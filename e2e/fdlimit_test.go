@@ -48,7 +48,7 @@ func (w *lockedBuffer) String() string {
 
 // runSluiceBinary starts the sluice command with extraYAML under a
 // descriptor limit of nofile (soft and hard), with a JSON log.
-func runSluiceBinary(t *testing.T, nofile int, extraYAML string) (mysqlAddr, httpAddr string, log *lockedBuffer) {
+func runSluiceBinary(t *testing.T, nofile int, extraYAML string, extraServers ...string) (mysqlAddr, httpAddr string, log *lockedBuffer) {
 	t.Helper()
 	bin := buildSluice(t)
 	dir := t.TempDir()
@@ -59,6 +59,9 @@ func runSluiceBinary(t *testing.T, nofile int, extraYAML string) (mysqlAddr, htt
 	fmt.Fprintf(&b, "monitor: {user: %s, password: %s}\nservers:\n", testbed.MonitorUser, testbed.MonitorPassword)
 	for _, s := range shared.Servers {
 		fmt.Fprintf(&b, "  - {name: %s, address: %s}\n", s.Name, s.Addr())
+	}
+	for i, addr := range extraServers {
+		fmt.Fprintf(&b, "  - {name: extra%d, address: %s}\n", i+1, addr)
 	}
 	fmt.Fprintf(&b, "health: {interval: 500ms, timeout: 1s, rise: 1, fall: 2}\nlog: {format: json, level: info}\nslow_query: {threshold: 0s}\n")
 	fmt.Fprintf(&b, "failover: {state_file: %s}\n", filepath.Join(dir, "state.json"))

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -400,4 +401,48 @@ func TestStalledLoadDataLocalIsCut(t *testing.T) {
 	waitFor(t, 10*time.Second, "no server runs the LOAD DATA any more", func() bool {
 		return backendRunning(t, shared, "stalled.csv") == 0
 	})
+}
+
+// TestLogIsJSONAndSaysOnceWhatIsDown: with log.format json every line of
+// sluice's log is JSON (go-sql-driver's own "[mysql] packets.go…" lines go
+// through slog), and a configured server that is unreachable is logged at
+// start, not at every check.
+func TestLogIsJSONAndSaysOnceWhatIsDown(t *testing.T) {
+	// One address refuses connections; the other accepts and hangs up at
+	// once, which makes the driver log on its own.
+	refused := loopbackPort(t)
+	hangup, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hangup.Close()
+	go func() {
+		for {
+			c, err := hangup.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, httpAddr, log := runSluiceBinary(t, 4096, "", refused, hangup.Addr().String())
+	// Let the monitor run at least 10 rounds (interval 500ms).
+	start := time.Now()
+	waitFor(t, 20*time.Second, "10 check rounds", func() bool { return time.Since(start) > 5500*time.Millisecond })
+	_ = httpAddr
+	unreachable := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+			continue
+		}
+		if rec["msg"] == "server unreachable" || rec["msg"] == "server down" {
+			unreachable[fmt.Sprint(rec["server"])]++
+		}
+	}
+	t.Logf("after 5.5 s (11 check rounds): %v lines about unreachable servers", unreachable)
+	if unreachable["extra1"] != 1 || unreachable["extra2"] != 1 {
+		t.Errorf("unreachable servers logged %v times, want once each:\n%s", unreachable, log.String())
+	}
 }

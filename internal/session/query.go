@@ -147,6 +147,15 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
+		if e := s.fitsServer(server, len(pkt)); e != nil {
+			// Refused before it is sent: the server would answer 1153
+			// and close the connection, and a read would be retried on
+			// another server of the same size for nothing.
+			s.release(c, server)
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, &ev)
+			return wire.Result{}, s.fail(e)
+		}
 		text := sql
 		if text == nil {
 			text = s.stmtText
@@ -182,9 +191,20 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			// Decided before dropConn, which forgets the pin and the
 			// transaction: a read inside one must fail, not move.
 			retry := attempt == 0 && !res.Wrote && routed == router.Replica && s.pinned == nil &&
-				!s.inTxn && st.IsRead()
+				!s.inTxn && st.IsRead() && len(pkt) < unknownPacketLimit
 			s.dropConn(c, server)
 			if clientSide {
+				// The client stopped reading its result (timeouts.client_write),
+				// stopped sending its LOCAL INFILE file (client_read), or
+				// left: say so once, and count the statement as failed.
+				if wire.IsTimeout(err) {
+					s.log.Warn("client stalled during its statement (stopped reading the result: timeouts.client_write, or sending its LOCAL INFILE file: client_read); connection cut",
+						"server", server, "bytes_sent", res.Bytes)
+				} else {
+					s.log.Info("client connection lost while its result was sent", "server", server, "err", err)
+				}
+				ev.Err, ev.Duration, ev.Rows, ev.BytesOut = true, time.Since(start), res.Rows, res.Bytes
+				s.env.Observer().Statement(s, &ev)
 				return res, err
 			}
 			if retry {
@@ -210,6 +230,27 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.env.Observer().Statement(s, &ev)
 		return res, nil
 	}
+}
+
+// unknownPacketLimit is the servers' default max_allowed_packet (16 MiB):
+// a command at least this large that failed may have failed for its size,
+// where the monitor has not read the server's limit yet, so it is not
+// retried elsewhere.
+const unknownPacketLimit = 16 << 20
+
+// fitsServer refuses a command larger than the server's max_allowed_packet
+// with the server's own error, 1153; the session goes on (the command was
+// read whole, nothing is out of step).
+func (s *Session) fitsServer(server string, size int) *wire.Error {
+	if size <= 1024 {
+		return nil
+	}
+	srv, ok := s.env.Snapshot().ByName(server)
+	if !ok || srv.MaxAllowedPacket <= 0 || size <= srv.MaxAllowedPacket {
+		return nil
+	}
+	return wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
+		"Got a packet bigger than 'max_allowed_packet' bytes: the command has %d bytes, server %s accepts %d", size, server, srv.MaxAllowedPacket)
 }
 
 // acquire returns the connection to run on: the pinned one, or one lent by
