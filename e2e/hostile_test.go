@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -445,4 +446,71 @@ func TestLogIsJSONAndSaysOnceWhatIsDown(t *testing.T) {
 	if unreachable["extra1"] != 1 || unreachable["extra2"] != 1 {
 		t.Errorf("unreachable servers logged %v times, want once each:\n%s", unreachable, log.String())
 	}
+}
+
+// TestCommandLargerThanTheServersMaxAllowedPacket: sluice accepts 64 MiB
+// commands by default, the servers here 16 MiB. A 60 MiB read is refused
+// up front with the server's 1153, never sent nor retried on the other
+// replica, and the session goes on.
+func TestCommandLargerThanTheServersMaxAllowedPacket(t *testing.T) {
+	t.Parallel() // own servers, with the default max_allowed_packet
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: "routing: {read_your_writes: false}\n"})
+	waitFor(t, 10*time.Second, "the monitor has read max_allowed_packet", func() bool {
+		for _, s := range p.Monitor().Snapshot().Servers {
+			if s.MaxAllowedPacket == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	limit := p.Monitor().Snapshot().Servers[0].MaxAllowedPacket
+	c := conn(t, openDB(t, p, "", "maxAllowedPacket=67108864", "readTimeout=30s"))
+	before := counters(t, topo, "Com_select")
+	big := "SELECT LENGTH('" + strings.Repeat("x", 60<<20) + "')"
+	start := time.Now()
+	_, err := c.ExecContext(context.Background(), big)
+	t.Logf("a 60 MiB read with servers at max_allowed_packet %d: %v after %s", limit, err, time.Since(start).Round(time.Millisecond))
+	wantCode(t, "a command larger than the servers accept", err, wire.ErrNetPacketTooLarge)
+	if got := queryString(t, c, "SELECT 'alive'"); got != "alive" {
+		t.Fatal(got)
+	}
+	d := delta(counters(t, topo, "Com_select"), before)
+	for name, m := range d {
+		if m["Com_select"] > 1 {
+			t.Errorf("%s ran %d selects: the big read reached a server", name, m["Com_select"])
+		}
+	}
+}
+
+// TestClientCutByClientWriteIsLoggedAndCounted: a client that stops
+// reading a large result is cut off after timeouts.client_write, with a
+// log line and an error in its digest.
+func TestClientCutByClientWriteIsLoggedAndCounted(t *testing.T) {
+	mysqlAddr, httpAddr, log := runSluiceBinary(t, 4096, "timeouts: {client_write: 1s}\nrouting: {read_your_writes: false}\n")
+	c := rawLogin(t, mysqlAddr, testbed.AppUser, testbed.AppPassword, "mysql")
+	c.value(t, "SELECT 1")
+	if err := c.send(append([]byte{wire.ComQuery}, "SELECT REPEAT('x', 1000) AS stalled_reader FROM seq_1_to_200000"...)); err != nil {
+		t.Fatal(err)
+	}
+	// Read nothing: sluice's writes fill the socket buffers and stall.
+	waitFor(t, 30*time.Second, "sluice cuts the client that stopped reading", func() bool {
+		return strings.Contains(log.String(), "client stalled during its statement")
+	})
+	var digests []stats.DigestView
+	waitFor(t, 10*time.Second, "the digest counts the cut statement as an error", func() bool {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + httpAddr + "/api/digests?sort=errors")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		digests = nil
+		json.NewDecoder(resp.Body).Decode(&digests)
+		for _, d := range digests {
+			if strings.Contains(d.Digest, "stalled_reader") {
+				return d.Errors == 1
+			}
+		}
+		return false
+	})
 }
