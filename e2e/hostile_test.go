@@ -514,3 +514,60 @@ func TestClientCutByClientWriteIsLoggedAndCounted(t *testing.T) {
 		return false
 	})
 }
+
+// TestPasswordGuessingIsThrottledAndLogged: after login.max_failures
+// wrong passwords in a row from one host, logins from it are refused for
+// a back-off without a password check; failures are logged at info, a
+// line a second at most; a correct login after the back-off resets it.
+func TestPasswordGuessingIsThrottledAndLogged(t *testing.T) {
+	mysqlAddr, _, log := runSluiceBinary(t, 4096, "login: {max_failures: 5, block: 1s, max_block: 2s}\n")
+	by := rawLogin(t, mysqlAddr, testbed.AppUser, testbed.AppPassword, "")
+	codes := map[uint16]int{}
+	start := time.Now()
+	const tries = 200
+	for i := 0; i < tries; i++ {
+		c := rawDial(t, mysqlAddr)
+		err := c.login(testbed.AppUser, fmt.Sprintf("guess-%d", i), "", rawCaps)
+		codes[errCode(err)]++
+		c.NC.Close()
+	}
+	took := time.Since(start)
+	t.Logf("%d wrong passwords in %s: %v (1045 checked, 1129 refused unchecked)", tries, took.Round(time.Millisecond), codes)
+	if codes[wire.ErrAccessDenied] > 5+int(took/time.Second)+2 || codes[wire.ErrHostBlocked] == 0 {
+		t.Errorf("codes %v in %s: want at most max_failures plus one per back-off checked, the rest refused with 1129", codes, took)
+	}
+	// The right password is refused too while the host is blocked...
+	c := rawDial(t, mysqlAddr)
+	if err := c.login(testbed.AppUser, testbed.AppPassword, "", rawCaps); errCode(err) != wire.ErrHostBlocked {
+		t.Errorf("correct login while blocked: %v, want 1129", err)
+	}
+	// ...and accepted once the back-off (at most max_block) has passed.
+	waitFor(t, 10*time.Second, "a correct login after the back-off", func() bool {
+		c := rawDial(t, mysqlAddr)
+		defer c.NC.Close()
+		return c.login(testbed.AppUser, testbed.AppPassword, "", rawCaps) == nil
+	})
+	by.value(t, "SELECT 'logged-in sessions carry on'")
+	lines := strings.Count(log.String(), `"msg":"login failed"`)
+	t.Logf("%d \"login failed\" log lines for %d failures", lines, tries+1)
+	if lines == 0 || lines > int(time.Since(start)/time.Second)+2 {
+		t.Errorf("%d \"login failed\" lines in %s, want at least one and at most one a second", lines, time.Since(start))
+	}
+	if strings.Contains(log.String(), "guess-") {
+		t.Error("the log holds a password")
+	}
+}
+
+// TestHugeUserNameIsCutInErrors: the server cuts names it echoes; so does
+// sluice.
+func TestHugeUserNameIsCutInErrors(t *testing.T) {
+	p := startSluice(t, sluiceOpts{})
+	c := rawDial(t, p.Addr().String())
+	user := strings.Repeat("u", 60<<10)
+	err := c.login(user, "x", "", rawCaps)
+	wantCode(t, "login with a 60 KB user name", err, wire.ErrAccessDenied)
+	if n := len(err.Error()); n > 512 {
+		t.Errorf("the error echoes %d bytes", n)
+	}
+	t.Logf("error for a 60 KiB user name: %d bytes", len(err.Error()))
+}
