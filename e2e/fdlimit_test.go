@@ -170,6 +170,16 @@ func TestDescriptorExhaustionWithoutCredentials(t *testing.T) {
 	}
 	resp.Body.Close()
 	t.Logf("/healthz answered in %s", time.Since(start))
+	if resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + httpAddr + "/metrics"); err == nil {
+		var body bytes.Buffer
+		body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("sluice_client_connections_over_limit_total %d\n", refused); !strings.Contains(body.String(), want) {
+			t.Errorf("/metrics does not count the refusals (want %q)", want)
+		}
+	} else {
+		t.Errorf("/metrics: %v", err)
+	}
 	// The mariadb client is told why at once, not left hanging.
 	start = time.Now()
 	_, errOut, err := mariadbRun(t, mysqlAddr, testbed.AppPassword, "-e", "SELECT 1")

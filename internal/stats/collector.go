@@ -81,9 +81,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		cur, total := st.src.ClientConns()
 		m(descClientConns, gauge, float64(cur))
 		m(descClientConnsTotal, counter, float64(total))
+		var over uint64
 		if o, ok := st.src.(interface{ RefusedTooMany() uint64 }); ok {
-			m(descClientOverLimit, counter, float64(o.RefusedTooMany()))
+			over = o.RefusedTooMany()
 		}
+		m(descClientOverLimit, counter, float64(over))
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
 
