@@ -427,8 +427,8 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 		return err, time.Since(start)
 	}
 	err, took := write()
-	if code := errCode(err); code != wire.ErrUnavailable && code != wire.ErrLostConnection {
-		t.Fatalf("write to a stopped primary: %v, want error 9001 or 2013", err)
+	if code := errCode(err); code != wire.ErrUnavailable && !lostConnection(err) {
+		t.Fatalf("write to a stopped primary: %v, want error 9001 or a lost connection", err)
 	}
 	if took > 3*time.Second {
 		t.Errorf("the write took %s to fail", took)
@@ -533,7 +533,7 @@ func TestBackendDiesMidQuery(t *testing.T) {
 		}
 	})
 
-	t.Run("a read in a transaction gets 2013", func(t *testing.T) {
+	t.Run("a read in a transaction loses the client connection", func(t *testing.T) {
 		c := conn(t, d)
 		mustExec(t, c, "START TRANSACTION READ ONLY")
 		errc := async(c, ctx, "SELECT SLEEP(20) AS dies_in_txn")
@@ -551,9 +551,10 @@ func TestBackendDiesMidQuery(t *testing.T) {
 		}
 		select {
 		case err := <-errc:
-			wantCode(t, "statement on a killed server", err, wire.ErrLostConnection)
-			if !strings.Contains(err.Error(), victim.Name) {
-				t.Errorf("message %q does not name the server", err)
+			// Closed, so the client library reports its own lost
+			// connection (an ERR 2013 becomes 2027 in C clients).
+			if !lostConnection(err) {
+				t.Fatalf("statement on a killed server: %v, want a lost connection", err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("no answer 5 s after the server died")
@@ -561,8 +562,8 @@ func TestBackendDiesMidQuery(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("error after %s", took)
 		}
-		// The transaction is gone with its server; the session goes on.
-		if got := queryString(t, c, "SELECT 'alive'"); got != "alive" {
+		// The transaction is gone with its server; a new session works.
+		if got := queryString(t, d, "SELECT 'alive'"); got != "alive" {
 			t.Fatal(got)
 		}
 	})

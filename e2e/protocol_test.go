@@ -749,6 +749,11 @@ func backendRunning(t testing.TB, topo *testbed.Topology, marker string) int {
 
 func TestKillQueryAndKillConnection(t *testing.T) {
 	createAccount(t, shared, "app2", "secret2")
+	// Without them app2 may not kill app's sessions, on MariaDB as
+	// through sluice (which asks the primary).
+	if err := shared.Primary.Exec(context.Background(), "REVOKE SUPER, CONNECTION ADMIN ON *.* FROM 'app2'@'%'"); err != nil {
+		t.Fatal(err)
+	}
 	p := startSluice(t, sluiceOpts{users: "  - {name: app2, password: secret2}\n"})
 	ctx := context.Background()
 	killer := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")

@@ -184,7 +184,7 @@ func TestStateThatPinsToThePrimary(t *testing.T) {
 		}
 		churn(t, noise, 10)
 		for i := 0; i < 5; i++ {
-			if got := queryString(t, c, "SELECT IS_USED_LOCK('e2e-lock') = CONNECTION_ID()"); got != "1" {
+			if got := queryString(t, c, "SELECT IS_USED_LOCK('e2e-lock') = @@pseudo_thread_id"); got != "1" {
 				t.Fatalf("lock is not held by the session's connection (read %d)", i)
 			}
 		}

@@ -350,11 +350,11 @@ func TestManyPreparedStatementsOnOneBackendConnection(t *testing.T) {
 	c := conn(t, d)
 	// A transaction keeps every statement on one primary connection.
 	mustExec(t, c, "BEGIN")
-	thread := queryString(t, c, "SELECT CONNECTION_ID()")
+	thread := queryString(t, c, "SELECT @@pseudo_thread_id")
 	const n = 600
 	stmts := make([]*sql.Stmt, n)
 	for i := range stmts {
-		stmts[i] = stmtPrepareOn(t, c, fmt.Sprintf("SELECT ? + %d, CONNECTION_ID()", i))
+		stmts[i] = stmtPrepareOn(t, c, fmt.Sprintf("SELECT ? + %d, @@pseudo_thread_id", i))
 	}
 	check := func(i int) {
 		t.Helper()
@@ -518,7 +518,7 @@ func TestCursorFetch(t *testing.T) {
 	db := newSchema(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))",
 		"INSERT INTO t SELECT seq, CONCAT('row-', seq) FROM seq_1_to_1000")
 	r := dialStmtClient(t, p, db)
-	st := r.prepare("SELECT id, v, CONNECTION_ID(), @@port FROM t ORDER BY id")
+	st := r.prepare("SELECT id, v, @@pseudo_thread_id, @@port FROM t ORDER BY id")
 
 	// free checks that the session is not pinned: with round-robin, two
 	// reads in a row are served by different replicas.
@@ -530,7 +530,7 @@ func TestCursorFetch(t *testing.T) {
 		}
 	}
 	whoAmI := func() (port, conn string) {
-		row := r.queryRow("SELECT @@port, CONNECTION_ID()")
+		row := r.queryRow("SELECT @@port, @@pseudo_thread_id")
 		return row[0], row[1]
 	}
 	free("before any cursor")
@@ -757,7 +757,7 @@ func TestTextPrepareExecute(t *testing.T) {
 		c := conn(t, d)
 		mustExec(t, c, "PREPARE sel FROM 'SELECT v FROM t WHERE id = ?'")
 		mustExec(t, c, "PREPARE ins FROM 'INSERT INTO t VALUES (?, ?)'")
-		mustExec(t, c, "PREPARE who FROM 'SELECT CONNECTION_ID()'")
+		mustExec(t, c, "PREPARE who FROM 'SELECT @@pseudo_thread_id'")
 		first := queryString(t, c, "EXECUTE who")
 		for i, want := range []string{"one", "two", "three"} {
 			mustExec(t, c, fmt.Sprintf("SET @id = %d", i+1))
@@ -820,7 +820,7 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 	t.Run("statements prepared before BEGIN", func(t *testing.T) {
 		c := conn(t, d)
 		// Prepared outside a transaction: the SELECT on a replica.
-		who := stmtPrepareOn(t, c, "SELECT CONNECTION_ID(), @@port, COUNT(*) FROM t WHERE id >= ?")
+		who := stmtPrepareOn(t, c, "SELECT @@pseudo_thread_id, @@port, COUNT(*) FROM t WHERE id >= ?")
 		ins := stmtPrepareOn(t, c, "INSERT INTO t (id, v) VALUES (?, ?)")
 		var thread, port string
 		var n int
@@ -831,7 +831,7 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 			t.Fatalf("prepared read outside a transaction ran on the primary")
 		}
 		mustExec(t, c, "BEGIN")
-		txThread := queryString(t, c, "SELECT CONNECTION_ID()")
+		txThread := queryString(t, c, "SELECT @@pseudo_thread_id")
 		before := counters(t, shared, names...)
 		for i := 0; i < 10; i++ {
 			mustExec(t, stmtQueryer{ins}, "", 100+i, i)
@@ -869,11 +869,11 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sel, err := tx.PrepareContext(ctx, "SELECT v, CONNECTION_ID(), @@port FROM t WHERE id = ?")
+		sel, err := tx.PrepareContext(ctx, "SELECT v, @@pseudo_thread_id, @@port FROM t WHERE id = ?")
 		if err != nil {
 			t.Fatal(err)
 		}
-		txThread := queryString(t, tx, "SELECT CONNECTION_ID()")
+		txThread := queryString(t, tx, "SELECT @@pseudo_thread_id")
 		for i := 0; i < 5; i++ {
 			mustExec(t, stmtQueryer{upd}, "", 1)
 			churn(t, noise, 2)
@@ -898,12 +898,12 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 	t.Run("read-only transaction on a replica", func(t *testing.T) {
 		c := conn(t, d)
 		mustExec(t, c, "START TRANSACTION READ ONLY")
-		txThread := queryString(t, c, "SELECT CONNECTION_ID()")
+		txThread := queryString(t, c, "SELECT @@pseudo_thread_id")
 		txPort := queryString(t, c, "SELECT @@port")
 		if txPort == primaryPort {
 			t.Fatal("read-only transaction on the primary")
 		}
-		sel := stmtPrepareOn(t, c, "SELECT CONNECTION_ID(), @@port FROM t WHERE id = ?")
+		sel := stmtPrepareOn(t, c, "SELECT @@pseudo_thread_id, @@port FROM t WHERE id = ?")
 		for i := 0; i < 5; i++ {
 			churn(t, noise, 2)
 			var thread, port string

@@ -64,6 +64,7 @@ func demoCmd(args []string) error {
 		return fmt.Errorf("demo config: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	routeDriverLogs(log)
 	p, err := proxy.New(cfg, proxy.Options{Logger: log})
 	if err != nil {
 		return err

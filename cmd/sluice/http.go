@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/config"
@@ -23,8 +22,8 @@ func startHTTP(ctx context.Context, cfg *config.Config, p *proxy.Proxy, obs http
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPListen, err)
 	}
-	srv := &http.Server{Handler: httpapi.Handler(p, obs), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	srv := httpapi.NewServer(ln, httpapi.Handler(p, obs), cfg.HTTPMaxConnections)
+	go srv.Serve()
 	log.Info("admin HTTP listening", "addr", ln.Addr().String())
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

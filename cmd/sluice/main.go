@@ -120,6 +120,7 @@ func runCmd(args []string) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
+	routeDriverLogs(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	load := func() (*config.Config, error) { return config.Load(*path, os.Getenv) }

@@ -36,6 +36,20 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 	if p := c.MaxAllowedPacket; p < minPacket || p > maxPacket {
 		d.report("max_allowed_packet", "must be between %v and %v, got %v", minPacket, maxPacket, p)
 	}
+	if p := c.MaxLongData; p < minPacket || p > maxPacket {
+		d.report("max_long_data", "must be between %v and %v, got %v", minPacket, maxPacket, p)
+	}
+	if c.MaxClientConnections < 0 {
+		d.report("max_client_connections", "must not be negative (0 sizes it from the file descriptor limit), got %d", c.MaxClientConnections)
+	}
+	if c.HTTPMaxConnections < 1 {
+		d.report("http_max_connections", "must be at least 1, got %d", c.HTTPMaxConnections)
+	}
+	if l := c.Login; l.MaxFailures < 0 {
+		d.report("login.max_failures", "must not be negative (0 turns throttling off), got %d", l.MaxFailures)
+	} else if l.MaxFailures > 0 && (l.Block <= 0 || l.MaxBlock < l.Block) {
+		d.report("login.block", "must be greater than 0 and at most login.max_block (%v), got %v", l.MaxBlock, l.Block)
+	}
 	if n := c.Digests.Max; n < 1 || n > maxDigests {
 		d.report("digests.max", "must be between 1 and %d, got %d", maxDigests, n)
 	}
@@ -313,6 +327,8 @@ func (d *decoder) checkTimeouts(t Timeouts) {
 		{"timeouts.client_idle", t.ClientIdle},
 		{"timeouts.pool_wait", t.PoolWait},
 		{"timeouts.client_write", t.ClientWrite},
+		{"timeouts.client_read", t.ClientRead},
+		{"timeouts.warnings_pin", t.WarningsPin},
 	} {
 		if f.v <= 0 {
 			d.report(f.path, "must be greater than 0: every wait on the network needs a limit")

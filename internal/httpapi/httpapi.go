@@ -206,7 +206,7 @@ func requireToken(src Source, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		want := src.Config().HTTPTokenSecret()
 		if want != "" {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got := bearer(r.Header.Get("Authorization"))
 			if got == "" && r.Method == http.MethodGet {
 				// The dashboard's links carry it; a change never does, so
 				// it cannot leak into logs and history with a URL.
@@ -220,6 +220,17 @@ func requireToken(src Source, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive (RFC 9110 section 11.1): "bearer" and
+// "BEARER" are the same.
+func bearer(h string) string {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 // changeTimeout bounds a primary change requested over HTTP; each of its

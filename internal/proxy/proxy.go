@@ -65,6 +65,12 @@ type Proxy struct {
 	connsOpen  atomic.Int64
 	connsTotal atomic.Uint64
 
+	fdLimit        uint64
+	maxClients     atomic.Int64
+	refusedTooMany atomic.Uint64
+	acceptLog      acceptLog
+	logins         *session.LoginGuard
+
 	rsaOnce sync.Once
 	rsaKey  *rsa.PrivateKey
 	rsaPEM  []byte
@@ -102,6 +108,8 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.rt.Store(rt)
+	p.fdLimit = RaiseFDLimit()
+	p.applyLimits(cfg)
 	p.monitor = topology.NewMonitor(monitorConfig(cfg), o.Logger)
 	p.monitor.Watch(p.abortOnLoss)
 	p.monitor.Watch(p.forgetLostPositions)
@@ -284,7 +292,10 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		ClientIdle:       cfg.Timeouts.ClientIdle.D(),
 		Query:            cfg.Timeouts.Query.D(),
 		ClientWrite:      cfg.Timeouts.ClientWrite.D(),
+		ClientRead:       cfg.Timeouts.ClientRead.D(),
+		WarningsPin:      cfg.Timeouts.WarningsPin.D(),
 		MaxAllowedPacket: int(cfg.MaxAllowedPacket),
+		MaxLongData:      int(cfg.MaxLongData),
 	}
 	if cfg.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
@@ -350,7 +361,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 	}
 	go p.reap(ctx)
 	go p.accept(ctx, ln)
-	p.log.Info("sluice listening", "addr", ln.Addr().String())
+	p.log.Info("sluice listening", "addr", ln.Addr().String(), "fd_limit", p.fdLimit, "max_client_connections", p.maxClients.Load())
 	return nil
 }
 
@@ -372,8 +383,10 @@ func (p *Proxy) accept(ctx context.Context, ln net.Listener) {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			p.log.Warn("accept", "err", err)
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(p.acceptFailed(err))
+			continue
+		}
+		if p.refuseOverLimit(nc) {
 			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -468,6 +481,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		}
 	}
 	p.rt.Store(rt)
+	p.applyLimits(cfg)
 	p.monitor.Update(monitorConfig(cfg))
 	p.failover.Update(failoverConfig(cfg))
 	for _, pool := range retired {

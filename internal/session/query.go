@@ -16,6 +16,11 @@ import (
 
 // query handles COM_QUERY.
 func (s *Session) query(ctx context.Context, pkt []byte) error {
+	if sqlscan.HasConnectionID(pkt[1:]) {
+		if out, ok := sqlscan.RewriteConnectionID([]byte{wire.ComQuery}, pkt[1:], s.ID); ok {
+			pkt = out
+		}
+	}
 	sql := pkt[1:]
 	st := sqlscan.Scan(sql)
 	if st.Flags&sqlscan.FlagMulti != 0 && !s.multiStmt {
@@ -28,7 +33,7 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		if !ok {
 			return s.fail(wire.Errorf(wire.ErrNotSupportedYet, "42000", "sluice supports KILL [CONNECTION|QUERY] <id> only"))
 		}
-		return s.kill(id, queryOnly)
+		return s.kill(ctx, id, queryOnly)
 	case sqlscan.KindSetTransaction:
 		if s.pinned == nil {
 			// Characteristics of the next transaction only: held back and
@@ -112,8 +117,9 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 	if pkt[0] == wire.ComQuery {
 		ev.SQL = pkt[1:]
 	}
-	// The client packet buffer is reused while a LOCAL INFILE streams, so
-	// the text that session bookkeeping needs afterwards is kept apart.
+	// Statements whose text session bookkeeping needs after the command
+	// are copied; the packet buffer stays intact during a LOCAL INFILE
+	// too (relayLocalFile detaches it).
 	var sql []byte
 	if pkt[0] == wire.ComQuery {
 		sql = pkt[1:]
@@ -141,6 +147,15 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
+		if e := s.fitsServer(server, len(pkt)); e != nil {
+			// Refused before it is sent: the server would answer 1153
+			// and close the connection, and a read would be retried on
+			// another server of the same size for nothing.
+			s.release(c, server)
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, &ev)
+			return wire.Result{}, s.fail(e)
+		}
 		text := sql
 		if text == nil {
 			text = s.stmtText
@@ -176,9 +191,20 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			// Decided before dropConn, which forgets the pin and the
 			// transaction: a read inside one must fail, not move.
 			retry := attempt == 0 && !res.Wrote && routed == router.Replica && s.pinned == nil &&
-				!s.inTxn && st.IsRead()
+				!s.inTxn && st.IsRead() && len(pkt) < unknownPacketLimit
 			s.dropConn(c, server)
 			if clientSide {
+				// The client stopped reading its result (timeouts.client_write),
+				// stopped sending its LOCAL INFILE file (client_read), or
+				// left: say so once, and count the statement as failed.
+				if wire.IsTimeout(err) {
+					s.log.Warn("client stalled during its statement (stopped reading the result: timeouts.client_write, or sending its LOCAL INFILE file: client_read); connection cut",
+						"server", server, "bytes_sent", res.Bytes)
+				} else {
+					s.log.Info("client connection lost while its result was sent", "server", server, "err", err)
+				}
+				ev.Err, ev.Duration, ev.Rows, ev.BytesOut = true, time.Since(start), res.Rows, res.Bytes
+				s.env.Observer().Statement(s, &ev)
 				return res, err
 			}
 			if retry {
@@ -204,6 +230,27 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.env.Observer().Statement(s, &ev)
 		return res, nil
 	}
+}
+
+// unknownPacketLimit is the servers' default max_allowed_packet (16 MiB):
+// a command at least this large that failed may have failed for its size,
+// where the monitor has not read the server's limit yet, so it is not
+// retried elsewhere.
+const unknownPacketLimit = 16 << 20
+
+// fitsServer refuses a command larger than the server's max_allowed_packet
+// with the server's own error, 1153; the session goes on (the command was
+// read whole, nothing is out of step).
+func (s *Session) fitsServer(server string, size int) *wire.Error {
+	if size <= 1024 {
+		return nil
+	}
+	srv, ok := s.env.Snapshot().ByName(server)
+	if !ok || srv.MaxAllowedPacket <= 0 || size <= srv.MaxAllowedPacket {
+		return nil
+	}
+	return wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
+		"Got a packet bigger than 'max_allowed_packet' bytes: the command has %d bytes, server %s accepts %d", size, server, srv.MaxAllowedPacket)
 }
 
 // acquire returns the connection to run on: the pinned one, or one lent by
@@ -375,7 +422,10 @@ func asWireError(err error) *wire.Error {
 	if errors.As(err, &we) {
 		return we
 	}
-	return wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: backend failed: %v", err)
+	// Only ever used before the client's statement reached the server: it
+	// did not run, so retrying is safe. Never a client-range code (2013):
+	// C clients turn those into 2027 "malformed packet".
+	return wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the backend connection failed before the statement was sent (%v); it did not run: try again", err)
 }
 
 // roundTrip sends a command and relays the response to the client,
@@ -418,14 +468,16 @@ func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (w
 // request (it would not understand it); the backend gets an empty file and
 // answers with its own error.
 func (s *Session) relayLocalFile(c *backend.Conn) error {
-	// The client buffer is about to be reused for the file: stop showing
-	// the statement text that may alias it.
-	s.mu.Lock()
-	s.current = nil
-	s.mu.Unlock()
+	// The file's packets must not overwrite the statement: its text is
+	// still held by the statement event (digests, slow log) and the
+	// session's bookkeeping. One buffer per LOCAL INFILE statement.
+	s.c.Detach()
 	lim := s.env.Limits()
 	for {
-		s.c.SetReadTimeout(lim.Query)
+		// The client sends the file at its own pace, but a client that
+		// stops must not hold the backend (whose own net_read_timeout
+		// gives up after 30 s by default) for timeouts.query.
+		s.c.SetReadTimeout(lim.ClientRead)
 		p, err := s.c.ReadPacket(lim.MaxAllowedPacket)
 		if err != nil {
 			return &wire.RelayError{Side: wire.SideClient, Err: err}
@@ -473,6 +525,8 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 		// The parts of a multi-statement before a failing one did run.
 		s.notePins(c, st, sql)
 	}
+	s.foundRowsNext = st.Flags&sqlscan.FlagCalcFoundRows != 0 && res.Err == nil ||
+		s.foundRowsNext && st.Flags&sqlscan.FlagDiagnostics != 0
 	if res.Err != nil || res.Warnings > 0 {
 		// SHOW WARNINGS / SHOW ERRORS / @@warning_count answer about the
 		// previous statement only on its own connection.

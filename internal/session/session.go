@@ -68,6 +68,9 @@ type Session struct {
 	nextStmtID uint32
 	cursors    int
 
+	foundRowsNext bool // the pinNext pin is for FOUND_ROWS(), not only diagnostics
+	longDataTotal int  // COM_STMT_SEND_LONG_DATA bytes buffered over all statements
+
 	// Shared with the admin API and KILL from other sessions.
 	mu         sync.Mutex
 	active     *backend.Conn // lent connection while a command runs
@@ -166,10 +169,68 @@ func (s *Session) Serve(ctx context.Context) {
 
 var errQuit = errors.New("client quit")
 
+// awaitCommand waits for the first bytes of the client's next command
+// under the idle timeout. A connection the session keeps only for a
+// possible SHOW WARNINGS goes back to the pool once the session has been
+// idle for WarningsPin: a thousand idle sessions that each hit a warning
+// must not hold a thousand backend threads. A command that started
+// arriving but is not yet whole must arrive within ClientRead: a client
+// that stalls mid-packet would otherwise hold its buffer (up to
+// max_allowed_packet) until client_idle. A command that arrived whole, the
+// common case, costs no extra deadline.
+func (s *Session) awaitCommand(lim Limits) error {
+	if n := s.c.R.Buffered(); n >= 4 {
+		s.boundRestOfPacket(lim)
+		return nil
+	}
+	idle := lim.ClientIdle
+	if s.warningsPinOnly() && lim.WarningsPin > 0 && lim.WarningsPin < idle {
+		s.c.SetReadTimeout(lim.WarningsPin)
+		if _, err := s.c.R.Peek(4); err == nil {
+			s.boundRestOfPacket(lim)
+			return nil
+		} else if !wire.IsTimeout(err) {
+			return err
+		}
+		s.pins = 0
+		s.unpinOrRelease(s.pinned, s.pinnedServer)
+		s.publishInfo()
+		idle -= lim.WarningsPin
+	}
+	s.c.SetReadTimeout(idle)
+	if _, err := s.c.R.Peek(4); err != nil {
+		return err
+	}
+	s.boundRestOfPacket(lim)
+	return nil
+}
+
+// boundRestOfPacket arms ClientRead when the command's header has arrived
+// but not all of its payload.
+func (s *Session) boundRestOfPacket(lim Limits) {
+	h, err := s.c.R.Peek(4)
+	if err != nil {
+		return
+	}
+	n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+	if s.c.R.Buffered() < 4+n || n == wire.MaxPayload {
+		s.c.SetReadTimeout(lim.ClientRead)
+	}
+}
+
+// warningsPinOnly reports whether the session holds its connection only so
+// that a SHOW WARNINGS (or @@warning_count, GET DIAGNOSTICS) could read
+// what the last statement left there.
+func (s *Session) warningsPinOnly() bool {
+	return s.pinned != nil && s.pins == pinNext && !s.inTxn && !s.foundRowsNext
+}
+
 func (s *Session) serveCommand(ctx context.Context) error {
 	lim := s.env.Limits()
 	s.c.Seq = 0
-	s.c.SetReadTimeout(lim.ClientIdle)
+	if err := s.awaitCommand(lim); err != nil {
+		return err
+	}
 	pkt, err := s.c.ReadPacket(lim.MaxAllowedPacket)
 	if errors.Is(err, wire.ErrPacketTooLarge) {
 		// The server closes the connection after 1153; so do we, but only
@@ -185,7 +246,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	if len(pkt) == 0 {
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command"))
 	}
-	// The idle deadline stays armed: nothing reads from the client during
+	// The read deadline stays armed: nothing reads from the client during
 	// a command except LOCAL INFILE, which arms its own.
 	switch pkt[0] {
 	case wire.ComQuit:
@@ -225,7 +286,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 		if len(pkt) < 5 {
 			return s.fail(wire.Errorf(wire.ErrParse, "42000", "malformed COM_PROCESS_KILL"))
 		}
-		return s.kill(uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
+		return s.kill(ctx, uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
 	default:
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command %d: sluice does not support %s", pkt[0], commandName(pkt[0])))
 	}

@@ -39,6 +39,10 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(1461, "42000", "Can't create more than max_prepared_stmt_count statements (sluice allows %d per connection)", maxSessionStmts))
 	}
 	st := &stmt{key: s.env.NextStmtKey(), sql: append([]byte(nil), pkt[1:]...)}
+	if out, ok := sqlscan.RewriteConnectionID([]byte{wire.ComStmtPrepare}, st.sql, s.ID); ok {
+		// CONNECTION_ID() is sluice's id here too (see query).
+		pkt, st.sql = out, out[1:]
+	}
 	st.scan = sqlscan.Scan(st.sql)
 	if st.scan.Flags&sqlscan.FlagMulti != 0 {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000", "This command is not supported in the prepared statement protocol yet: multiple statements"))
@@ -69,7 +73,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	if !ok {
 		s.clearActive()
 		s.dropConn(c, server)
-		return s.fail(wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: malformed prepare response from %s", server))
+		return s.fail(wire.Errorf(wire.ErrNetRead, "08S01", "sluice: malformed prepare response from %s", server))
 	}
 	s.nextStmtID++
 	st.id = s.nextStmtID
@@ -152,7 +156,12 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(wire.ErrParse, "HY000", "malformed COM_STMT_EXECUTE"))
 	}
 	if st.longSize < 0 {
-		st.longData, st.longSize = nil, 0
+		over := st.longSize == longDataOverSession
+		s.clearLongData(st)
+		if over {
+			return s.fail(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
+				"Parameter data sent with COM_STMT_SEND_LONG_DATA is more than the session may buffer (sluice max_long_data: %d bytes over all its statements)", s.env.Limits().MaxLongData))
+		}
 		return s.fail(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01", "Parameter data sent with COM_STMT_SEND_LONG_DATA is bigger than 'max_allowed_packet' bytes"))
 	}
 	cursor := pkt[5]&(wire.CursorTypeReadOnly|wire.CursorTypeForUpdate|wire.CursorTypeScrollable) != 0
@@ -199,7 +208,7 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		return rewriteExecute(pkt, id, st), nil
 	}
 	res, err := s.executeResult(ctx, pkt, st.scan, target, mode, prep)
-	st.longData, st.longSize = nil, 0
+	s.clearLongData(st)
 	// Only a cursor this execute opened counts: a cursor flag on a statement
 	// without a result set opens none, even while another cursor pins the
 	// session.
@@ -227,7 +236,7 @@ func (s *Session) ensurePrepared(c *backend.Conn, st *stmt) (uint32, *wire.Error
 	pok, ok := wire.ParsePrepareOK(first)
 	if !ok {
 		c.MarkBroken()
-		return 0, wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: malformed prepare response")
+		return 0, wire.Errorf(wire.ErrNetRead, "08S01", "sluice: malformed prepare response")
 	}
 	n := 0
 	if pok.Params > 0 {
@@ -396,6 +405,7 @@ func (s *Session) dropStmt(id uint32) {
 		return
 	}
 	delete(s.stmts, id)
+	s.clearLongData(st)
 	if st.cursorConn != nil {
 		st.cursorConn = nil
 		s.cursorClosed()
@@ -414,7 +424,7 @@ func (s *Session) stmtReset(ctx context.Context, pkt []byte) error {
 	if e != nil {
 		return s.fail(e)
 	}
-	st.longData, st.longSize = nil, 0
+	s.clearLongData(st)
 	if c := st.cursorConn; c != nil && c == s.pinned {
 		if id, ok := c.StmtID(st.key); ok {
 			binary.LittleEndian.PutUint32(pkt[1:], id)
@@ -445,9 +455,18 @@ func (s *Session) stmtLongData(pkt []byte) {
 	}
 	param := binary.LittleEndian.Uint16(pkt[5:])
 	data := pkt[7:]
-	if st.longSize+len(data) > s.env.Limits().MaxAllowedPacket {
-		st.longSize = -1
-		st.longData = nil
+	lim := s.env.Limits()
+	if st.longSize+len(data) > lim.MaxAllowedPacket {
+		s.clearLongData(st)
+		st.longSize = longDataOverPacket
+		return
+	}
+	if lim.MaxLongData > 0 && s.longDataTotal+len(data) > lim.MaxLongData {
+		// One session may hold at most max_long_data over all its
+		// statements: the per-statement bound alone let one session
+		// buffer max_allowed_packet for each of 16,382 statements.
+		s.clearLongData(st)
+		st.longSize = longDataOverSession
 		return
 	}
 	if st.longData == nil {
@@ -455,4 +474,20 @@ func (s *Session) stmtLongData(pkt []byte) {
 	}
 	st.longData[param] = append(st.longData[param], data...)
 	st.longSize += len(data)
+	s.longDataTotal += len(data)
+}
+
+// longSize values that mark a statement whose long data was refused; its
+// next execute reports which bound it hit.
+const (
+	longDataOverPacket  = -1
+	longDataOverSession = -2
+)
+
+// clearLongData drops a statement's buffered long data.
+func (s *Session) clearLongData(st *stmt) {
+	if st.longSize > 0 {
+		s.longDataTotal -= st.longSize
+	}
+	st.longData, st.longSize = nil, 0
 }

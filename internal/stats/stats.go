@@ -20,6 +20,7 @@
 //	sluice_client_connections                      gauge     client connections open now
 //	sluice_client_connections_total                counter   client connections accepted
 //	sluice_client_connections_refused_total        counter   logins refused (bad credentials, or the client left during the handshake)
+//	sluice_client_connections_over_limit_total     counter   connections refused with 1040 at max_client_connections
 //	sluice_backend_queued_requests                 gauge     requests waiting for a backend connection, all servers
 //	sluice_server_queued_requests{server}          gauge     the same, per server
 //	sluice_server_up{server}                       gauge     1 when the monitor counts the server up

@@ -177,3 +177,8 @@ func (c *Conn) Close() error { return c.NC.Close() }
 func (c *Conn) WriteError(e *Error) error {
 	return c.WriteFlush(AppendError(nil, e))
 }
+
+// Detach makes the next ReadPacket use a new buffer, leaving the payload
+// returned last intact for whoever still holds it (the statement text of a
+// LOAD DATA LOCAL INFILE while the file's packets are read).
+func (c *Conn) Detach() { c.buf = nil }
