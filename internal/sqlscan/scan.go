@@ -18,7 +18,11 @@ func Scan(sql []byte) Statement {
 			s.Kind = kind
 		}
 		n++
+		if flags&FlagCompound != 0 {
+			st.enterCompound()
+		}
 		s.Flags |= flags | scanFlags(&st, body, kind)
+		st.leaveCompound()
 	}
 	if n > 1 {
 		s.Flags |= FlagMulti
@@ -30,6 +34,8 @@ func Scan(sql []byte) Statement {
 // Split calls fn with each non-empty statement of sql, without its ';' and
 // without surrounding whitespace (comments stay: they may hold hints). It
 // stops when fn returns false.
+//
+// A compound statement (see FlagCompound) is one statement, ';' and all.
 func Split(sql []byte, fn func(stmt []byte) bool) {
 	st := newStream(sql)
 	start, last := 0, -1 // last is the end of the statement's last token
@@ -41,8 +47,14 @@ func Split(sql []byte, fn func(stmt []byte) bool) {
 			if st.cur.kind == tEOF {
 				return
 			}
+			st.leaveCompound()
 			start, last = st.cur.end, -1
 		} else {
+			if last < 0 {
+				if _, flags, _ := classify(st); flags&FlagCompound != 0 {
+					st.enterCompound()
+				}
+			}
 			last = st.cur.end
 		}
 		st.shift()
