@@ -22,11 +22,11 @@ import (
 type pinReason uint16
 
 const (
-	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the session ends or resets
+	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the last is dropped, or the session ends or resets
 	pinUserLock                           // GET_LOCK: until RELEASE_ALL_LOCKS()
 	pinLockTables                         // LOCK TABLES: until UNLOCK TABLES
 	pinNext                               // the next statement may read what this one left (FOUND_ROWS, SHOW WARNINGS)
-	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection
+	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection, until the last is deallocated
 	pinUserVar                            // @var assigned outside SET (SELECT @x := …, INTO @x)
 	pinUnknownState                       // a multi-statement changed session state sluice cannot replay
 	pinCursor                             // an open server-side cursor
@@ -55,6 +55,7 @@ type Session struct {
 	autocommit   bool
 	inTxn        bool
 	pins         pinReason
+	names        connNames // temporary tables and text prepared statements behind pinTempTable, pinTextPrepare
 	pinned       *backend.Conn
 	pinnedServer string
 	lastWrite    time.Time

@@ -127,6 +127,7 @@ const (
 	kwLogs
 	kwMaster
 	kwEvents
+	kwReturning
 )
 
 // kwAttr says how Digest writes a keyword.
@@ -264,6 +265,7 @@ var named = []keyword{
 	{"RESOURCE", kwResource, upper, KindUnknown},
 	{"RESTART", kwNone, upper, KindOther},
 	{"RETURN", kwReturn, upper, KindUnknown},
+	{"RETURNING", kwReturning, upper, KindUnknown},
 	{"REVOKE", kwNone, upper, KindDDL},
 	{"ROLE", kwRole, upper, KindUnknown},
 	{"ROLLBACK", kwRollback, upper, KindUnknown},

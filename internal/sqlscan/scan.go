@@ -150,7 +150,7 @@ var flagWords = func() (m [kwMaxLen + 1]uint32) {
 		switch k.id {
 		case kwFor, kwLock, kwInto, kwSQLCalcFoundRows, kwNext, kwPrevious,
 			kwLastInsertID, kwGetLock, kwReleaseLock, kwReleaseAllLocks,
-			kwFoundRows, kwRowCount, kwNextval, kwSetval, kwLastval, kwCurrval:
+			kwFoundRows, kwRowCount, kwNextval, kwSetval, kwLastval, kwCurrval, kwReturning:
 			m[len(k.name)] |= 1 << (k.name[0] - 'A')
 		}
 	}
@@ -206,7 +206,15 @@ func (st *stream) wordFlags(kind Kind) Flags {
 		}
 	case kwLastInsertID:
 		if call {
+			// LAST_INSERT_ID(expr) sets the value as well as reading it.
+			if lx := st.lx; !lx.next().isOp(st.lx.sql, ')') {
+				return FlagLastInsertID | FlagSetsInsertID
+			}
 			return FlagLastInsertID
+		}
+	case kwReturning:
+		if kind == KindWrite {
+			return FlagSetsInsertID
 		}
 	case kwGetLock:
 		if call {

@@ -145,7 +145,7 @@ var scanCases = []scanCase{
 	{"insert t set a=1", KindWrite, 0},
 	{"INSERT INTO t SELECT * FROM u", KindWrite, 0},
 	{"INSERT INTO t VALUES (LAST_INSERT_ID())", KindWrite, FlagLastInsertID},
-	{"INSERT INTO t VALUES (1) RETURNING id", KindWrite, 0},
+	{"INSERT INTO t VALUES (1) RETURNING id", KindWrite, FlagSetsInsertID},
 	{"UPDATE t SET a=a+1 WHERE id=1", KindWrite, 0},
 	{"DELETE FROM t WHERE id=1", KindWrite, 0},
 	{"REPLACE t VALUES (1)", KindWrite, 0},
@@ -346,6 +346,15 @@ var scanCases = []scanCase{
 	{"x: SELECT 1; SELECT 2", KindUnknown, FlagMulti},
 	{"CREATE TABLE t (a INT); CREATE TABLE u (begin INT, end INT)", KindDDL, FlagMulti},
 	{"CREATE VIEW v AS SELECT CASE WHEN a THEN 1 END FROM t; SELECT 1", KindDDL, FlagMulti},
+
+	// Statements that set LAST_INSERT_ID() without an OK packet.
+	{"SELECT LAST_INSERT_ID(42)", KindSelect, FlagLastInsertID | FlagSetsInsertID},
+	{"SELECT last_insert_id( id + 1 ) FROM t", KindSelect, FlagLastInsertID | FlagSetsInsertID},
+	{"SELECT LAST_INSERT_ID( )", KindSelect, FlagLastInsertID},
+	{"UPDATE seq SET id = LAST_INSERT_ID(id + 1)", KindWrite, FlagLastInsertID | FlagSetsInsertID},
+	{"INSERT INTO t (a) VALUES (1) RETURNING id", KindWrite, FlagSetsInsertID},
+	{"REPLACE INTO t (a) VALUES (1) RETURNING *", KindWrite, FlagSetsInsertID},
+	{"SELECT returning FROM t", KindSelect, 0},
 
 	// Statements about the primary's binary log.
 	{"SHOW MASTER STATUS", KindShow, FlagPrimaryOnly},

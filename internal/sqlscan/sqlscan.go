@@ -117,6 +117,12 @@ const (
 	// runs later, or a block run at once (BEGIN NOT ATOMIC … END, IF …
 	// END IF, CASE, LOOP, WHILE, REPEAT, FOR outside a stored program).
 	FlagCompound
+
+	// FlagSetsInsertID marks a statement that may change LAST_INSERT_ID()
+	// and answer with a result set, which carries no insert id the way an
+	// OK packet does: SELECT LAST_INSERT_ID(expr), INSERT/REPLACE …
+	// RETURNING.
+	FlagSetsInsertID
 )
 
 var flagNames = [...]string{
@@ -124,7 +130,7 @@ var flagNames = [...]string{
 	"release_all_locks", "calc_found_rows", "found_rows", "create_temp",
 	"drop_temp", "sequence", "user_var_assign", "hint_primary",
 	"hint_replica", "multi", "chain", "diagnostics", "primary_only",
-	"compound",
+	"compound", "sets_insert_id",
 }
 
 // String lists the set flags as "a|b|c", for logs and test failures.
