@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluice-proxy/sluice/internal/buildinfo"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
@@ -47,6 +48,7 @@ var (
 	descSlowQueries      = desc("sluice_slow_queries_total", "Commands slower than slow_query.threshold.")
 	descSlowDropped      = desc("sluice_slow_queries_dropped_total", "Slow log lines lost because the queue was full or the write failed.")
 	descGraphiteRounds   = desc("sluice_graphite_rounds_total", "Graphite pushes by result.", "result")
+	descBuildInfo        = desc("sluice_build_info", "Always 1; the labels tell which sluice runs (revision \"unknown\" for a build without VCS information).", "version", "revision", "goversion")
 	allDescs             = []*prometheus.Desc{
 		descClientConns, descClientConnsTotal, descClientRefused, descQueued,
 		descServerQueued, descServerUp, descServerRole, descServerReadable, descServerLag, descServerConns,
@@ -55,7 +57,9 @@ var (
 		descReloads, descConfigErrors, descLastReloadOK, descFailovers,
 		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
+		descBuildInfo,
 	}
+	build          = buildinfo.Read()
 	roles          = []topology.Role{topology.RolePrimary, topology.RoleReplica, topology.RoleUnknown}
 	gauge, counter = prometheus.GaugeValue, prometheus.CounterValue
 	boolValue      = map[bool]float64{false: 0, true: 1}
@@ -82,6 +86,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		m(descClientConnsTotal, counter, float64(total))
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
+	m(descBuildInfo, gauge, 1, build.Version, build.ShortRevision(), build.GoVersion)
 
 	st.collectServers(m)
 
