@@ -142,7 +142,7 @@ func runCmd(args []string) error {
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	stopHTTP, err := startHTTP(ctx, cfg, p, api, log)
+	_, stopHTTP, err := startHTTP(ctx, cfg, p, api, log)
 	if err != nil {
 		p.Close()
 		return err
