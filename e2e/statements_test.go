@@ -66,6 +66,15 @@ func TestCompoundStatementsRunWithoutMultiStatements(t *testing.T) {
 	if got := queryString(t, c, "SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_name = 'p2'"); got != "0" {
 		t.Errorf("the refused text created p2")
 	}
+	// sluice misreads this one as a single statement (an alias named
+	// begin opens a block for its scanner), but sends it with
+	// multi-statements off, so the server refuses the second statement.
+	_, err = c.ExecContext(context.Background(), "CREATE PROCEDURE p3() BEGIN SELECT id begin FROM t1; END; DROP TABLE t1")
+	wantCode(t, "a second statement the scanner missed", err, 1064)
+	if got := queryString(t, c, "SELECT COUNT(*) FROM t1"); got != "1" {
+		t.Errorf("t1 after the refused text: %s rows", got)
+	}
+	mustExec(t, c, "CREATE PROCEDURE p4() BEGIN SELECT 4; END") // the connection still works, with multi-statements back on for the pool
 }
 
 func TestCompoundStatementsInMultiStatements(t *testing.T) {

@@ -49,3 +49,34 @@ func (c *Conn) QueryUint(sql string, timeout time.Duration) (uint64, error) {
 		}
 	}
 }
+
+// SetMultiStatements turns the server's multi-statement support for this
+// connection on or off (COM_SET_OPTION). sluice connects with it on; a
+// statement from a client without it can be sent with it off, so that
+// the server itself refuses a second statement, as it would for that
+// client. The answer is one EOF (or OK) packet, or an error.
+func (c *Conn) SetMultiStatements(on bool, timeout time.Duration) error {
+	opt := wire.OptionMultiStatementsOff
+	if on {
+		opt = wire.OptionMultiStatementsOn
+	}
+	c.SetWriteTimeout(timeout)
+	if err := c.WriteCommand([]byte{wire.ComSetOption, byte(opt), byte(opt >> 8)}); err != nil {
+		c.broken = true
+		return err
+	}
+	c.SetReadTimeout(timeout)
+	defer c.SetReadTimeout(0)
+	p, err := c.ReadPacket(0)
+	switch {
+	case err != nil:
+		c.broken = true
+		return err
+	case len(p) > 0 && p[0] == 0xFF:
+		return wire.ParseError(p)
+	case len(p) > 0 && (p[0] == 0xFE || p[0] == 0x00):
+		return nil
+	}
+	c.broken = true
+	return fmt.Errorf("COM_SET_OPTION: unexpected answer %#x", p)
+}

@@ -163,7 +163,19 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			s.clearActive()
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
+		// sluice counts a compound statement as one by its own reading; the
+		// server, with multi-statements off for it, is the judge of that.
+		guard := pkt[0] == wire.ComQuery && st.Flags&sqlscan.FlagCompound != 0 && !s.multiStmt
+		if guard {
+			if err := c.SetMultiStatements(false, s.env.Limits().Query); err != nil {
+				s.clearActive()
+				return wire.Result{}, s.fail(s.failedBeforeSend(c, server, asWireError(err)))
+			}
+		}
 		res, err := s.roundTrip(c, send, mode)
+		if guard && err == nil && c.SetMultiStatements(true, s.env.Limits().Query) != nil {
+			c.MarkBroken() // state replay needs multi-statements: never pool it
+		}
 		s.clearActive()
 		if err != nil {
 			var re *wire.RelayError

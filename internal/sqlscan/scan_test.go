@@ -328,6 +328,11 @@ var scanCases = []scanCase{
 	{"CREATE PROCEDURE p() BEGIN SELECT 1; END; END", KindDDL, FlagCompound | FlagMulti},
 	{"CREATE PROCEDURE p() BEGIN SELECT 1; END; DROP TABLE t", KindDDL, FlagCompound | FlagMulti},
 	{"CREATE PROCEDURE p() BEGIN SELECT 1", KindDDL, FlagCompound},
+	// A misreading, kept here to say so: an alias named begin opens a
+	// block, and the DROP looks like part of the body. The session sends a
+	// compound statement with multi-statements off, so the server refuses
+	// the text (e2e TestCompoundStatementsRunWithoutMultiStatements).
+	{"CREATE PROCEDURE p() BEGIN SELECT id begin FROM t1; END; DROP TABLE t1", KindDDL, FlagCompound},
 	{"BEGIN NOT ATOMIC SELECT 1; END", KindOther, FlagCompound},
 	{"BEGIN NOT ATOMIC DECLARE x INT; SELECT GET_LOCK('a', 1) INTO x; END", KindOther, FlagCompound | FlagGetLock},
 	{"BEGIN NOT ATOMIC SELECT 1; END; SELECT 2", KindOther, FlagCompound | FlagMulti},
