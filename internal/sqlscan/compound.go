@@ -104,6 +104,10 @@ func (b *blocks) exprBefore(end bool) bool {
 	return false
 }
 
+// maxCondition bounds thenAhead's look-ahead, so that a text of many IFs
+// costs linear time: a longer condition counts as no IF statement.
+const maxCondition = 512
+
 // thenAhead reports whether the IF at cur is a statement (IF cond THEN)
 // rather than the IF() function or IF [NOT] EXISTS: its THEN comes before
 // anything that would end a condition.
@@ -111,7 +115,7 @@ func (st *stream) thenAhead() bool {
 	lx := st.lx
 	t := st.nxt
 	depth := 0
-	for {
+	for n := 0; n < maxCondition; n++ {
 		switch t.kind {
 		case tEOF:
 			return false
@@ -139,6 +143,7 @@ func (st *stream) thenAhead() bool {
 		}
 		t = lx.next()
 	}
+	return false
 }
 
 // forLoop reports whether the FOR at cur starts a FOR loop: FOR name IN.

@@ -543,3 +543,19 @@ func TestScanDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestCompoundScanIsBounded scans a body of many IFs inside unclosed
+// parentheses, each of which looks ahead for its THEN: without the bound
+// on that look-ahead this text takes minutes (quadratic), with it well
+// under a second; the package's test timeout is the assertion.
+func TestCompoundScanIsBounded(t *testing.T) {
+	sql := []byte("CREATE PROCEDURE p() BEGIN " + strings.Repeat("x IF (", 64000))
+	if s := Scan(sql); s.Kind != KindDDL || s.Flags != FlagCompound {
+		t.Fatalf("Scan = %v [%v]", s.Kind, s.Flags)
+	}
+	n := 0
+	Split(sql, func([]byte) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("Split found %d statements", n)
+	}
+}
