@@ -70,6 +70,13 @@ func TestListenOnTCPAndUnixSockets(t *testing.T) {
 		if srv := servedBy(t, d, shared, ""); !isReplica(shared, srv) {
 			t.Errorf("a read over %s ran on %s, want a replica", path, srv)
 		}
+		found := false
+		for _, in := range p.Sessions() {
+			found = found || in.Client == "unix:"+path
+		}
+		if !found {
+			t.Errorf("no session shows client unix:%s: %+v", path, p.Sessions())
+		}
 	}
 	// The mariadb CLI with --socket; and TCP still works.
 	out, errOut, err := mariadbRunArgs(t, "--no-defaults", "--socket="+sock, "-u"+testbed.AppUser, "-p"+testbed.AppPassword, "-N", "-e", "SELECT COUNT(*) FROM t", db)

@@ -95,9 +95,13 @@ type abortNote struct {
 
 // New prepares a session for an accepted connection.
 func New(id uint32, nc net.Conn, env Env) *Session {
+	addr := nc.RemoteAddr().String()
+	if la, ok := nc.LocalAddr().(*net.UnixAddr); ok {
+		addr = "unix:" + la.Name // a socket peer has no address of its own
+	}
 	return &Session{
-		ID: id, env: env, log: env.Logger().With("session", id, "client", nc.RemoteAddr().String()),
-		c: wire.NewConn(nc), raw: nc, addr: nc.RemoteAddr().String(), autocommit: true,
+		ID: id, env: env, log: env.Logger().With("session", id, "client", addr),
+		c: wire.NewConn(nc), raw: nc, addr: addr, autocommit: true,
 		stmts: map[uint32]*stmt{}, started: time.Now(),
 	}
 }
