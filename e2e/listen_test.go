@@ -62,13 +62,14 @@ func TestListenOnTCPAndUnixSockets(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		mustExec(t, d, "INSERT INTO t VALUES (?)", len(path))
-		var n int
-		if err := d.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM t WHERE id = ?", len(path)).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+		// Before the session writes, so that nothing holds its reads back.
 		if srv := servedBy(t, d, shared, ""); !isReplica(shared, srv) {
 			t.Errorf("a read over %s ran on %s, want a replica", path, srv)
+		}
+		mustExec(t, d, "INSERT INTO t VALUES (?)", len(path))
+		var n int
+		if err := d.QueryRowContext(context.Background(), "/* sluice:primary */ SELECT COUNT(*) FROM t WHERE id = ?", len(path)).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%s: %d rows, %v", path, n, err)
 		}
 		found := false
 		for _, in := range p.Sessions() {
@@ -79,11 +80,11 @@ func TestListenOnTCPAndUnixSockets(t *testing.T) {
 		}
 	}
 	// The mariadb CLI with --socket; and TCP still works.
-	out, errOut, err := mariadbRunArgs(t, "--no-defaults", "--socket="+sock, "-u"+testbed.AppUser, "-p"+testbed.AppPassword, "-N", "-e", "SELECT COUNT(*) FROM t", db)
+	out, errOut, err := mariadbRunArgs(t, "--no-defaults", "--socket="+sock, "-u"+testbed.AppUser, "-p"+testbed.AppPassword, "--comments", "-N", "-e", "/* sluice:primary */ SELECT COUNT(*) FROM t", db)
 	if err != nil || strings.TrimSpace(out) != "2" {
 		t.Errorf("mariadb --socket: %q %q %v", out, errOut, err)
 	}
-	if got := strings.TrimSpace(mariadbOK(t, sluiceAddr(p), db, "-N", "-e", "SELECT COUNT(*) FROM t")); got != "2" {
+	if got := strings.TrimSpace(mariadbOK(t, sluiceAddr(p), db, "--comments", "-N", "-e", "/* sluice:primary */ SELECT COUNT(*) FROM t")); got != "2" {
 		t.Errorf("mariadb over TCP: %q", got)
 	}
 
