@@ -10,10 +10,11 @@ import "time"
 // Config is the whole sluice configuration file. The json tags mirror the
 // YAML keys so that the admin API shows Redacted() in the file's own terms.
 type Config struct {
-	// Listen is the MySQL protocol listener, default 127.0.0.1:4040. An
-	// empty host listens on every interface; port 0 picks a free port
-	// (meant for tests).
-	Listen string `yaml:"listen" json:"listen"`
+	// Listen is the MySQL protocol listener, default 127.0.0.1:4040: one
+	// address or a list. host:port is TCP (an empty host listens on every
+	// interface; port 0 picks a free port, meant for tests); an absolute
+	// path is a Unix socket.
+	Listen Listeners `yaml:"listen" json:"listen"`
 	// HTTPListen is the admin HTTP listener, default 127.0.0.1:4041. An
 	// explicit "" disables it; a key that is absent gets the default.
 	HTTPListen string `yaml:"http_listen" json:"http_listen"`

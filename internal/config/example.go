@@ -13,8 +13,9 @@ const example = `# sluice configuration. Check a file with: sluice check -c slui
 # with K, M or G; every unit is binary, as in MySQL (64M = 64MB = 64MiB).
 # Keys left out take the default shown here.
 
-# Where clients connect (MySQL protocol). An empty host means every
-# interface, e.g. ":4040".
+# Where clients connect (MySQL protocol): host:port, an absolute path for a
+# Unix socket, or a list of them, e.g. [127.0.0.1:4040, /run/sluice/mysqld.sock].
+# An empty host means every interface, e.g. ":4040".
 listen: 127.0.0.1:4040
 
 # Admin HTTP: /metrics, /api/..., /health/{server}, dashboard.

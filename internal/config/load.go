@@ -136,7 +136,7 @@ func syntaxProblem(name string, err error) *Problem {
 // while a key written with a zero value is checked as written.
 func Default() *Config {
 	return &Config{
-		Listen:     "127.0.0.1:4040",
+		Listen:     Listeners{"127.0.0.1:4040"},
 		HTTPListen: "127.0.0.1:4041",
 		Health: Health{
 			Interval: Duration(time.Second),

@@ -178,7 +178,19 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			s.clearActive()
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
+		// sluice counts a compound statement as one by its own reading; the
+		// server, with multi-statements off for it, is the judge of that.
+		guard := pkt[0] == wire.ComQuery && st.Flags&sqlscan.FlagCompound != 0 && !s.multiStmt
+		if guard {
+			if err := c.SetMultiStatements(false, s.env.Limits().Query); err != nil {
+				s.clearActive()
+				return wire.Result{}, s.fail(s.failedBeforeSend(c, server, asWireError(err)))
+			}
+		}
 		res, err := s.roundTrip(c, send, mode)
+		if guard && err == nil && c.SetMultiStatements(true, s.env.Limits().Query) != nil {
+			c.MarkBroken() // state replay needs multi-statements: never pool it
+		}
 		s.clearActive()
 		if err != nil {
 			var re *wire.RelayError
@@ -408,7 +420,7 @@ func (s *Session) beforeSend(c *backend.Conn, st sqlscan.Statement) *wire.Error 
 			return asWireError(err)
 		}
 	}
-	if st.Flags&sqlscan.FlagLastInsertID != 0 && c.LastInsertID != s.lastInsertID {
+	if st.Flags&(sqlscan.FlagLastInsertID|sqlscan.FlagSetsInsertID) != 0 && c.LastInsertID != s.lastInsertID {
 		if _, err := c.Exec("SET last_insert_id = "+strconv.FormatUint(s.lastInsertID, 10), lim.Query); err != nil {
 			return asWireError(err)
 		}
@@ -511,6 +523,10 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 	if res.OK.LastInsertID != 0 {
 		s.lastInsertID = res.OK.LastInsertID
 		c.LastInsertID = res.OK.LastInsertID
+	} else if st.Flags&sqlscan.FlagSetsInsertID != 0 && res.Err == nil {
+		if !s.readLastInsertID(c, server) {
+			return
+		}
 	}
 	if routed == router.Primary && writes(st) {
 		s.lastWrite = time.Now()
@@ -542,12 +558,48 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 	s.unpinOrRelease(c, server)
 }
 
+// readLastInsertID asks the connection for LAST_INSERT_ID() after a
+// statement that may have changed it without an OK packet saying so
+// (SELECT LAST_INSERT_ID(expr), INSERT … RETURNING answer with rows).
+// One more round trip, on the same connection, for those rare statements
+// only: cheaper than decoding the rows sluice streams, and exact where
+// pinning the session would only hide the value until the next statement
+// ran elsewhere. A connection that fails here is dropped, and false
+// returned.
+func (s *Session) readLastInsertID(c *backend.Conn, server string) bool {
+	const q = "SELECT LAST_INSERT_ID()"
+	s.setActive(c, server, []byte(q)) // a lost server interrupts it
+	id, err := c.QueryUint(q, s.env.Limits().Query)
+	s.clearActive()
+	if err != nil {
+		s.log.Warn("reading LAST_INSERT_ID() after a statement that set it", "server", server, "err", err)
+		if c.IsBroken() {
+			s.dropConn(c, server)
+			return false
+		}
+		return true
+	}
+	s.lastInsertID, c.LastInsertID = id, id
+	return true
+}
+
 // notePins records state the statement left on its connection.
 func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 	f := st.Flags
-	switch {
-	case f&sqlscan.FlagCreateTemp != 0:
+	if f&(sqlscan.FlagMulti|sqlscan.FlagCompound) == 0 {
+		text := sql
+		if text == nil {
+			text = s.stmtText // COM_STMT_EXECUTE
+		}
+		s.noteConnNames(st, text)
+	} else if f&sqlscan.FlagCreateTemp != 0 {
 		s.pins |= pinTempTable
+		s.names.tempUnknown = true
+	}
+	if f&sqlscan.FlagCompound != 0 && st.Kind != sqlscan.KindDDL {
+		// BEGIN NOT ATOMIC … END and the like run statements sluice does
+		// not follow one by one: SET, PREPARE, temporary tables.
+		s.pins |= pinUnknownState
 	}
 	if f&sqlscan.FlagGetLock != 0 {
 		s.pins |= pinUserLock
@@ -567,7 +619,10 @@ func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 	case sqlscan.KindUnlockTables:
 		s.pins &^= pinLockTables
 	case sqlscan.KindPrepare:
-		s.pins |= pinTextPrepare
+		if f&sqlscan.FlagMulti != 0 {
+			s.pins |= pinTextPrepare
+			s.names.prepUnknown = true
+		}
 	}
 	if f&sqlscan.FlagMulti != 0 {
 		changes := false
@@ -578,6 +633,9 @@ func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 				changes = true
 			}
 			if ps.Flags&(sqlscan.FlagCreateTemp|sqlscan.FlagGetLock|sqlscan.FlagUserVarAssign|sqlscan.FlagInto|sqlscan.FlagCalcFoundRows) != 0 {
+				changes = true
+			}
+			if ps.Flags&sqlscan.FlagCompound != 0 && ps.Kind != sqlscan.KindDDL {
 				changes = true
 			}
 			return !changes

@@ -22,11 +22,11 @@ import (
 type pinReason uint16
 
 const (
-	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the session ends or resets
+	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the last is dropped, or the session ends or resets
 	pinUserLock                           // GET_LOCK: until RELEASE_ALL_LOCKS()
 	pinLockTables                         // LOCK TABLES: until UNLOCK TABLES
 	pinNext                               // the next statement may read what this one left (FOUND_ROWS, SHOW WARNINGS)
-	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection
+	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection, until the last is deallocated
 	pinUserVar                            // @var assigned outside SET (SELECT @x := …, INTO @x)
 	pinUnknownState                       // a multi-statement changed session state sluice cannot replay
 	pinCursor                             // an open server-side cursor
@@ -55,6 +55,7 @@ type Session struct {
 	autocommit   bool
 	inTxn        bool
 	pins         pinReason
+	names        connNames // temporary tables and text prepared statements behind pinTempTable, pinTextPrepare
 	pinned       *backend.Conn
 	pinnedServer string
 	lastWrite    time.Time
@@ -98,9 +99,13 @@ type abortNote struct {
 
 // New prepares a session for an accepted connection.
 func New(id uint32, nc net.Conn, env Env) *Session {
+	addr := nc.RemoteAddr().String()
+	if la, ok := nc.LocalAddr().(*net.UnixAddr); ok {
+		addr = "unix:" + la.Name // a socket peer has no address of its own
+	}
 	return &Session{
-		ID: id, env: env, log: env.Logger().With("session", id, "client", nc.RemoteAddr().String()),
-		c: wire.NewConn(nc), raw: nc, addr: nc.RemoteAddr().String(), autocommit: true,
+		ID: id, env: env, log: env.Logger().With("session", id, "client", addr),
+		c: wire.NewConn(nc), raw: nc, addr: addr, autocommit: true,
 		stmts: map[uint32]*stmt{}, started: time.Now(),
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluice-proxy/sluice/internal/buildinfo"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
@@ -49,6 +50,7 @@ var (
 	descSlowDropped      = desc("sluice_slow_queries_dropped_total", "Slow log lines lost because the queue was full or the write failed.")
 	descGraphiteRounds   = desc("sluice_graphite_rounds_total", "Graphite pushes by result.", "result")
 	descCausalReads      = desc("sluice_causal_reads_total", "Reads that had writes to see (routing.consistency), by how their server was found: ready (a replica known to have applied them), waited (MASTER_GTID_WAIT succeeded), timeout (it did not in causal_timeout), no_replica (no replica could catch up in time); the last two took routing.causal_fallback.", "result")
+	descBuildInfo        = desc("sluice_build_info", "Always 1; the labels tell which sluice runs (revision \"unknown\" for a build without VCS information).", "version", "revision", "goversion")
 	allDescs             = []*prometheus.Desc{
 		descClientConns, descClientConnsTotal, descClientRefused, descClientOverLimit, descQueued,
 		descServerQueued, descServerUp, descServerRole, descServerReadable, descServerLag, descServerConns,
@@ -58,7 +60,9 @@ var (
 		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
 		descCausalReads,
+		descBuildInfo,
 	}
+	build          = buildinfo.Read()
 	roles          = []topology.Role{topology.RolePrimary, topology.RoleReplica, topology.RoleUnknown}
 	gauge, counter = prometheus.GaugeValue, prometheus.CounterValue
 	boolValue      = map[bool]float64{false: 0, true: 1}
@@ -90,6 +94,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		m(descClientOverLimit, counter, float64(over))
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
+	m(descBuildInfo, gauge, 1, build.Version, build.ShortRevision(), build.GoVersion)
 
 	st.collectServers(m)
 

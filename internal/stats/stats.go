@@ -49,6 +49,7 @@
 //	sluice_slow_queries_total                      counter   commands slower than slow_query.threshold
 //	sluice_slow_queries_dropped_total              counter   slow log lines lost (queue full or write failed)
 //	sluice_graphite_rounds_total{result}           counter   Graphite pushes, result="sent" or "dropped" (present once RunGraphite started)
+//	sluice_build_info{version,revision,goversion}  gauge     always 1: which sluice runs (module version, VCS revision or "unknown", Go version)
 //
 // route is "primary" or "replica" as the router chose, "sluice" for
 // commands sluice answered itself, and "other" for any future target. kind
