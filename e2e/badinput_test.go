@@ -93,9 +93,9 @@ func TestGarbageOnThePortIsDropped(t *testing.T) {
 		{"random bytes", true, noise, 0},
 		{"TLS ClientHello without SSLRequest", true, []byte{0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03}, 0},
 		{"packet out of sequence", true, packet(7, make([]byte, 40)), 0},
-		{"handshake response too short", true, packet(1, []byte("hello")), wire.ErrHandshake},
-		{"handshake response of 0xff bytes", true, packet(1, noiseOf(0xff, 64)), wire.ErrHandshake},
-		{"protocol 3.x handshake response", true, packet(1, make([]byte, 40)), wire.ErrHandshake},
+		{"handshake response too short", true, packet(1, []byte("hello")), 1043},
+		{"handshake response of 0xff bytes", true, packet(1, noiseOf(0xff, 64)), 1043},
+		{"protocol 3.x handshake response", true, packet(1, make([]byte, 40)), 1043},
 		{"length of 16 MiB then nothing", true, []byte{0xff, 0xff, 0xff, 1, 'x'}, 0},
 	}
 	for _, tc := range cases {
@@ -283,7 +283,7 @@ func TestUnknownCommandsGet1047AndTheSessionGoesOn(t *testing.T) {
 	}
 	for _, cmd := range cmds {
 		_, err := c.command(cmd.payload)
-		wantCode(t, cmd.name, err, wire.ErrUnknownCom)
+		wantCode(t, cmd.name, err, 1047)
 		if !strings.Contains(err.Error(), cmd.message) {
 			t.Errorf("%s: message %q does not mention %q", cmd.name, err, cmd.message)
 		}
@@ -317,7 +317,7 @@ func TestPacketOverMaxAllowedPacketGets1153(t *testing.T) {
 				t.Fatalf("a command just under max_allowed_packet: %d %v", n, err)
 			}
 			err := c.QueryRowContext(ctx, "SELECT LENGTH(?)", big).Scan(&n)
-			wantCode(t, "2 MiB command", err, wire.ErrNetPacketTooLarge)
+			wantCode(t, "2 MiB command", err, 1153)
 			if !strings.Contains(err.Error(), "max_allowed_packet") {
 				t.Errorf("message %q does not name max_allowed_packet", err)
 			}
@@ -331,7 +331,7 @@ func TestPacketOverMaxAllowedPacketGets1153(t *testing.T) {
 	t.Run("17 MiB in two packets", func(t *testing.T) {
 		c := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
 		_, err := c.query("SELECT '" + strings.Repeat("y", 17<<20) + "'")
-		wantCode(t, "17 MiB command", err, wire.ErrNetPacketTooLarge)
+		wantCode(t, "17 MiB command", err, 1153)
 		if closed, _ := c.closedWithin(5 * time.Second); !closed {
 			t.Fatal("the connection stays open after 1153")
 		}
@@ -427,7 +427,7 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 		return err, time.Since(start)
 	}
 	err, took := write()
-	if code := errCode(err); code != wire.ErrUnavailable && code != wire.ErrLostConnection {
+	if code := errCode(err); code != 9001 && code != 2013 {
 		t.Fatalf("write to a stopped primary: %v, want error 9001 or 2013", err)
 	}
 	if took > 3*time.Second {
@@ -435,7 +435,7 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "sluice sees the primary down", func() bool { return !serverUp(p, topo.Primary.Name) })
 	err, took = write()
-	wantCode(t, "write without a primary", err, wire.ErrUnavailable)
+	wantCode(t, "write without a primary", err, 9001)
 	if !strings.Contains(err.Error(), "no primary") || took > time.Second {
 		t.Errorf("write without a primary: %v after %s", err, took)
 	}
@@ -446,7 +446,7 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 	start := time.Now()
 	var got string
 	if err := c.QueryRowContext(rctx, "SELECT @@port").Scan(&got); err != nil {
-		wantCode(t, "read without a primary", err, wire.ErrUnavailable)
+		wantCode(t, "read without a primary", err, 9001)
 		t.Logf("read without a primary: %v", err)
 	} else if got != port(topo.Replicas[1]) {
 		t.Fatalf("read on port %s, want the replica left (%s)", got, port(topo.Replicas[1]))
@@ -551,7 +551,7 @@ func TestBackendDiesMidQuery(t *testing.T) {
 		}
 		select {
 		case err := <-errc:
-			wantCode(t, "statement on a killed server", err, wire.ErrLostConnection)
+			wantCode(t, "statement on a killed server", err, 2013)
 			if !strings.Contains(err.Error(), victim.Name) {
 				t.Errorf("message %q does not name the server", err)
 			}
@@ -599,7 +599,7 @@ func TestBackendFreezesMidQuery(t *testing.T) {
 		}
 		err := <-errc
 		took := time.Since(start)
-		wantCode(t, "statement on a frozen server", err, wire.ErrStatementTimeout)
+		wantCode(t, "statement on a frozen server", err, 1969)
 		if took < 2*time.Second || took > 4*time.Second {
 			t.Errorf("error after %s, want timeouts.query (2s) after the statement was sent", took)
 		}
