@@ -268,7 +268,9 @@ func TestStateThatPinsToThePrimary(t *testing.T) {
 	})
 
 	t.Run("LAST_INSERT_ID", func(t *testing.T) {
-		c := conn(t, d)
+		// A session of its own: one reused from d could still be pinned
+		// to its connection by an earlier subtest's temporary table.
+		c := conn(t, openDB(t, p, db))
 		r := mustExec(t, c, "INSERT INTO t (v) VALUES (7)")
 		id, _ := r.LastInsertId()
 		churn(t, noise, 10)
@@ -284,6 +286,9 @@ func TestStateThatPinsToThePrimary(t *testing.T) {
 		// On a connection that never saw the session's insert, only
 		// sluice's SET last_insert_id gives the function its value.
 		killPrimaryConnOf(t, c)
+		if got := queryString(t, c, "SELECT LAST_INSERT_ID()"); got != fmt.Sprint(id) {
+			t.Fatalf("LAST_INSERT_ID() = %s after its connection was killed, want %d", got, id)
+		}
 		// An offset no other row's v can hold (they are 1…8), so only the
 		// session's own LAST_INSERT_ID() can produce it.
 		const offset = 1_000_000
