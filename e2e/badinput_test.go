@@ -710,18 +710,26 @@ servers:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
 	logs := make(chan string, 100)
+	exited := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			logs <- sc.Text()
 		}
 		close(logs)
+		// stderr is at its end: Wait may close it now.
+		exited <- cmd.Wait()
 	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Error("sluice did not stop within 15 s of SIGTERM")
+		}
+	})
 	addrRE := regexp.MustCompile(`msg="sluice listening" addr=(\S+)`)
 	next := func(what string, re *regexp.Regexp) []string {
 		t.Helper()
@@ -759,7 +767,12 @@ servers:
 	if got := query(); got != "served" {
 		t.Fatalf("after a refused reload: %q", got)
 	}
-	if cmd.ProcessState != nil {
-		t.Fatal("sluice exited")
+	select {
+	case err := <-exited:
+		t.Fatalf("sluice exited after a refused reload: %v", err)
+	default:
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("sluice's process after a refused reload: %v", err)
 	}
 }
