@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,13 +68,17 @@ func replicaApplied(t testing.TB, s *testbed.Server) (bool, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := s.SlaveStatus(ctx)
-	if err != nil || st == nil {
-		return false, fmt.Sprintf("slave status: %v", err)
-	}
-	sp, err := s.GlobalVariable(ctx, "gtid_slave_pos")
-	if err != nil {
-		return false, err.Error()
+	var st map[string]string
+	var sp string
+	reconnecting(t, "replication state of "+s.Name, func() (err error) {
+		if st, err = s.SlaveStatus(ctx); err != nil {
+			return err
+		}
+		sp, err = s.GlobalVariable(ctx, "gtid_slave_pos")
+		return err
+	})
+	if st == nil {
+		t.Fatalf("%s is no replica (SHOW SLAVE STATUS is empty)", s.Name)
 	}
 	applied, err1 := gtid.Parse(sp)
 	received, err2 := gtid.Parse(st["Gtid_IO_Pos"])
@@ -160,9 +165,8 @@ func TestLaggingCandidateIsRefusedThenOperatorFailsOver(t *testing.T) {
 		lag = s.Lag
 		return ok && s.LagKnown && s.Lag >= 2*time.Second
 	})
-	behind, _ := replicaApplied(t, db2)
-	if behind {
-		t.Fatal("db2 applied everything it received although its SQL thread is blocked")
+	if applied, state := replicaApplied(t, db2); applied {
+		t.Fatalf("db2 applied everything it received although its SQL thread is blocked: %s", state)
 	}
 	t.Logf("db2 under FLUSH TABLES WITH READ LOCK: lag %s after %s, %d commits acknowledged so far",
 		lag, time.Since(locked).Round(time.Millisecond), w.count())
@@ -176,7 +180,8 @@ func TestLaggingCandidateIsRefusedThenOperatorFailsOver(t *testing.T) {
 	waitFor(t, 20*time.Second, "the failover is refused", func() bool {
 		return p.Failover().Report().Counts["refused"] >= 1 && strings.Contains(p.Snapshot().Alert, "max_lag")
 	})
-	refusedAfter := time.Since(killed)
+	refusedSeen := time.Now()
+	refusedAfter := refusedSeen.Sub(killed)
 	rep := p.Failover().Report()
 	t.Logf("refused %s after the kill; alert: %s", refusedAfter.Round(time.Millisecond), rep.Alert)
 	if rep.Primary != "db1" || rep.Epoch != 1 || rep.Counts["failover_ok"] != 0 {
@@ -282,9 +287,45 @@ func TestLaggingCandidateIsRefusedThenOperatorFailsOver(t *testing.T) {
 		t.Errorf("POST /api/failover with db2 up: %d %s, want 409", code, body)
 	}
 
+	// Asynchronous replication may lose what db1 acknowledged last before
+	// the SIGKILL; every write that began after it was acknowledged by db2.
 	lost := w.missing(t, db2, schema)
-	t.Logf("writers: %d commits acknowledged, %d errors (while no primary); %d acknowledged commits missing on db2 (async replication, SIGKILL); counts %v",
-		w.count(), len(w.errs), len(lost), rep.Counts)
+	began := map[int64]time.Time{}
+	w.mu.Lock()
+	for i, id := range w.acked {
+		began[id] = w.okBegan[i]
+	}
+	errs := slices.Clone(w.errs)
+	w.mu.Unlock()
+	for _, id := range lost {
+		if !began[id].Before(killed) {
+			t.Errorf("insert %d, begun %s after the kill and acknowledged, is not on db2", id, began[id].Sub(killed).Round(time.Millisecond))
+		}
+	}
+	for _, err := range unexpectedPrimaryLossErrors(errs) {
+		t.Errorf("client error outside the contract of a lost primary: %v", err)
+	}
+	// In order: 2013 for what ran on db1, 9001 "cannot reach" until the
+	// monitor declared it down, then held writes, then the refusal. Once
+	// the refusal stands, every write begun gets the 9001 that gives its
+	// reason.
+	w.mu.Lock()
+	var afterRefusal int
+	for i, err := range w.errs {
+		if w.errBegan[i].Before(refusedSeen) {
+			continue
+		}
+		afterRefusal++
+		if errCode(err) != 9001 || !strings.Contains(err.Error(), "failover was refused") {
+			t.Errorf("write begun %s after the refusal: %v, want 9001 with the refusal's reason", w.errBegan[i].Sub(refusedSeen).Round(time.Millisecond), err)
+		}
+	}
+	w.mu.Unlock()
+	if afterRefusal == 0 {
+		t.Errorf("no writer error after the refusal: the writers should have been refused until the operator failed over")
+	}
+	t.Logf("writers: %d commits acknowledged, %d errors (while no primary: %s); %d commits db1 acknowledged before the kill missing on db2 (async replication, SIGKILL); counts %v",
+		w.count(), len(errs), fenceErrorKinds(w), len(lost), rep.Counts)
 }
 
 // hookEnv is one run of the hook command: its SLUICE_* variables.

@@ -34,7 +34,9 @@ type foWriters struct {
 	acked []int64
 	errs  []error
 	errAt []time.Time
-	okAt  []time.Time
+	// errBegan is when each failed insert began.
+	errBegan []time.Time
+	okAt     []time.Time
 	// okBegan is when each acknowledged insert began: one that began after
 	// a primary died was served by its successor.
 	okBegan []time.Time
@@ -68,6 +70,7 @@ func startPacedWriters(t testing.TB, d *sql.DB, schema string, n int, pace time.
 				if err != nil {
 					w.errs = append(w.errs, fmt.Errorf("insert %d: %w", id, err))
 					w.errAt = append(w.errAt, now)
+					w.errBegan = append(w.errBegan, began)
 				} else {
 					w.acked = append(w.acked, id)
 					w.okAt = append(w.okAt, now)
