@@ -190,7 +190,8 @@ func TestReadYourWrites(t *testing.T) {
 	c := conn(t, d)
 	// A table lock on each replica holds its SQL thread back: the replicas
 	// stay healthy in sluice's eyes but go stale.
-	lock := make([]*sql.Conn, 0, len(shared.Replicas))
+	// Cleanups run last-in first-out: this one after every UNLOCK TABLES.
+	t.Cleanup(func() { syncReplicas(t, shared) })
 	for _, r := range shared.Replicas {
 		rdb, err := sql.Open("mysql", r.DSN("app", "app", db))
 		if err != nil {
@@ -201,10 +202,17 @@ func TestReadYourWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Released whatever happens: a lock left on the shared replicas
+		// would stall replication for every later test.
+		t.Cleanup(func() {
+			if _, err := lc.ExecContext(context.Background(), "UNLOCK TABLES"); err != nil {
+				t.Errorf("UNLOCK TABLES on %s: %v", r.Name, err)
+			}
+			lc.Close()
+		})
 		if _, err := lc.ExecContext(ctx, "LOCK TABLES t READ"); err != nil {
 			t.Fatal(err)
 		}
-		lock = append(lock, lc)
 	}
 	mustExec(t, c, "INSERT INTO t VALUES (1)")
 	if got := queryString(t, c, "SELECT COUNT(*) FROM t"); got != "1" {
@@ -219,9 +227,4 @@ func TestReadYourWrites(t *testing.T) {
 	if got := queryString(t, c, "SELECT COUNT(*) FROM t"); got != "0" {
 		t.Fatalf("replica read after the window sees %s rows; the replica was expected to be stale (test setup)", got)
 	}
-	for _, lc := range lock {
-		lc.ExecContext(ctx, "UNLOCK TABLES")
-		lc.Close()
-	}
-	syncReplicas(t, shared)
 }
