@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -454,4 +457,198 @@ func TestExternalFailoverIsFollowed(t *testing.T) {
 		t.Errorf("report %+v: want epoch 2, db2, db1 fenced, no alert", rep)
 	}
 	t.Logf("external failover followed: %s", rep.History[0].Reasons)
+}
+
+// tcpRelay forwards connections to a server and can cut every one but
+// the replication threads' (they log in as testbed.ReplUser): a broken
+// network path between sluice and that server, while its replicas still
+// receive from it through the same address.
+type tcpRelay struct {
+	target, addr string
+	mu           sync.Mutex
+	cutOff       bool
+	conns        map[net.Conn]bool // sluice's side of non-replication connections
+}
+
+func startRelay(t testing.TB, target string) *tcpRelay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &tcpRelay{target: target, addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go r.relay(c)
+		}
+	}()
+	return r
+}
+
+// relay forwards the server's greeting, reads the client's handshake
+// response to learn its user, and then copies both ways.
+func (r *tcpRelay) relay(c net.Conn) {
+	u, err := net.DialTimeout("tcp", r.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	closeBoth := func() { c.Close(); u.Close() }
+	readPacket := func(from net.Conn) ([]byte, error) {
+		var h [4]byte
+		if _, err := io.ReadFull(from, h[:]); err != nil {
+			return nil, err
+		}
+		body := make([]byte, int(h[0])|int(h[1])<<8|int(h[2])<<16)
+		_, err := io.ReadFull(from, body)
+		return append(h[:], body...), err
+	}
+	greeting, err := readPacket(u)
+	if err == nil {
+		_, err = c.Write(greeting)
+	}
+	var resp []byte
+	if err == nil {
+		resp, err = readPacket(c)
+	}
+	if err != nil || len(resp) < 4+32 {
+		closeBoth()
+		return
+	}
+	user, _, _ := bytes.Cut(resp[4+32:], []byte{0})
+	repl := string(user) == testbed.ReplUser
+	r.mu.Lock()
+	if !repl {
+		if r.cutOff {
+			r.mu.Unlock()
+			closeBoth()
+			return
+		}
+		r.conns[c] = true
+	}
+	r.mu.Unlock()
+	if _, err := u.Write(resp); err != nil {
+		closeBoth()
+		return
+	}
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		closeBoth()
+		done <- struct{}{}
+	}
+	go pipe(u, c)
+	go pipe(c, u)
+	<-done
+	<-done
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.mu.Unlock()
+}
+
+// cut closes every relayed connection but replication's and refuses new
+// ones until restore.
+func (r *tcpRelay) cut() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cutOff = true
+	for c := range r.conns {
+		c.Close()
+	}
+}
+
+func (r *tcpRelay) restore() {
+	r.mu.Lock()
+	r.cutOff = false
+	r.mu.Unlock()
+}
+
+// TestCutPathToPrimaryIsNoFailover: only sluice's path to the primary
+// breaks (a relay of the test's own between them is cut); the replicas
+// still replicate from it, so the loss is not confirmed. sluice raises the
+// "not confirmed lost" alert, keeps the epoch and does not fail over; when
+// the path is back, held writes go on to the same primary and none is lost.
+func TestCutPathToPrimaryIsNoFailover(t *testing.T) {
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
+	relay := startRelay(t, topo.Primary.Addr())
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
+		for i := range c.Servers {
+			if c.Servers[i].Name == topo.Primary.Name {
+				c.Servers[i].Address = relay.addr
+			}
+		}
+	}})
+	// The replicas replicate through the relay too: the address sluice
+	// knows db1 by is the one they report as their source.
+	_, port, _ := net.SplitHostPort(relay.addr)
+	for _, r := range topo.Replicas {
+		if err := r.Exec(context.Background(), fmt.Sprintf("STOP SLAVE; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%s, MASTER_USE_GTID=slave_pos; START SLAVE", port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the replicas replicate through the relay", func() bool {
+		snap := p.Snapshot()
+		for _, r := range topo.Replicas {
+			if s, ok := snap.ByName(r.Name); !ok || s.SourceAddr != relay.addr || !s.IORunning {
+				return false
+			}
+		}
+		return true
+	})
+	schema := foSchema(t, topo)
+	d := openDB(t, p, "")
+	w := startWriters(t, d, schema, 2)
+	defer haltOnce(w)
+	waitFor(t, 10*time.Second, "writes flow", func() bool { return w.count() > 50 })
+
+	cut := time.Now()
+	relay.cut()
+	waitFor(t, 10*time.Second, "the not-confirmed alert", func() bool {
+		return strings.Contains(p.Failover().Report().Alert, "still receive from it")
+	})
+	alert := p.Failover().Report().Alert
+	t.Logf("path cut: alert after %s: %s", time.Since(cut).Round(time.Millisecond), alert)
+	if !strings.Contains(p.Snapshot().Alert, "not confirmed lost") {
+		t.Errorf("snapshot alert %q, want the not-confirmed alert", p.Snapshot().Alert)
+	}
+	// Watch several check rounds: the replicas keep confirming that db1 is
+	// alive, so nothing may change.
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if rep := p.Failover().Report(); rep.Epoch != 1 || rep.Primary != "db1" || rep.Counts["failover_ok"] != 0 || rep.Counts["refused"] != 0 {
+			t.Fatalf("with only sluice's path to db1 cut: report %+v, want epoch 1 on db1 and no failover or refusal", rep)
+		}
+	}
+	for _, r := range topo.Replicas {
+		st, err := r.SlaveStatus(context.Background())
+		if err != nil || st["Slave_IO_Running"] != "Yes" {
+			t.Fatalf("%s while only sluice's path is cut: %v %v, want its IO thread running", r.Name, st, err)
+		}
+	}
+
+	restored := time.Now()
+	relay.restore()
+	waitFor(t, 10*time.Second, "the alert cleared with db1 back", func() bool {
+		rep := p.Failover().Report()
+		pr, ok := p.Snapshot().PrimaryServer()
+		return rep.Alert == "" && ok && pr.Name == "db1"
+	})
+	base := w.count()
+	waitFor(t, 10*time.Second, "writes flow on db1 again", func() bool { return w.count() > base+50 })
+	haltOnce(w)
+	at, _ := w.okAfter(restored)
+	t.Logf("path restored: first write begun after it acknowledged %s later; %d errors: %s", at.Sub(restored).Round(time.Millisecond), len(w.errs), fenceErrorKinds(w))
+	if rep := p.Failover().Report(); rep.Epoch != 1 || rep.Primary != "db1" || rep.Counts["failover_ok"] != 0 {
+		t.Errorf("after the path came back: report %+v, want epoch 1 on db1", rep)
+	}
+	if m := w.missing(t, topo.Primary, schema); len(m) > 0 {
+		t.Errorf("db1 lacks %d acknowledged inserts: %v", len(m), m[:min(len(m), 10)])
+	}
+	for _, err := range unexpectedPrimaryLossErrors(w.errs) {
+		t.Errorf("client error outside the contract of a lost primary: %v", err)
+	}
 }
