@@ -210,7 +210,9 @@ func TestHalfHandshakeTimesOut(t *testing.T) {
 			t.Errorf("%s: still open after %s", tc.name, d)
 			continue
 		}
-		if d < 900*time.Millisecond || d > 2500*time.Millisecond {
+		// Never before the timeout; after it, within what a loaded
+		// machine takes to notice a passed deadline.
+		if d < 900*time.Millisecond || d > 3*time.Second {
 			t.Errorf("%s: closed after %s, want about timeouts.handshake (1s)", tc.name, d)
 		}
 	}
@@ -430,13 +432,14 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 	if code := errCode(err); code != 9001 && code != 2013 {
 		t.Fatalf("write to a stopped primary: %v, want error 9001 or 2013", err)
 	}
-	if took > 3*time.Second {
+	if took > 5*time.Second {
 		t.Errorf("the write took %s to fail", took)
 	}
 	waitFor(t, 10*time.Second, "sluice sees the primary down", func() bool { return !serverUp(p, topo.Primary.Name) })
 	err, took = write()
 	wantCode(t, "write without a primary", err, 9001)
-	if !strings.Contains(err.Error(), "no primary") || took > time.Second {
+	// At once: it waits for no timeout (the shortest here is 2 s).
+	if !strings.Contains(err.Error(), "no primary") || took > 2*time.Second {
 		t.Errorf("write without a primary: %v after %s", err, took)
 	}
 	// The replica left has lost its primary, so its lag is unknown: reads
@@ -451,7 +454,7 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 	} else if got != port(topo.Replicas[1]) {
 		t.Fatalf("read on port %s, want the replica left (%s)", got, port(topo.Replicas[1]))
 	}
-	if took := time.Since(start); took > time.Second {
+	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("read without a primary took %s", took)
 	}
 	// The primary comes back: the same session writes again.
@@ -600,7 +603,7 @@ func TestBackendFreezesMidQuery(t *testing.T) {
 		err := <-errc
 		took := time.Since(start)
 		wantCode(t, "statement on a frozen server", err, 1969)
-		if took < 2*time.Second || took > 4*time.Second {
+		if took < 2*time.Second || took > 5*time.Second {
 			t.Errorf("error after %s, want timeouts.query (2s) after the statement was sent", took)
 		}
 		if !strings.Contains(err.Error(), "timeouts.query") {
@@ -634,7 +637,7 @@ func TestBackendFreezesMidQuery(t *testing.T) {
 			t.Fatalf("read while the replica is frozen: %v", err)
 		}
 		took := time.Since(start)
-		if port != fmt.Sprint(topo.Primary.Port) || took < 1900*time.Millisecond || took > 4*time.Second {
+		if port != fmt.Sprint(topo.Primary.Port) || took < 1900*time.Millisecond || took > 5*time.Second {
 			t.Fatalf("answered by port %s after %s, want the primary after timeouts.query (2s)", port, took)
 		}
 	})
