@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testbed"
+	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
 // foYAML is the failover configuration of these tests: fast checks, no
@@ -650,5 +653,77 @@ func TestCutPathToPrimaryIsNoFailover(t *testing.T) {
 	}
 	for _, err := range unexpectedPrimaryLossErrors(w.errs) {
 		t.Errorf("client error outside the contract of a lost primary: %v", err)
+	}
+}
+
+// TestCLIFailoverAndRejoin: with failover.auto off, an operator answers a
+// lost primary with `sluice failover`, then takes the rebuilt old primary
+// back with `sluice rejoin`, both through the admin API; a failover asked
+// for while a primary is up exits non-zero with the API's reason.
+func TestCLIFailoverAndRejoin(t *testing.T) {
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) { c.Failover.Auto = false }})
+	api := adminAPI(t, p)
+	addr := strings.TrimPrefix(api.URL, "http://")
+	bin := buildSluice(t)
+	cli := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	out, err := cli("failover", "--http", addr)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "409") || !strings.Contains(out, "db1 is up") {
+		t.Fatalf("sluice failover with db1 up: %v\n%s\nwant exit code 1 and the 409 reason", err, out)
+	}
+
+	schema := foSchema(t, topo)
+	d := openDB(t, p, "")
+	mustExec(t, d, "INSERT INTO `"+schema+"`.t VALUES (1, 'before')")
+	syncReplicas(t, topo)
+	// Frozen rather than killed: it comes back as it was, fenced on
+	// sight, and can rejoin without a rebuild.
+	old := topo.Primary
+	pauseServer(t, old)
+	waitFor(t, 10*time.Second, "the loss reported", func() bool {
+		return strings.Contains(p.Failover().Report().Alert, "failover.auto is off")
+	})
+	out, err = cli("failover", "--http", addr, "--to", "db3")
+	if err != nil {
+		t.Fatalf("sluice failover --to db3: %v\n%s", err, out)
+	}
+	t.Logf("sluice failover --to db3:\n%s", out)
+	if !strings.Contains(out, "db3") {
+		t.Errorf("sluice failover output lacks the new primary:\n%s", out)
+	}
+	primaryIs(t, p, "db3", 5*time.Second)
+	rep := p.Failover().Report()
+	if rep.Epoch != 2 || rep.Primary != "db3" || rep.Counts["failover_ok"] != 1 || !slices.Contains(rep.Fenced, "db1") {
+		t.Fatalf("report after the CLI failover: %+v", rep)
+	}
+	mustExec(t, d, "INSERT INTO `"+schema+"`.t VALUES (2, 'after')")
+
+	// db1 wakes up, is fenced on sight, and the operator rejoins it: it
+	// has nothing db3 lacks.
+	topo.SetPrimary(topo.ByName("db3"))
+	if err := old.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	fenceDone(t, p, "db1", 15*time.Second)
+	waitFor(t, 10*time.Second, "db1 up and fenced", func() bool { s, _ := p.Snapshot().ByName("db1"); return s.Up && s.Fenced })
+	out, err = cli("rejoin", "--http", addr, "db1")
+	if err != nil {
+		t.Fatalf("sluice rejoin db1: %v\n%s", err, out)
+	}
+	t.Logf("sluice rejoin db1:\n%s", out)
+	waitFor(t, 10*time.Second, "db1 an unfenced replica taking reads", func() bool {
+		s, _ := p.Snapshot().ByName("db1")
+		return s.Up && !s.Fenced && s.Role == topology.RoleReplica && s.Readable
+	})
+	if rep := p.Failover().Report(); slices.Contains(rep.Fenced, "db1") || rep.Primary != "db3" {
+		t.Errorf("report after the CLI rejoin: %+v", rep)
+	}
+	syncReplicas(t, topo)
+	if ids := tableIDs(t, old, schema); !ids[1] || !ids[2] {
+		t.Errorf("rejoined db1 has rows %v, want 1 and 2", ids)
 	}
 }
