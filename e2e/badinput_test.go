@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -777,5 +778,110 @@ servers:
 	}
 	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("sluice's process after a refused reload: %v", err)
+	}
+}
+
+// TestRunWithAndWithoutStats: `sluice run --no-stats` serves clients and
+// the admin API but has no metrics, digests or series; without the flag
+// it has them.
+func TestRunWithAndWithoutStats(t *testing.T) {
+	bin := buildSluice(t)
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nhttp_listen: 127.0.0.1:0\nusers:\n  - {name: %s, password: %s}\nmonitor: {user: %s, password: %s}\nservers:\n",
+		testbed.AppUser, testbed.AppPassword, testbed.MonitorUser, testbed.MonitorPassword)
+	for _, s := range shared.Servers {
+		cfg += fmt.Sprintf("  - {name: %s, address: %s}\n", s.Name, s.Addr())
+	}
+	cfg += "health: {interval: 200ms, timeout: 1s, rise: 1, fall: 2}\nfailover: {state_file: " + filepath.Join(t.TempDir(), "state.json") + "}\n"
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stats bool
+	}{
+		{"--no-stats", []string{"run", "-c", file, "--no-stats"}, false},
+		{"with stats", []string{"run", "-c", file}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			lines := make(chan string, 100)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					select {
+					case lines <- sc.Text():
+					default: // nobody reads any more
+					}
+				}
+				close(lines)
+				exited <- cmd.Wait()
+			}()
+			t.Cleanup(func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(15 * time.Second):
+					cmd.Process.Kill()
+					t.Error("sluice did not stop within 15 s of SIGTERM")
+				}
+			})
+			sqlRE := regexp.MustCompile(`msg="sluice listening" addr=(\S+)`)
+			httpRE := regexp.MustCompile(`msg="admin HTTP listening" addr=(\S+)`)
+			var sqlAddr, httpAddr string
+			timeout := time.After(15 * time.Second)
+			for sqlAddr == "" || httpAddr == "" {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						t.Fatal("sluice exited before listening")
+					}
+					if m := sqlRE.FindStringSubmatch(l); m != nil {
+						sqlAddr = m[1]
+					}
+					if m := httpRE.FindStringSubmatch(l); m != nil {
+						httpAddr = m[1]
+					}
+				case <-timeout:
+					t.Fatal("sluice did not log its listeners")
+				}
+			}
+			d, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/?timeout=5s", testbed.AppUser, testbed.AppPassword, sqlAddr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			waitFor(t, 10*time.Second, "sluice serves", func() bool {
+				var s string
+				return d.QueryRow("SELECT 'served'").Scan(&s) == nil && s == "served"
+			})
+			for _, path := range []string{"/metrics", "/api/digests", "/api/series"} {
+				resp, err := http.Get("http://" + httpAddr + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if want := map[bool]int{true: 200, false: 404}[tc.stats]; resp.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+				}
+			}
+			resp, err := http.Get("http://" + httpAddr + "/api/servers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("GET /api/servers: %d, want 200 either way", resp.StatusCode)
+			}
+		})
 	}
 }
