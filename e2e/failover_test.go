@@ -579,7 +579,11 @@ func (r *tcpRelay) restore() {
 func TestCutPathToPrimaryIsNoFailover(t *testing.T) {
 	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
 	relay := startRelay(t, topo.Primary.Addr())
+	// Short, so that the cut outlasts it: held writes then get 9001.
+	const holdTimeout = time.Second
 	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
+		c.Failover.HoldTimeout = config.Duration(holdTimeout)
+		c.Failover.DrainTimeout = config.Duration(holdTimeout / 2)
 		for i := range c.Servers {
 			if c.Servers[i].Name == topo.Primary.Name {
 				c.Servers[i].Address = relay.addr
@@ -653,6 +657,21 @@ func TestCutPathToPrimaryIsNoFailover(t *testing.T) {
 	}
 	for _, err := range unexpectedPrimaryLossErrors(w.errs) {
 		t.Errorf("client error outside the contract of a lost primary: %v", err)
+	}
+	// Writes held while the loss was unconfirmed were refused once
+	// hold_timeout passed, not before, and not much later.
+	expired := 0
+	for i, err := range w.errs {
+		if !strings.Contains(err.Error(), "longer than failover.hold_timeout") {
+			continue
+		}
+		expired++
+		if at := w.errAt[i].Sub(cut); at < holdTimeout || at > holdTimeout+4*time.Second {
+			t.Errorf("held write refused %s after the cut, want after hold_timeout (%s) and within the detection and a margin", at.Round(time.Millisecond), holdTimeout)
+		}
+	}
+	if expired == 0 {
+		t.Errorf("no held write was refused for hold_timeout (%s) though the cut lasted longer: %s", holdTimeout, fenceErrorKinds(w))
 	}
 }
 
