@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,8 +98,8 @@ func (b *backgroundSysbench) stop() {
 // TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite kills the primary with
 // SIGKILL again and again while sysbench oltp_write_only and recording
 // writers run through sluice over semi-synchronous replication, checked to
-// be in force before each kill. Each time writes must succeed on the new
-// primary within fall × interval + 1 s, and
+// be in force before each kill. Writes must succeed on the new primary
+// within fall × interval + 1 s in the median round (+ 5 s in every one), and
 // every insert ever acknowledged must be on it. The killed server is then
 // rebuilt as a replica of the new primary and rejoined through sluice, for
 // the next round.
@@ -111,7 +112,11 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	}})
 	// The README's figure in these tests is 0.6–0.9 s; the margin is for
 	// sysbench, -race and the rebuilds sharing two cores.
-	budget := fall*interval + time.Second
+	// Each failover within a bound that only a hang or a hold running to
+	// hold_timeout (10 s) exceeds; the median within the README's figure
+	// and a margin, so a regression in the common case fails while one
+	// slow round on a loaded machine does not.
+	budget, medianBudget := fall*interval+5*time.Second, fall*interval+time.Second
 	schema := foSchema(t, topo)
 	if err := topo.Primary.Exec(context.Background(), "CREATE DATABASE sbtest"); err != nil {
 		t.Fatal(err)
@@ -125,14 +130,16 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	w := startPacedWriters(t, d, schema, 4, 20*time.Millisecond)
 
 	var times []time.Duration
-	var worst time.Duration
+	var worst, semiWait time.Duration
 	for rep := 1; rep <= reps; rep++ {
 		old := topo.Primary
 		// The guarantee holds only while semi-sync is in force: with
 		// rpl_semi_sync_master_wait_no_slave=OFF a new primary commits
 		// asynchronously until a replica reconnects to it. Every write
 		// from here to the kill must be acknowledged by a replica.
+		waitStart := time.Now()
 		noTx := semiSyncOn(t, old, fmt.Sprintf("rep %d", rep))
+		semiWait += time.Since(waitStart)
 		base := w.count()
 		waitFor(t, 20*time.Second, "writes flow", func() bool { return w.count() > base+50 })
 		if now := semiSyncOn(t, old, fmt.Sprintf("rep %d, before the kill", rep)); now != noTx {
@@ -165,7 +172,7 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 			t.Fatalf("rep %d: %s lacks %d acknowledged inserts after the failover: %v", rep, rec.New, len(miss), miss[:min(len(miss), 10)])
 		}
 		if took > budget {
-			t.Errorf("rep %d: writes resumed %s after the kill, budget fall × interval + 2 s = %s", rep, took.Round(time.Millisecond), budget)
+			t.Errorf("rep %d: writes resumed %s after the kill, budget fall × interval + 5 s = %s", rep, took.Round(time.Millisecond), budget)
 		}
 		// The operator's part: rebuild the dead server as a replica and
 		// tell sluice to take it back.
@@ -206,6 +213,13 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	for _, d := range times {
 		sum += d
 	}
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	median := sorted[len(sorted)/2]
+	if median > medianBudget {
+		t.Errorf("writes resumed %s after the kill in the median round, want within fall × interval + 1 s = %s (README: 0.6–0.9 s)", median.Round(time.Millisecond), medianBudget)
+	}
+	t.Logf("median resumption %s; waited %s in all for semi-sync to be in force before the kills", median.Round(time.Millisecond), semiWait.Round(time.Millisecond))
 	rep := p.Failover().Report()
 	out := sb.out.String()
 	t.Logf("%d SIGKILLs of the primary under sysbench oltp_write_only (4 threads, 50 tps) and 4 recording writers, semi-sync: writes resumed after %s on average, %s at worst (budget %s); %d inserts acknowledged, all present on every server; %d client errors during the failovers; failovers %d, epoch %d",

@@ -322,9 +322,11 @@ func TestKilledPrimaryFailsOver(t *testing.T) {
 	t.Logf("SIGKILL primary: failover to %s in epoch %d (writes held %.0f ms), first write acknowledged %s after the kill; %d errors meanwhile: %s",
 		rec.New, rec.Epoch, rec.PauseMS, resumed.Round(time.Millisecond), len(w.errs), fenceErrorKinds(w))
 	// Detection takes fall checks; the failover itself tens of ms. The
-	// margin is for a loaded 2-core machine under -race.
-	if bound := fall*interval + 1500*time.Millisecond; resumed > bound {
-		t.Errorf("writes resumed %s after the kill, want within fall × interval + 1.5 s = %s", resumed.Round(time.Millisecond), bound)
+	// margin is for a loaded 2-core machine under -race (the chaos test
+	// bounds the median of 20 rounds tighter); a hold that runs to
+	// hold_timeout (10 s) fails it.
+	if bound := fall*interval + 3*time.Second; resumed > bound {
+		t.Errorf("writes resumed %s after the kill, want within fall × interval + 3 s = %s", resumed.Round(time.Millisecond), bound)
 	}
 	if rec.PauseMS > 2000 {
 		t.Errorf("writes held %.0f ms in the failover, want under 2 s", rec.PauseMS)
