@@ -592,3 +592,92 @@ func TestHooksSeeTheChangeAndAFailingPreHookAbortsSwitchover(t *testing.T) {
 		}
 	}
 }
+
+// TestCandidateThatCannotCatchUpIsRefused: the only replica received the
+// primary's last writes but cannot apply them (its SQL thread waits behind
+// FLUSH TABLES WITH READ LOCK); when the primary dies the failover waits
+// failover.max_catchup for it, then is refused with that reason, which
+// writers get in their 9001. Once the replica can apply, an operator's
+// failover promotes it with every write it received.
+func TestCandidateThatCannotCatchUpIsRefused(t *testing.T) {
+	const maxCatchup = time.Second
+	topo := testbed.StartT(t, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	db1, db2 := topo.ByName("db1"), topo.ByName("db2")
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
+		c.Failover.MaxLag = 0 // any lag: only the catch-up decides
+		c.Failover.MaxCatchup = config.Duration(maxCatchup)
+	}})
+	schema := foSchema(t, topo)
+	d := openDB(t, p, "")
+	w := startWriters(t, d, schema, 2)
+	defer haltOnce(w)
+	waitFor(t, 10*time.Second, "writes flow", func() bool { return w.count() > 20 })
+
+	adb, err := db2.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := adb.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlocked := false
+	t.Cleanup(func() {
+		if !unlocked {
+			lock.ExecContext(context.Background(), "UNLOCK TABLES")
+		}
+		lock.Close()
+	})
+	mustExec(t, lock, "FLUSH TABLES WITH READ LOCK")
+	base := w.count()
+	waitFor(t, 10*time.Second, "writes db2 receives but cannot apply", func() bool {
+		applied, _ := replicaApplied(t, db2)
+		return w.count() > base+20 && !applied
+	})
+	killed := time.Now()
+	if err := db1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the refusal", func() bool { return p.Failover().Report().Counts["refused"] >= 1 })
+	refusedSeen := time.Now()
+	rep := p.Failover().Report()
+	t.Logf("refused %s after the kill: %s", refusedSeen.Sub(killed).Round(time.Millisecond), rep.Alert)
+	if !strings.Contains(rep.Alert, "failover.max_catchup 1s") || !strings.Contains(rep.Alert, "db2") {
+		t.Fatalf("alert %q: want db2 refused for failover.max_catchup 1s", rep.Alert)
+	}
+	if rep.Primary != "db1" || rep.Epoch != 1 || rep.Counts["failover_ok"] != 0 {
+		t.Fatalf("report after the refusal: %+v", rep)
+	}
+	// The failover waited max_catchup for the candidate, not less.
+	if waited := refusedSeen.Sub(killed); waited < maxCatchup {
+		t.Errorf("refused %s after the kill, before failover.max_catchup (%s) could pass", waited.Round(time.Millisecond), maxCatchup)
+	}
+	if len(rep.History) == 0 || rep.History[0].Kind != "refused" {
+		t.Fatalf("newest record %+v, want the refusal", rep.History)
+	}
+	_, err = d.ExecContext(context.Background(), "INSERT INTO `"+schema+"`.t (id, v) VALUES (-1, 'refused')")
+	if errCode(err) != 9001 || !strings.Contains(err.Error(), "max_catchup") {
+		t.Fatalf("write after the refusal: %v, want 9001 naming failover.max_catchup", err)
+	}
+
+	unlocked = true
+	mustExec(t, lock, "UNLOCK TABLES")
+	waitFor(t, 30*time.Second, "db2 applied its relay log", func() bool { ok, _ := replicaApplied(t, db2); return ok })
+	rec, err := p.Failover().Failover(context.Background(), "")
+	if err != nil || rec.New != "db2" {
+		t.Fatalf("operator failover: %+v %v", rec, err)
+	}
+	primaryIs(t, p, "db2", 10*time.Second)
+	base = w.count()
+	waitFor(t, 10*time.Second, "writes on db2", func() bool { return w.count() > base+20 })
+	haltOnce(w)
+	w.mu.Lock()
+	errs := slices.Clone(w.errs)
+	w.mu.Unlock()
+	for _, err := range unexpectedPrimaryLossErrors(errs) {
+		t.Errorf("client error outside the contract of a lost primary: %v", err)
+	}
+	// db2 received every write db1 acknowledged while it was locked; the
+	// SIGKILL can lose only the last ones db1 never sent.
+	t.Logf("%d acknowledged commits missing on db2; writers' errors: %s", len(w.missing(t, db2, schema)), fenceErrorKinds(w))
+}
