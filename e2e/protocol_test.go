@@ -840,7 +840,7 @@ func TestKillQueryAndKillConnection(t *testing.T) {
 		wantCode(t, "KILL QUERY 4000000", err, 1094)
 		// Forms that name no sluice connection are refused precisely.
 		_, err = killer.query("KILL USER app")
-		wantCode(t, "KILL USER", err, wire.ErrNotSupportedYet)
+		wantCode(t, "KILL USER", err, 1235)
 		other := rawLogin(t, p.Addr().String(), "app2", "secret2", "")
 		_, err = other.query(fmt.Sprintf("KILL %d", killer.hs.ConnectionID))
 		wantCode(t, "app2 kills app's session", err, 1095)

@@ -179,7 +179,8 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 			}
 			st.types = append(st.types[:0], pkt[at+1:at+1+2*st.params]...)
 		} else if st.types == nil {
-			return s.fail(wire.Errorf(wire.ErrParse, "HY000", "COM_STMT_EXECUTE without parameter types"))
+			// MariaDB's own answer: ER_WRONG_ARGUMENTS (1210).
+			return s.fail(wire.Errorf(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute: COM_STMT_EXECUTE without parameter types"))
 		}
 	}
 	if st.cursorConn != nil {
