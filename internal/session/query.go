@@ -107,7 +107,10 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 // (zero when the command did not complete).
 func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) (wire.Result, error) {
 	start := time.Now()
-	ev := Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
+	// The event lives in the session, not on the heap per statement:
+	// observers may use it only during the call.
+	ev := &s.ev
+	*ev = Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
 		Kind: st.Kind.String(), Start: start, SQL: s.stmtText, Digest: s.stmtDigest, BytesIn: int64(len(pkt)), Target: target.String()}
 	if pkt[0] == wire.ComQuery {
 		ev.SQL = pkt[1:]
@@ -137,7 +140,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
@@ -155,7 +158,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				s.clearActive()
 				pe = s.failedBeforeSend(c, server, pe)
 				ev.Err, ev.Duration = true, time.Since(start)
-				s.env.Observer().Statement(s, &ev)
+				s.env.Observer().Statement(s, ev)
 				return wire.Result{}, s.fail(pe)
 			}
 		}
@@ -189,7 +192,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				continue
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			if res.Partial {
 				// The client holds part of a packet: an ERR now would be
 				// read as the rest of it. Closing is the only clear answer.
@@ -201,7 +204,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.afterResult(c, server, routed, st, sql, res)
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
-		s.env.Observer().Statement(s, &ev)
+		s.env.Observer().Statement(s, ev)
 		return res, nil
 	}
 }

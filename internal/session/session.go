@@ -66,6 +66,9 @@ type Session struct {
 	stmts      map[uint32]*stmt
 	nextStmtID uint32
 	cursors    int
+	ev         Event   // the statement event, reused
+	exec       execCtx // the COM_STMT_EXECUTE being run
+	execBuf    []byte  // an execute packet with parameter types added
 
 	// Shared with the admin API and KILL from other sessions.
 	mu         sync.Mutex
@@ -96,7 +99,7 @@ type abortNote struct {
 func New(id uint32, nc net.Conn, env Env) *Session {
 	return &Session{
 		ID: id, env: env, log: env.Logger().With("session", id, "client", nc.RemoteAddr().String()),
-		c: wire.NewConn(nc), raw: nc, addr: nc.RemoteAddr().String(), autocommit: true,
+		c: wire.NewLendingConn(nc), raw: nc, addr: nc.RemoteAddr().String(), autocommit: true,
 		stmts: map[uint32]*stmt{}, started: time.Now(),
 	}
 }
@@ -154,6 +157,8 @@ func (s *Session) Serve(ctx context.Context) {
 	s.log.Debug("logged in", "user", s.account.Name)
 	for {
 		s.publishInfo()
+		// Waiting for the next command holds no buffers.
+		s.c.Idle()
 		if err := s.serveCommand(ctx); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) && !s.killed.Load() {
 				s.log.Debug("session ended", "err", err)
@@ -170,6 +175,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	s.c.Seq = 0
 	s.c.SetReadTimeout(lim.ClientIdle)
 	pkt, err := s.c.ReadPacket(lim.MaxAllowedPacket)
+	s.c.Hold()
 	if errors.Is(err, wire.ErrPacketTooLarge) {
 		// The server closes the connection after 1153; so do we, but only
 		// after saying why.
