@@ -50,9 +50,11 @@ const (
 	// executed there.
 	maxStmtsPerConn = 256
 	// maxUnusedStmts bounds statements no client statement references any
-	// more, kept because another session is likely to prepare the same
-	// text soon.
-	maxUnusedStmts = 32
+	// more. They are closed at once: a server then holds only statements
+	// some client still has open, which is what its operators see and
+	// expect (Prepared_stmt_count back to where it was when clients close
+	// theirs), and a text prepared again costs one prepare per connection.
+	maxUnusedStmts = 0
 )
 
 // LookupStmt returns the connection's statement for k, nil if none, and
@@ -89,7 +91,10 @@ func (c *Conn) Touch(st *Stmt) {
 // prepare response.
 func (c *Conn) AddStmt(k StmtKey, id uint32) *Stmt {
 	if old := c.stmts[k]; old != nil {
+		// Sent now: buffered, it would wait for the connection's next
+		// command, and an idle pooled connection may not have one soon.
 		c.writeStmtClose(id)
+		c.Flush()
 		c.ref(old)
 		return old
 	}
