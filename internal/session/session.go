@@ -66,9 +66,11 @@ type Session struct {
 	stmts      map[uint32]*stmt
 	nextStmtID uint32
 	cursors    int
-	ev         Event   // the statement event, reused
-	exec       execCtx // the COM_STMT_EXECUTE being run
-	execBuf    []byte  // an execute packet with parameter types added
+	ctx        context.Context // Serve's, for the steps run on workers
+	work       step            // the step being run on a worker
+	ev         Event           // the statement event, reused
+	exec       execCtx         // the COM_STMT_EXECUTE being run
+	execBuf    []byte          // an execute packet with parameter types added
 
 	// Shared with the admin API and KILL from other sessions.
 	mu         sync.Mutex
@@ -148,18 +150,21 @@ func (s *Session) Serve(ctx context.Context) {
 		}
 		s.cleanup()
 	}()
-	if err := s.handshake(ctx); err != nil {
-		s.log.Debug("handshake failed", "err", err)
-		s.env.Observer().Login(false)
+	s.ctx = ctx
+	st := &s.work
+	st.done = make(chan struct{}, 1)
+	st.fn = s.handshakeStep
+	if err := s.onWorker(st); err != nil {
 		return
 	}
-	s.env.Observer().Login(true)
-	s.log.Debug("logged in", "user", s.account.Name)
+	st.fn = s.commandStep
 	for {
-		s.publishInfo()
-		// Waiting for the next command holds no buffers.
-		s.c.Idle()
-		if err := s.serveCommand(ctx); err != nil {
+		// Waiting for the next command holds no buffers, on a goroutine
+		// that does nothing else (see worker.go): anything that needs a
+		// deeper stack than this wait runs in the steps.
+		s.c.SetReadTimeout(s.env.Limits().ClientIdle)
+		s.c.R.Wait()
+		if err := s.onWorker(st); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) && !s.killed.Load() {
 				s.log.Debug("session ended", "err", err)
 			}
@@ -169,6 +174,46 @@ func (s *Session) Serve(ctx context.Context) {
 }
 
 var errQuit = errors.New("client quit")
+
+// onWorker runs a step on a worker. A panic there is contained there, and
+// logged here with its stack: it ends only this session.
+func (s *Session) onWorker(st *step) error {
+	err := st.run()
+	if st.pan != nil {
+		s.log.Error("session panic", "panic", st.pan, "stack", string(st.stack))
+		return errPanic
+	}
+	return err
+}
+
+var errPanic = errors.New("session panic")
+
+func (s *Session) handshakeStep() error {
+	if err := s.handshake(s.ctx); err != nil {
+		s.log.Debug("handshake failed", "err", err)
+		s.env.Observer().Login(false)
+		return err
+	}
+	s.env.Observer().Login(true)
+	s.log.Debug("logged in", "user", s.account.Name)
+	s.waitNext()
+	return nil
+}
+
+func (s *Session) commandStep() error {
+	err := s.serveCommand(s.ctx)
+	if err == nil {
+		s.waitNext()
+	}
+	return err
+}
+
+// waitNext readies the session to wait for its next command: what other
+// goroutines may read is published, and buffers go back to their pools.
+func (s *Session) waitNext() {
+	s.publishInfo()
+	s.c.Idle()
+}
 
 func (s *Session) serveCommand(ctx context.Context) error {
 	lim := s.env.Limits()

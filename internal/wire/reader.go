@@ -150,6 +150,14 @@ func (b *Reader) fill() {
 	}
 }
 
+// Wait blocks until data (or an error, kept for the next read) is there,
+// without consuming anything.
+func (b *Reader) Wait() {
+	if b.r == b.w && b.err == nil {
+		b.fill()
+	}
+}
+
 // Read reads up to len(p) bytes. Like bufio.Reader, a read as large as the
 // buffer goes straight into p when nothing is buffered.
 func (b *Reader) Read(p []byte) (int, error) {
