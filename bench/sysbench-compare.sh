@@ -28,6 +28,8 @@
 #   BENCH_TABLES      sbtest tables (4)
 #   BENCH_TABLE_SIZE  rows per table (10000)
 #   BENCH_SLUICE_BIN  sluice binary to measure (built from this tree into bin/sluice)
+#   BENCH_BASELINE_BIN  a second sluice binary (e.g. built from main) measured in the same
+#                     run, alternated with the others, as "sluice baseline" ("")
 #   BENCH_KEEP        directory to keep every sysbench report and the logs in ("")
 set -euo pipefail
 
@@ -38,6 +40,7 @@ BENCH_RW_THREADS=${BENCH_RW_THREADS-16}
 BENCH_TABLES=${BENCH_TABLES:-4}
 BENCH_TABLE_SIZE=${BENCH_TABLE_SIZE:-10000}
 BENCH_SLUICE_BIN=${BENCH_SLUICE_BIN:-}
+BENCH_BASELINE_BIN=${BENCH_BASELINE_BIN:-}
 BENCH_KEEP=${BENCH_KEEP:-}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -64,11 +67,12 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
 demo_pid=""
 sluice_pid=""
+base_pid=""
 haproxy_pid=""
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	for p in "$haproxy_pid" "$sluice_pid"; do
+	for p in "$haproxy_pid" "$sluice_pid" "$base_pid"; do
 		if [[ -n $p ]]; then
 			kill -TERM "$p" 2>/dev/null || true
 			wait "$p" 2>/dev/null || true
@@ -148,26 +152,38 @@ replicas=()
 for v in "${!SLUICE_REPLICA@}"; do replicas+=("${!v}"); done
 say "primary $SLUICE_PRIMARY, replicas ${replicas[*]}"
 
-# The sluice under test: default settings, the demo's servers.
-sport=$(free_port)
-hport=$(free_port)
-{
-	echo "listen: 127.0.0.1:$sport"
-	echo "http_listen: 127.0.0.1:$hport"
+# sluice_yaml PORT HTTP_PORT NAME: default settings, the demo's servers.
+sluice_yaml() {
+	echo "listen: 127.0.0.1:$1"
+	echo "http_listen: 127.0.0.1:$2"
+	echo "failover: {state_file: $work/$3-state.json}"
 	echo "users: [{name: app, password: app}]"
 	echo "monitor: {user: sluice_monitor, password: monitor}"
 	echo "servers:"
 	echo "  - {name: db1, address: $SLUICE_PRIMARY}"
-	i=2
+	local i=2 r
 	for r in "${replicas[@]}"; do
 		echo "  - {name: db$i, address: $r}"
 		i=$((i + 1))
 	done
-} >"$work/sluice.yaml"
+}
+sport=$(free_port)
+hport=$(free_port)
+sluice_yaml "$sport" "$hport" sluice >"$work/sluice.yaml"
 "$sluice_bin" run -c "$work/sluice.yaml" >"$work/sluice.log" 2>&1 &
 sluice_pid=$!
 wait_until 30 "sluice on 127.0.0.1:$sport" sql "127.0.0.1:$sport" "SELECT 1"
 say "sluice under test: $sluice_bin on 127.0.0.1:$sport (pid $sluice_pid, admin API 127.0.0.1:$hport)"
+if [[ -n $BENCH_BASELINE_BIN ]]; then
+	[[ -x $BENCH_BASELINE_BIN ]] || die "BENCH_BASELINE_BIN=$BENCH_BASELINE_BIN is not an executable"
+	bport=$(free_port)
+	bhport=$(free_port)
+	sluice_yaml "$bport" "$bhport" baseline >"$work/baseline.yaml"
+	"$BENCH_BASELINE_BIN" run -c "$work/baseline.yaml" >"$work/baseline.log" 2>&1 &
+	base_pid=$!
+	wait_until 30 "baseline sluice on 127.0.0.1:$bport (log: $work/baseline.log)" sql "127.0.0.1:$bport" "SELECT 1"
+	say "baseline sluice: $BENCH_BASELINE_BIN on 127.0.0.1:$bport (pid $base_pid, admin API 127.0.0.1:$bhport)"
+fi
 
 aport=$(free_port)
 pport=$(free_port)
@@ -314,15 +330,23 @@ bench() {
 addr[direct]=${replicas[0]} pid[direct]="" label[direct]="direct (one replica)"
 addr[haproxy]=127.0.0.1:$aport pid[haproxy]=$haproxy_pid label[haproxy]="HAProxy $hversion (tcp, leastconn, ${#replicas[@]} replicas)"
 addr[sluice]=127.0.0.1:$sport pid[sluice]=$sluice_pid label[sluice]="sluice (reads on ${#replicas[@]} replicas)"
+addr[base]=127.0.0.1:${bport:-} pid[base]=$base_pid label[base]="sluice baseline (reads on ${#replicas[@]} replicas)"
+addr[base_p]=127.0.0.1:${bport:-} pid[base_p]=$base_pid label[base_p]="sluice baseline (transactions on the primary)"
 addr[direct_p]=$SLUICE_PRIMARY pid[direct_p]="" label[direct_p]="direct (primary)"
 addr[haproxy_p]=127.0.0.1:$pport pid[haproxy_p]=$haproxy_pid label[haproxy_p]="HAProxy $hversion (tcp, primary)"
 addr[sluice_p]=127.0.0.1:$sport pid[sluice_p]=$sluice_pid label[sluice_p]="sluice (transactions on the primary)"
 
+ps_targets=(direct haproxy sluice)
+rw_targets=(direct_p haproxy_p sluice_p)
+if [[ -n $base_pid ]]; then
+	ps_targets+=(base)
+	rw_targets+=(base_p)
+fi
 for n in $BENCH_THREADS; do
-	bench oltp_point_select "$n" direct haproxy sluice
+	bench oltp_point_select "$n" "${ps_targets[@]}"
 done
 for n in $BENCH_RW_THREADS; do
-	bench oltp_read_write "$n" direct_p haproxy_p sluice_p
+	bench oltp_read_write "$n" "${rw_targets[@]}"
 done
 
 cpus=$(nproc 2>/dev/null || echo "?")
@@ -330,7 +354,7 @@ echo
 echo "sysbench $(sysbench --version | awk '{print $2}'), MariaDB $(sql "$SLUICE_PRIMARY" "SELECT VERSION()"), HAProxy $hversion," \
 	"$cpus CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)); prepared statements (--db-ps-mode=auto)," \
 	"${BENCH_TIME}s per run, median of $BENCH_REPS alternated runs, $BENCH_TABLES tables x $BENCH_TABLE_SIZE rows;" \
-	"sluice: $sluice_bin"
+	"sluice: $sluice_bin${BENCH_BASELINE_BIN:+, baseline: $BENCH_BASELINE_BIN}"
 echo
 echo "| workload | threads | target | QPS | p95 ms | ratio vs direct | ratio vs HAProxy | proxy CPU µs/query | errors |"
 echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
@@ -341,10 +365,10 @@ row() {
 		"${cpu[$w.$n.$t]}" "${errs[$w.$n.$t]}"
 }
 for n in $BENCH_THREADS; do
-	for t in direct haproxy sluice; do row oltp_point_select "$n" "$t" direct haproxy; done
+	for t in "${ps_targets[@]}"; do row oltp_point_select "$n" "$t" direct haproxy; done
 done
 for n in $BENCH_RW_THREADS; do
-	for t in direct_p haproxy_p sluice_p; do row oltp_read_write "$n" "$t" direct_p haproxy_p; done
+	for t in "${rw_targets[@]}"; do row oltp_read_write "$n" "$t" direct_p haproxy_p; done
 done
 echo
 echo "Notes:"
