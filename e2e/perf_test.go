@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/stats"
@@ -416,4 +419,123 @@ func perfFreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestOutOfPreparedStatements: a server that answers 1461 (Can't create
+// more than max_prepared_stmt_count statements). sluice frees the
+// statements it holds for idle sessions and tries again, so a new session
+// can prepare, and the idle sessions, when they come back, get theirs
+// prepared again; when the server is full of statements sluice does not
+// hold, the client's error says what sluice did; and once the sessions
+// close, the server's count goes back to where it was.
+func TestOutOfPreparedStatements(t *testing.T) {
+	const limit = 40
+	topo := testbed.StartT(t, testbed.Options{Replicas: 0, ExtraArgs: append(append([]string(nil), serverArgs...), fmt.Sprintf("--max-prepared-stmt-count=%d", limit))})
+	p := startSluice(t, sluiceOpts{topo: topo})
+	schema := newSchema(t, topo, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", "INSERT INTO t VALUES (1, 1)")
+	ctx := context.Background()
+	count := func() int64 {
+		t.Helper()
+		n, err := topo.Primary.GlobalStatus(ctx, "Prepared_stmt_count")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	base := count()
+	d := openDB(t, p, schema, "interpolateParams=false")
+	type session struct {
+		c     *sql.Conn
+		stmts []*sql.Stmt
+		first int
+	}
+	open := func(first, n int) *session {
+		t.Helper()
+		s := &session{c: conn(t, d), first: first}
+		for i := range n {
+			st, err := s.c.PrepareContext(ctx, fmt.Sprintf("SELECT v + %d FROM t WHERE id = ?", first+i))
+			if err != nil {
+				t.Fatalf("prepare statement %d: %v", first+i, err)
+			}
+			s.stmts = append(s.stmts, st)
+		}
+		return s
+	}
+	check := func(s *session) error {
+		for i, st := range s.stmts {
+			var v int
+			if err := st.QueryRowContext(ctx, 1).Scan(&v); err != nil {
+				return fmt.Errorf("statement %d: %w", s.first+i, err)
+			}
+			if v != 1+s.first+i {
+				return fmt.Errorf("statement %d returned %d, want %d", s.first+i, v, 1+s.first+i)
+			}
+		}
+		return nil
+	}
+	// 4 sessions with 8 statements each, executed, then idle.
+	var idle []*session
+	for i := range 4 {
+		s := open(i*8, 8)
+		if err := check(s); err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, s)
+	}
+	t.Logf("4 idle sessions: Prepared_stmt_count %d (limit %d)", count(), limit)
+	// A new session needs 16 more than the server has left.
+	fresh := open(100, 16)
+	if err := check(fresh); err != nil {
+		t.Fatalf("a new session past the server's limit: %v", err)
+	}
+	// The idle sessions come back: their statements are prepared again.
+	for _, s := range idle {
+		if err := check(s); err != nil {
+			t.Fatalf("an idle session back after its statements were freed: %v", err)
+		}
+	}
+	t.Logf("after the new session and the idle sessions' return: Prepared_stmt_count %d", count())
+
+	// Close sluice's sessions: the server's count goes back to where it was.
+	for _, s := range append(idle, fresh) {
+		for _, st := range s.stmts {
+			st.Close()
+		}
+		s.c.Close()
+	}
+	d.Close()
+	waitFor(t, 10*time.Second, "Prepared_stmt_count back to its baseline after sluice's sessions closed", func() bool {
+		return count() <= base
+	})
+
+	// Another client fills the server: sluice has nothing to free, and says so.
+	direct, err := sql.Open("mysql", topo.Primary.DSN(testbed.AppUser, testbed.AppPassword, schema)+"&interpolateParams=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	dc, err := direct.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	for i := 0; ; i++ {
+		st, err := dc.PrepareContext(ctx, fmt.Sprintf("SELECT %d", i))
+		if err != nil {
+			var me *mysql.MySQLError
+			if !errors.As(err, &me) || me.Number != 1461 {
+				t.Fatalf("filling the server: %v", err)
+			}
+			break
+		}
+		defer st.Close()
+	}
+	d2 := openDB(t, p, schema, "interpolateParams=false")
+	c2 := conn(t, d2)
+	_, err = c2.PrepareContext(ctx, "SELECT v FROM t WHERE id = ?")
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1461 || !strings.Contains(me.Message, "sluice closed") {
+		t.Fatalf("prepare on a server full of another client's statements: %v; want 1461 saying what sluice freed", err)
+	}
+	t.Logf("client sees: %v", err)
 }

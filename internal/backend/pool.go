@@ -382,3 +382,31 @@ func (p *Pool) ShedIdleStmts() int {
 	}
 	return n
 }
+
+// SendQueuedCloses sends, on idle connections, the statement closes queued
+// for them while they were lent (QueueUnref), instead of with their next
+// lend: a session that ends leaves its statements on the server no longer
+// than that. It costs a write per idle connection with queued closes.
+func (p *Pool) SendQueuedCloses() {
+	p.mu.Lock()
+	var todo []*Conn
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if c.hasQueued() {
+			todo = append(todo, c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	p.mu.Unlock()
+	for _, c := range todo {
+		c.flushPendingCloses()
+		p.InUse.Add(1) // Put counts it back
+		if err := c.Flush(); err != nil {
+			c.MarkBroken()
+		}
+		p.Put(c)
+	}
+}

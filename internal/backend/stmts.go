@@ -197,6 +197,15 @@ func (c *Conn) QueueUnref(st *Stmt) {
 	c.closeMu.Unlock()
 }
 
+func (c *Conn) hasQueued() bool {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return len(c.pendingClose) > 0
+}
+
+// Pool returns the pool that lent the connection.
+func (c *Conn) Pool() *Pool { return c.server }
+
 func (c *Conn) flushPendingCloses() {
 	c.closeMu.Lock()
 	pending := c.pendingClose

@@ -71,6 +71,7 @@ type Session struct {
 	ev         Event           // the statement event, reused
 	exec       execCtx         // the COM_STMT_EXECUTE being run
 	execBuf    []byte          // an execute packet with parameter types added
+	queuedOn   []*backend.Pool // pools with statement closes queued by dropStmt
 
 	// Shared with the admin API and KILL from other sessions.
 	mu         sync.Mutex
@@ -424,6 +425,7 @@ func (s *Session) cleanup() {
 		for id := range s.stmts {
 			s.dropStmt(id)
 		}
+		s.sendQueuedCloses()
 		s.c.Close()
 	})
 }

@@ -493,6 +493,9 @@ func (s *Session) dropStmt(id uint32) {
 		case o.c.Closed():
 		case o.c != s.pinned:
 			o.c.QueueUnref(o.bs)
+			if p := o.c.Pool(); p != nil && !slices.Contains(s.queuedOn, p) {
+				s.queuedOn = append(s.queuedOn, p)
+			}
 		case o.bs.Key.Owner != 0:
 			o.c.CloseStmt(o.bs) // a cursor's: nobody else uses it
 		default:
@@ -500,6 +503,16 @@ func (s *Session) dropStmt(id uint32) {
 		}
 	}
 	st.on = nil
+}
+
+// sendQueuedCloses makes the pools send the closes dropStmt queued on their
+// idle connections now (at the end of the session, or its reset), so that
+// statements nobody holds any more leave the servers at once.
+func (s *Session) sendQueuedCloses() {
+	for _, p := range s.queuedOn {
+		p.SendQueuedCloses()
+	}
+	s.queuedOn = s.queuedOn[:0]
 }
 
 func (s *Session) stmtReset(ctx context.Context, pkt []byte) error {
