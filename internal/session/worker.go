@@ -2,6 +2,7 @@ package session
 
 import (
 	"runtime/debug"
+	"time"
 )
 
 // Sessions run their commands on worker goroutines, and wait for the next
@@ -12,8 +13,8 @@ import (
 // (2 KiB). With 10,000 idle clients that is the difference between 80 MB
 // of stacks and 20 MB. Workers are as many as commands run at once.
 //
-// The handoff costs two goroutine switches per command on the same P, no
-// allocation: a worker is a channel, the step is the session's own.
+// The handoff costs two goroutine switches per command on the same P and
+// no allocation (the step is the session's own); idle workers exit.
 
 // step is one piece of session work handed to a worker.
 type step struct {
@@ -24,34 +25,59 @@ type step struct {
 	done  chan struct{}
 }
 
-// maxIdleWorkers bounds the workers kept for the next commands; beyond it a
-// worker that finishes exits.
-const maxIdleWorkers = 256
+// jobs hands steps to idle workers; a step finds none waiting starts one.
+var jobs = make(chan *step)
 
-var idleWorkers = make(chan chan *step, maxIdleWorkers)
+// workerIdle is how long a worker waits for a step before it exits: the
+// workers are as many as steps run at once, recently.
+const workerIdle = 250 * time.Millisecond
 
 // run executes st.fn on a worker and waits for it.
 func (st *step) run() error {
-	var w chan *step
 	select {
-	case w = <-idleWorkers:
+	case jobs <- st:
 	default:
-		w = make(chan *step)
-		go work(w)
+		go work(st)
 	}
-	w <- st
 	<-st.done
 	return st.err
 }
 
-func work(w chan *step) {
-	for st := range w {
+func work(st *step) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
 		runStep(st)
+		st.done <- struct{}{}
+		// The timer is not re-armed per step: it fires every workerIdle,
+		// and the worker exits at a firing with no step since the last.
+		busy := true
+	wait:
 		select {
-		case idleWorkers <- w:
-			st.done <- struct{}{}
+		case st = <-jobs:
+			if st == nil {
+				return // StopIdleWorkers
+			}
+			continue
+		case <-t.C:
+			if !busy {
+				return
+			}
+			busy = false
+			t.Reset(workerIdle)
+			goto wait
+		}
+	}
+}
+
+// StopIdleWorkers ends the workers waiting for a step (a proxy that
+// closes leaves no goroutine behind); a step started later starts one.
+// Workers finishing a step now end within two workerIdle.
+func StopIdleWorkers() {
+	for {
+		select {
+		case jobs <- nil:
 		default:
-			st.done <- struct{}{}
 			return
 		}
 	}
