@@ -58,7 +58,8 @@ type Conn struct {
 	stmtTick uint64            // LRU clock
 
 	closeMu      sync.Mutex
-	pendingClose []*Stmt // references dropped while the connection was lent elsewhere
+	pendingClose []*Stmt     // references dropped while the connection was lent elsewhere
+	queued       atomic.Bool // pendingClose is not empty
 
 	created  time.Time
 	lastUsed time.Time

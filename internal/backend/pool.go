@@ -253,6 +253,14 @@ func (p *Pool) Put(c *Conn) {
 	p.InUse.Add(-1)
 	s := p.settings.Load()
 	c.lastUsed = time.Now()
+	if c.hasQueued() && !c.broken && !c.Closed() {
+		// Closes queued while it was lent: sent now, not with its next
+		// lend, which an idle connection may not get for a while.
+		c.flushPendingCloses()
+		if c.Flush() != nil {
+			c.broken = true
+		}
+	}
 	if c.broken || c.Closed() || c.KillPending.Load() || (s.MaxLifetime > 0 && time.Since(c.created) > s.MaxLifetime) || c.R.Buffered() > 0 {
 		p.discard(c)
 		return

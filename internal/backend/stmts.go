@@ -194,22 +194,23 @@ func (c *Conn) ShedStmts(keep func(st *Stmt) bool) int {
 func (c *Conn) QueueUnref(st *Stmt) {
 	c.closeMu.Lock()
 	c.pendingClose = append(c.pendingClose, st)
+	c.queued.Store(true)
 	c.closeMu.Unlock()
 }
 
-func (c *Conn) hasQueued() bool {
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
-	return len(c.pendingClose) > 0
-}
+func (c *Conn) hasQueued() bool { return c.queued.Load() }
 
 // Pool returns the pool that lent the connection.
 func (c *Conn) Pool() *Pool { return c.server }
 
 func (c *Conn) flushPendingCloses() {
+	if !c.queued.Load() {
+		return
+	}
 	c.closeMu.Lock()
 	pending := c.pendingClose
 	c.pendingClose = nil
+	c.queued.Store(false)
 	c.closeMu.Unlock()
 	for _, st := range pending {
 		c.Unref(st)
