@@ -131,7 +131,7 @@ sql() {
 say "building bin/sluice"
 go build -o bin/sluice ./cmd/sluice
 sluice_bin=${BENCH_SLUICE_BIN:-bin/sluice}
-[[ -x $sluice_bin ]] || die "BENCH_SLUICE_BIN=$sluice_bin is not an executable"
+[[ -f $sluice_bin && -x $sluice_bin ]] || die "BENCH_SLUICE_BIN=$sluice_bin is not an executable"
 
 say "starting sluice demo for the servers (MariaDB primary + 2 replicas)"
 bin/sluice demo --listen 127.0.0.1:0 --http "" --env-file "$work/demo.env" >"$work/demo.log" 2>&1 &
@@ -176,7 +176,7 @@ sluice_pid=$!
 wait_until 30 "sluice on 127.0.0.1:$sport" sql "127.0.0.1:$sport" "SELECT 1"
 say "sluice under test: $sluice_bin on 127.0.0.1:$sport (pid $sluice_pid, admin API 127.0.0.1:$hport)"
 if [[ -n $BENCH_BASELINE_BIN ]]; then
-	[[ -x $BENCH_BASELINE_BIN ]] || die "BENCH_BASELINE_BIN=$BENCH_BASELINE_BIN is not an executable"
+	[[ -f $BENCH_BASELINE_BIN && -x $BENCH_BASELINE_BIN ]] || die "BENCH_BASELINE_BIN=$BENCH_BASELINE_BIN is not an executable"
 	bport=$(free_port)
 	bhport=$(free_port)
 	sluice_yaml "$bport" "$bhport" baseline >"$work/baseline.yaml"

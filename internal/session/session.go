@@ -61,17 +61,18 @@ type Session struct {
 	lastInsertID uint64
 	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
 
-	stmtText   []byte // text of the prepared statement being executed, for events
-	stmtDigest uint64 // its digest hash, computed once per statement
-	stmts      map[uint32]*stmt
-	nextStmtID uint32
-	cursors    int
-	ctx        context.Context // Serve's, for the steps run on workers
-	work       step            // the step being run on a worker
-	ev         Event           // the statement event, reused
-	exec       execCtx         // the COM_STMT_EXECUTE being run
-	execBuf    []byte          // an execute packet with parameter types added
-	queuedOn   []*backend.Pool // pools with statement closes queued by dropStmt
+	stmtText    []byte // text of the prepared statement being executed, for events
+	stmtDigest  uint64 // its digest hash, computed once per statement
+	stmts       map[uint32]*stmt
+	nextStmtID  uint32
+	cursors     int
+	ctx         context.Context // Serve's, for the steps run on workers
+	work        step            // the step being run on a worker
+	lastCommand time.Time       // when the previous command ended
+	ev          Event           // the statement event, reused
+	exec        execCtx         // the COM_STMT_EXECUTE being run
+	execBuf     []byte          // an execute packet with parameter types added
+	queuedOn    []*backend.Pool // pools with statement closes queued by dropStmt
 
 	// Shared with the admin API and KILL from other sessions.
 	mu         sync.Mutex
@@ -165,7 +166,16 @@ func (s *Session) Serve(ctx context.Context) {
 		// deeper stack than this wait runs in the steps.
 		s.c.SetReadTimeout(s.env.Limits().ClientIdle)
 		s.c.R.Wait()
-		if err := s.onWorker(st); err != nil {
+		var err error
+		if time.Since(s.lastCommand) < hotWindow {
+			// A client that sends command after command: its stack is
+			// needed anyway, and the handoff would cost two switches.
+			err = s.commandStep()
+		} else {
+			err = s.onWorker(st)
+		}
+		s.lastCommand = time.Now()
+		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) && !s.killed.Load() {
 				s.log.Debug("session ended", "err", err)
 			}
@@ -175,6 +185,12 @@ func (s *Session) Serve(ctx context.Context) {
 }
 
 var errQuit = errors.New("client quit")
+
+// hotWindow: a command that arrives within it of the previous one's end
+// runs on the session's goroutine; others run on a worker (see worker.go).
+// The stack of a session that goes idle after a burst shrinks back at the
+// next garbage collections.
+const hotWindow = 20 * time.Millisecond
 
 // onWorker runs a step on a worker. A panic there is contained there, and
 // logged here with its stack: it ends only this session.
