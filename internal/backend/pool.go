@@ -83,7 +83,7 @@ func (p *Pool) Get(ctx context.Context, key Key, password string, st *State) (*C
 		if c == nil {
 			break
 		}
-		if !c.alive() {
+		if time.Since(c.lastUsed) > probeAfter && !c.alive() {
 			p.discard(c)
 			continue
 		}
@@ -161,6 +161,15 @@ func usable(c *Conn, st *State) bool {
 	}
 	return c.schemaKnown && c.Schema == "" && (c.SetsHash == 0 || c.SetsHash == st.SetsHash)
 }
+
+// probeAfter is how long a connection must have been idle before a lend
+// checks that the server still holds it. One used moments ago is lent
+// without a system call: if the server closed it since, the statement's
+// read fails and a read is retried elsewhere, as for any lost connection;
+// only a server that drops a busy connection in that window (a KILL, a
+// crash) costs a write its answer, which the probe could not prevent
+// either for a connection dropped while it is lent.
+const probeAfter = time.Second
 
 // alive checks, without blocking, that the server has not closed an idle
 // connection (wait_timeout, restart) since it was pooled.
@@ -244,6 +253,14 @@ func (p *Pool) Put(c *Conn) {
 	p.InUse.Add(-1)
 	s := p.settings.Load()
 	c.lastUsed = time.Now()
+	if c.hasQueued() && !c.broken && !c.Closed() {
+		// Closes queued while it was lent: sent now, not with its next
+		// lend, which an idle connection may not get for a while.
+		c.flushPendingCloses()
+		if c.Flush() != nil {
+			c.broken = true
+		}
+	}
 	if c.broken || c.Closed() || c.KillPending.Load() || (s.MaxLifetime > 0 && time.Since(c.created) > s.MaxLifetime) || c.R.Buffered() > 0 {
 		p.discard(c)
 		return
@@ -344,5 +361,60 @@ func (p *Pool) CloseIdle() {
 	p.mu.Unlock()
 	for _, c := range idle {
 		p.discard(c)
+	}
+}
+
+// ShedIdleStmts closes the idle connections that hold prepared statements
+// and returns how many statements that freed on the server. It is the
+// last resort of a session whose server is out of statements (error
+// 1461): statements of sessions that are not running anything are
+// prepared again, on another connection, when next executed.
+func (p *Pool) ShedIdleStmts() int {
+	p.mu.Lock()
+	var shed []*Conn
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if len(c.stmts) > 0 {
+			shed = append(shed, c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	p.mu.Unlock()
+	n := 0
+	for _, c := range shed {
+		n += len(c.stmts)
+		p.discard(c)
+	}
+	return n
+}
+
+// SendQueuedCloses sends, on idle connections, the statement closes queued
+// for them while they were lent (QueueUnref), instead of with their next
+// lend: a session that ends leaves its statements on the server no longer
+// than that. It costs a write per idle connection with queued closes.
+func (p *Pool) SendQueuedCloses() {
+	p.mu.Lock()
+	var todo []*Conn
+	kept := p.idle[:0]
+	for _, c := range p.idle {
+		if c.hasQueued() {
+			todo = append(todo, c)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(p.idle[len(kept):])
+	p.idle = kept
+	p.mu.Unlock()
+	for _, c := range todo {
+		c.flushPendingCloses()
+		p.InUse.Add(1) // Put counts it back
+		if err := c.Flush(); err != nil {
+			c.MarkBroken()
+		}
+		p.Put(c)
 	}
 }

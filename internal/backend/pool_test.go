@@ -55,7 +55,7 @@ func newTestConn(t *testing.T, key Key, st State, mod func(*Conn)) (*Conn, *peer
 	}()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	now := time.Now()
-	c := &Conn{Conn: wire.NewConn(a), Key: key, stmts: map[uint64]uint32{}, created: now, lastUsed: now}
+	c := &Conn{Conn: wire.NewConn(a), Key: key, stmts: map[StmtKey]*Stmt{}, created: now, lastUsed: now}
 	c.Adopt(&st)
 	if mod != nil {
 		mod(c)
@@ -434,70 +434,4 @@ func flush(t *testing.T, c *Conn, pr *peer, want int) []byte {
 		time.Sleep(time.Millisecond)
 	}
 	return pr.bytes()
-}
-
-func TestStatementMapAndItsBound(t *testing.T) {
-	c, pr := newTestConn(t, app, stateWith("db"), nil)
-	for key := uint64(1); key <= maxStmtsPerConn; key++ {
-		c.AddStmt(key, uint32(1000+key))
-	}
-	if id, ok := c.StmtID(7); !ok || id != 1007 {
-		t.Fatalf("StmtID(7) = %d, %v", id, ok)
-	}
-	if _, ok := c.StmtID(maxStmtsPerConn + 1); ok {
-		t.Fatal("an unknown key has a backend id")
-	}
-	// One more than the bound closes the least recently prepared: key 1.
-	c.AddStmt(maxStmtsPerConn+1, 9999)
-	if _, ok := c.StmtID(1); ok {
-		t.Fatal("statement 1 still mapped beyond the bound")
-	}
-	c.CloseStmt(7)
-	c.CloseStmt(7) // a second close sends nothing
-	if _, ok := c.StmtID(7); ok {
-		t.Fatal("statement 7 still mapped after CloseStmt")
-	}
-	got := stmtCloses(t, flush(t, c, pr, 2*9))
-	if len(got) != 2 || got[0] != 1001 || got[1] != 1007 {
-		t.Fatalf("COM_STMT_CLOSE sent for %v, want [1001 1007]", got)
-	}
-	// Shedding keeps what keep asks for and closes the rest.
-	n := c.ShedStmts(func(key uint64) bool { return key == 8 })
-	if n != maxStmtsPerConn-2 {
-		t.Fatalf("ShedStmts closed %d, want %d", n, maxStmtsPerConn-2)
-	}
-	if _, ok := c.StmtID(8); !ok {
-		t.Fatal("the kept statement was shed")
-	}
-	if _, ok := c.StmtID(9); ok {
-		t.Fatal("statement 9 survived the shedding")
-	}
-}
-
-// COM_STMT_CLOSE asked for while a connection is lent to another session
-// is sent when it is next lent.
-func TestQueuedStatementCloseIsSentAtTheNextGet(t *testing.T) {
-	p := NewPool("db1", "127.0.0.1:1", Settings{MaxIdle: 10, QueryTimeout: time.Second})
-	st := stateWith("db")
-	c, pr := newTestConn(t, app, st, nil)
-	c.AddStmt(42, 7)
-	c.AddStmt(43, 8)
-	p.Put(lend(t, p, c))
-	c.QueueClose(42)
-	if b := pr.bytes(); len(b) != 0 {
-		t.Fatalf("sent %x while the connection was idle", b)
-	}
-	got, err := p.Get(context.Background(), app, "", &st)
-	if err != nil || got != c {
-		t.Fatalf("Get: %v %v", got, err)
-	}
-	if _, ok := c.StmtID(42); ok {
-		t.Fatal("queued statement still mapped after the Get")
-	}
-	if _, ok := c.StmtID(43); !ok {
-		t.Fatal("the other statement was closed too")
-	}
-	if ids := stmtCloses(t, flush(t, c, pr, 9)); len(ids) != 1 || ids[0] != 7 {
-		t.Fatalf("COM_STMT_CLOSE for %v, want [7]", ids)
-	}
 }

@@ -72,7 +72,9 @@ func (c call) do(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
 	return w
 }
 
-func bearerHeader(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerHeader(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 func TestTokenGuardsEverythingButHealth(t *testing.T) {
 	const tok = "s3cret"

@@ -467,6 +467,7 @@ func (p *Proxy) Close() error {
 		return true
 	})
 	p.active.Wait()
+	session.StopIdleWorkers()
 	for _, pool := range p.rt.Load().pools {
 		pool.Close()
 	}

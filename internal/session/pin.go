@@ -277,6 +277,7 @@ func (s *Session) resetSession() {
 	for id := range s.stmts {
 		s.dropStmt(id)
 	}
+	s.sendQueuedCloses()
 	s.state.ResetSets()
 	s.autocommit, s.inTxn, s.pins, s.cursors = true, false, 0, 0
 	s.lastInsertID, s.pendingTxSet, s.lastWrite = 0, "", time.Time{}

@@ -112,7 +112,10 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 // (zero when the command did not complete).
 func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) (wire.Result, error) {
 	start := time.Now()
-	ev := Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
+	// The event lives in the session, not on the heap per statement:
+	// observers may use it only during the call.
+	ev := &s.ev
+	*ev = Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
 		Kind: st.Kind.String(), Start: start, SQL: s.stmtText, Digest: s.stmtDigest, BytesIn: int64(len(pkt)), Target: target.String()}
 	if pkt[0] == wire.ComQuery {
 		ev.SQL = pkt[1:]
@@ -143,7 +146,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
@@ -153,7 +156,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			// another server of the same size for nothing.
 			s.release(c, server)
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		text := sql
@@ -170,7 +173,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				s.clearActive()
 				pe = s.failedBeforeSend(c, server, pe)
 				ev.Err, ev.Duration = true, time.Since(start)
-				s.env.Observer().Statement(s, &ev)
+				s.env.Observer().Statement(s, ev)
 				return wire.Result{}, s.fail(pe)
 			}
 		}
@@ -216,7 +219,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 					s.log.Info("client connection lost while its result was sent", "server", server, "err", err)
 				}
 				ev.Err, ev.Duration, ev.Rows, ev.BytesOut = true, time.Since(start), res.Rows, res.Bytes
-				s.env.Observer().Statement(s, &ev)
+				s.env.Observer().Statement(s, ev)
 				return res, err
 			}
 			if retry {
@@ -227,7 +230,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				continue
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			if res.Partial {
 				// The client holds part of a packet: an ERR now would be
 				// read as the rest of it. Closing is the only clear answer.
@@ -239,7 +242,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.afterResult(c, server, routed, st, sql, res)
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
-		s.env.Observer().Statement(s, &ev)
+		s.env.Observer().Statement(s, ev)
 		return res, nil
 	}
 }

@@ -63,11 +63,18 @@ type Session struct {
 	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
 	causal       causalState
 
-	stmtText   []byte // text of the prepared statement being executed, for events
-	stmtDigest uint64 // its digest hash, computed once per statement
-	stmts      map[uint32]*stmt
-	nextStmtID uint32
-	cursors    int
+	stmtText    []byte // text of the prepared statement being executed, for events
+	stmtDigest  uint64 // its digest hash, computed once per statement
+	stmts       map[uint32]*stmt
+	nextStmtID  uint32
+	cursors     int
+	ctx         context.Context // Serve's, for the steps run on workers
+	work        step            // the step being run on a worker
+	lastCommand time.Time       // when the previous command ended
+	ev          Event           // the statement event, reused
+	exec        execCtx         // the COM_STMT_EXECUTE being run
+	execBuf     []byte          // an execute packet with parameter types added
+	queuedOn    []*backend.Pool // pools with statement closes queued by dropStmt
 
 	foundRowsNext bool // the pinNext pin is for FOUND_ROWS(), not only diagnostics
 	longDataTotal int  // COM_STMT_SEND_LONG_DATA bytes buffered over all statements
@@ -105,7 +112,7 @@ func New(id uint32, nc net.Conn, env Env) *Session {
 	}
 	return &Session{
 		ID: id, env: env, log: env.Logger().With("session", id, "client", addr),
-		c: wire.NewConn(nc), raw: nc, addr: addr, autocommit: true,
+		c: wire.NewLendingConn(nc), raw: nc, addr: addr, autocommit: true,
 		stmts: map[uint32]*stmt{}, started: time.Now(),
 	}
 }
@@ -154,16 +161,32 @@ func (s *Session) Serve(ctx context.Context) {
 		}
 		s.cleanup()
 	}()
-	if err := s.handshake(ctx); err != nil {
-		s.log.Debug("handshake failed", "err", err)
-		s.env.Observer().Login(false)
+	s.ctx = ctx
+	st := &s.work
+	st.done = make(chan struct{}, 1)
+	st.fn = s.handshakeStep
+	if err := s.onWorker(st); err != nil {
 		return
 	}
-	s.env.Observer().Login(true)
-	s.log.Debug("logged in", "user", s.account.Name)
+	st.fn = s.commandStep
 	for {
-		s.publishInfo()
-		if err := s.serveCommand(ctx); err != nil {
+		// Waiting for the next command holds no buffers, on a goroutine
+		// that does nothing else (see worker.go): anything that needs a
+		// deeper stack than this wait runs in the steps.
+		// awaitCommand also ends a warnings-only pin of a session that
+		// stays idle, and bounds a command that stalls mid-packet.
+		err := s.awaitCommand(s.env.Limits())
+		switch {
+		case err != nil:
+		case time.Since(s.lastCommand) < hotWindow:
+			// A client that sends command after command: its stack is
+			// needed anyway, and the handoff would cost two switches.
+			err = s.commandStep()
+		default:
+			err = s.onWorker(st)
+		}
+		s.lastCommand = time.Now()
+		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) && !s.killed.Load() {
 				s.log.Debug("session ended", "err", err)
 			}
@@ -230,6 +253,52 @@ func (s *Session) warningsPinOnly() bool {
 	return s.pinned != nil && s.pins == pinNext && !s.inTxn && !s.foundRowsNext
 }
 
+// hotWindow: a command that arrives within it of the previous one's end
+// runs on the session's goroutine; others run on a worker (see worker.go).
+// The stack of a session that goes idle after a burst shrinks back at the
+// next garbage collections.
+const hotWindow = 20 * time.Millisecond
+
+// onWorker runs a step on a worker. A panic there is contained there, and
+// logged here with its stack: it ends only this session.
+func (s *Session) onWorker(st *step) error {
+	err := st.run()
+	if st.pan != nil {
+		s.log.Error("session panic", "panic", st.pan, "stack", string(st.stack))
+		return errPanic
+	}
+	return err
+}
+
+var errPanic = errors.New("session panic")
+
+func (s *Session) handshakeStep() error {
+	if err := s.handshake(s.ctx); err != nil {
+		s.log.Debug("handshake failed", "err", err)
+		s.env.Observer().Login(false)
+		return err
+	}
+	s.env.Observer().Login(true)
+	s.log.Debug("logged in", "user", s.account.Name)
+	s.waitNext()
+	return nil
+}
+
+func (s *Session) commandStep() error {
+	err := s.serveCommand(s.ctx)
+	if err == nil {
+		s.waitNext()
+	}
+	return err
+}
+
+// waitNext readies the session to wait for its next command: what other
+// goroutines may read is published, and buffers go back to their pools.
+func (s *Session) waitNext() {
+	s.publishInfo()
+	s.c.Idle()
+}
+
 func (s *Session) serveCommand(ctx context.Context) error {
 	lim := s.env.Limits()
 	s.c.Seq = 0
@@ -237,6 +306,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 		return err
 	}
 	pkt, err := s.c.ReadPacket(lim.MaxAllowedPacket)
+	s.c.Hold()
 	if errors.Is(err, wire.ErrPacketTooLarge) {
 		// The server closes the connection after 1153; so do we, but only
 		// after saying why.
@@ -440,6 +510,7 @@ func (s *Session) cleanup() {
 		for id := range s.stmts {
 			s.dropStmt(id)
 		}
+		s.sendQueuedCloses()
 		s.c.Close()
 	})
 }
