@@ -478,7 +478,7 @@ func runningOn(t testing.TB, topo *testbed.Topology, marker string) *testbed.Ser
 			t.Fatal(err)
 		}
 		var k int
-		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()", "%"+marker+"%").Scan(&k); err != nil {
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> @@pseudo_thread_id", "%"+marker+"%").Scan(&k); err != nil {
 			t.Fatal(err)
 		}
 		if k > 0 {

@@ -739,7 +739,7 @@ func backendRunning(t testing.TB, topo *testbed.Topology, marker string) int {
 			t.Fatal(err)
 		}
 		var k int
-		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()", "%"+marker+"%").Scan(&k); err != nil {
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> @@pseudo_thread_id", "%"+marker+"%").Scan(&k); err != nil {
 			t.Fatal(err)
 		}
 		n += k

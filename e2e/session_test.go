@@ -42,7 +42,7 @@ func churn(t *testing.T, d *sql.DB, n int) {
 // connection, which sluice has to bring to the session's state.
 func killPrimaryConnOf(t *testing.T, c *sql.Conn) string {
 	t.Helper()
-	id := queryString(t, c, "/* sluice:primary */ SELECT CONNECTION_ID()")
+	id := queryString(t, c, "/* sluice:primary */ SELECT @@pseudo_thread_id")
 	if err := shared.Primary.Exec(context.Background(), "KILL CONNECTION "+id); err != nil {
 		t.Fatalf("KILL CONNECTION %s: %v", id, err)
 	}
@@ -176,7 +176,7 @@ func TestSessionStateFollowsTheSession(t *testing.T) {
 		if got := queryString(t, c, "/* sluice:primary */ "+st.check); got != st.want {
 			t.Fatalf("after %q and the kill of its connection: primary has %s = %q, want %q", st.set, st.check, got, st.want)
 		}
-		if now := queryString(t, c, "/* sluice:primary */ SELECT CONNECTION_ID()"); now == killed {
+		if now := queryString(t, c, "/* sluice:primary */ SELECT @@pseudo_thread_id"); now == killed {
 			t.Fatalf("statement ran on backend connection %s, which was killed", now)
 		}
 	}

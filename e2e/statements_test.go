@@ -113,10 +113,10 @@ func TestLastInsertIDExprAndReturningAreTracked(t *testing.T) {
 		o := conn(t, openDB(t, p, db))
 		mustExec(t, o, "BEGIN")
 	}
-	backend := func() string { return queryString(t, a, "/* sluice:primary */ SELECT CONNECTION_ID()") }
+	backend := func() string { return queryString(t, a, "/* sluice:primary */ SELECT @@pseudo_thread_id") }
 	lastID := func(was string) string {
 		t.Helper()
-		v := queryString(t, a, "SELECT CONCAT(LAST_INSERT_ID(), ' ', CONNECTION_ID())")
+		v := queryString(t, a, "SELECT CONCAT(LAST_INSERT_ID(), ' ', @@pseudo_thread_id)")
 		id, conn, _ := strings.Cut(v, " ")
 		if conn == was {
 			t.Fatalf("the session stayed on backend connection %s", was)
