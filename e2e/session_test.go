@@ -57,6 +57,11 @@ func killPrimaryConnOf(t *testing.T, c *sql.Conn) string {
 		}
 		return n == 0
 	})
+	// A pooled connection used within the last second is lent without a
+	// liveness probe (backend.probeAfter): a statement sent at once would
+	// meet the dead connection itself and, not being a retryable replica
+	// read, lose it. Waiting that long is the condition, not a guess.
+	time.Sleep(1100 * time.Millisecond)
 	return id
 }
 
