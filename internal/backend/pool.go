@@ -299,22 +299,31 @@ func (p *Pool) discard(c *Conn) {
 func (p *Pool) Reap() {
 	s := p.settings.Load()
 	now := time.Now()
+	dead := p.takeIdleWhere(func(c *Conn) bool {
+		return (s.IdleTimeout > 0 && now.Sub(c.lastUsed) > s.IdleTimeout) || (s.MaxLifetime > 0 && now.Sub(c.created) > s.MaxLifetime)
+	})
+	for _, c := range dead {
+		p.discard(c)
+	}
+}
+
+// takeIdleWhere removes from the idle list, and returns, the connections
+// for which take is true; the caller owns them from then on.
+func (p *Pool) takeIdleWhere(take func(*Conn) bool) []*Conn {
 	p.mu.Lock()
-	var dead []*Conn
+	defer p.mu.Unlock()
+	var taken []*Conn
 	kept := p.idle[:0]
 	for _, c := range p.idle {
-		if (s.IdleTimeout > 0 && now.Sub(c.lastUsed) > s.IdleTimeout) || (s.MaxLifetime > 0 && now.Sub(c.created) > s.MaxLifetime) {
-			dead = append(dead, c)
+		if take(c) {
+			taken = append(taken, c)
 		} else {
 			kept = append(kept, c)
 		}
 	}
 	clear(p.idle[len(kept):])
 	p.idle = kept
-	p.mu.Unlock()
-	for _, c := range dead {
-		p.discard(c)
-	}
+	return taken
 }
 
 // Stats is a point-in-time view of a pool.
@@ -370,19 +379,7 @@ func (p *Pool) CloseIdle() {
 // 1461): statements of sessions that are not running anything are
 // prepared again, on another connection, when next executed.
 func (p *Pool) ShedIdleStmts() int {
-	p.mu.Lock()
-	var shed []*Conn
-	kept := p.idle[:0]
-	for _, c := range p.idle {
-		if len(c.stmts) > 0 {
-			shed = append(shed, c)
-		} else {
-			kept = append(kept, c)
-		}
-	}
-	clear(p.idle[len(kept):])
-	p.idle = kept
-	p.mu.Unlock()
+	shed := p.takeIdleWhere(func(c *Conn) bool { return len(c.stmts) > 0 })
 	n := 0
 	for _, c := range shed {
 		n += len(c.stmts)
@@ -396,19 +393,7 @@ func (p *Pool) ShedIdleStmts() int {
 // lend: a session that ends leaves its statements on the server no longer
 // than that. It costs a write per idle connection with queued closes.
 func (p *Pool) SendQueuedCloses() {
-	p.mu.Lock()
-	var todo []*Conn
-	kept := p.idle[:0]
-	for _, c := range p.idle {
-		if c.hasQueued() {
-			todo = append(todo, c)
-		} else {
-			kept = append(kept, c)
-		}
-	}
-	clear(p.idle[len(kept):])
-	p.idle = kept
-	p.mu.Unlock()
+	todo := p.takeIdleWhere((*Conn).hasQueued)
 	for _, c := range todo {
 		c.flushPendingCloses()
 		p.InUse.Add(1) // Put counts it back

@@ -435,3 +435,25 @@ func flush(t *testing.T, c *Conn, pr *peer, want int) []byte {
 	}
 	return pr.bytes()
 }
+
+// A statement a session let go of while its connection was lent to another
+// session is closed on the server when that connection comes back, not
+// left until its next lend.
+func TestQueuedStatementCloseIsSentWhenTheConnectionComesBack(t *testing.T) {
+	p := NewPool("db1", "127.0.0.1:1", Settings{MaxIdle: 10, QueryTimeout: time.Second})
+	c, pr := newTestConn(t, app, stateWith("db"), nil)
+	gone := c.AddStmt(StmtKey{Schema: "db", SQL: "SELECT 1"}, 7)
+	c.AddStmt(StmtKey{Schema: "db", SQL: "SELECT 2"}, 8)
+	lent := lend(t, p, c)
+	lent.QueueUnref(gone)
+	if b := pr.bytes(); len(b) != 0 {
+		t.Fatalf("sent %x while the connection was lent elsewhere", b)
+	}
+	p.Put(lent)
+	if ids := stmtCloses(t, flush(t, c, pr, 9)); len(ids) != 1 || ids[0] != 7 {
+		t.Fatalf("COM_STMT_CLOSE for %v, want [7]", ids)
+	}
+	if c.Stmts() != 1 {
+		t.Fatalf("%d statements cached, want the other one only", c.Stmts())
+	}
+}
