@@ -204,11 +204,11 @@ func (c *Conn) WriteCommand(payload []byte) error {
 
 // SetReadTimeout arms a read deadline d from now; d <= 0 clears it.
 //
-// A deadline is moved only when it would move by more than d/16: one
-// armed moments ago for the same d is left alone, so a connection that
-// runs statement after statement re-arms its timer a few times per d
-// instead of several times per statement. The wait it bounds may so end
-// up to d/16 early, never late.
+// A busy connection re-arms its timer a few times per second at most, not
+// several times per statement: the deadline is armed a little past d
+// (deadlineSlack) and left alone while it still falls within d to
+// d+slack from now. The wait it bounds so ends no earlier than d and at
+// most the slack later.
 func (c *Conn) SetReadTimeout(d time.Duration) {
 	if dl, ok := nextDeadline(c.rdl, c.rdlKnown, d); ok {
 		c.NC.SetReadDeadline(dl)
@@ -225,17 +225,25 @@ func (c *Conn) SetWriteTimeout(d time.Duration) {
 	}
 }
 
+// deadlineSlack is how much later than asked a deadline may fire: a
+// sixteenth of the timeout, at most 250 ms (so a 1 h query timeout is not
+// minutes late).
+func deadlineSlack(d time.Duration) time.Duration {
+	return min(d/16, 250*time.Millisecond)
+}
+
 // nextDeadline returns the deadline to arm for a timeout d, and false
-// when the armed one (cur) is close enough.
+// when the armed one (cur) already falls within d to d+slack from now.
 func nextDeadline(cur time.Time, known bool, d time.Duration) (time.Time, bool) {
 	if d <= 0 {
 		return time.Time{}, !known || !cur.IsZero()
 	}
-	dl := time.Now().Add(d)
-	if known && !cur.IsZero() && dl.Sub(cur) >= 0 && dl.Sub(cur) <= d/16 {
+	want := time.Now().Add(d)
+	slack := deadlineSlack(d)
+	if known && !cur.IsZero() && !cur.Before(want) && cur.Sub(want) <= slack {
 		return cur, false
 	}
-	return dl, true
+	return want.Add(slack), true
 }
 
 // Close closes the network connection.

@@ -612,18 +612,26 @@ func TestRelayTimeoutIsPerWait(t *testing.T) {
 	}
 }
 
-// Deadlines move only when they would move by more than a sixteenth of the
-// timeout, and never later than asked.
+// A deadline fires no earlier than asked and at most the slack later; one
+// that still does is not re-armed.
 func TestNextDeadline(t *testing.T) {
 	d := time.Minute
+	slack := deadlineSlack(d)
+	if slack != 250*time.Millisecond || deadlineSlack(time.Second) != time.Second/16 {
+		t.Fatalf("slack %v for a minute, %v for a second", slack, deadlineSlack(time.Second))
+	}
 	now := time.Now()
-	if _, ok := nextDeadline(now.Add(d), true, d); ok {
+	if _, ok := nextDeadline(now.Add(d+slack), true, d); ok {
 		t.Error("re-armed a deadline armed just now for the same timeout")
 	}
-	if dl, ok := nextDeadline(now.Add(d/2), true, d); !ok || dl.Sub(now) < d-time.Second {
-		t.Errorf("deadline half gone: %v, %v; want re-armed to about now+d", dl, ok)
+	dl, ok := nextDeadline(now.Add(d/2), true, d)
+	if !ok || dl.Before(now.Add(d)) || dl.After(time.Now().Add(d+slack)) {
+		t.Errorf("deadline half gone: %v, %v; want re-armed to within now+d and now+d+slack", dl, ok)
 	}
-	if dl, ok := nextDeadline(now.Add(time.Hour), true, d); !ok || dl.After(now.Add(d+time.Second)) {
+	if _, ok := nextDeadline(now.Add(d-time.Millisecond), true, d); !ok {
+		t.Error("kept a deadline that would fire before the timeout")
+	}
+	if dl, ok := nextDeadline(now.Add(time.Hour), true, d); !ok || dl.After(time.Now().Add(d+slack)) {
 		t.Errorf("a later deadline (%v, %v) was kept for a shorter timeout", dl, ok)
 	}
 	if _, ok := nextDeadline(time.Time{}, true, 0); ok {
