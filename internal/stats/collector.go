@@ -23,7 +23,7 @@ var (
 	descQueued           = desc("sluice_backend_queued_requests", "Requests waiting for a backend connection, all servers.")
 	descServerQueued     = desc("sluice_server_queued_requests", "Requests waiting for a backend connection to the server.", "server")
 	descServerUp         = desc("sluice_server_up", "1 when the monitor counts the server up.", "server")
-	descServerRole       = desc("sluice_server_role", "1 for the server's current role, 0 for the others.", "server", "role")
+	descServerRole       = desc("sluice_server_role", "1 for the server's one current role (primary, replica, down, fenced, writable-ignored, unknown), 0 for the others; only sluice's primary has role primary.", "server", "role")
 	descServerReadable   = desc("sluice_server_readable", "1 when the server may take new reads as a replica.", "server")
 	descServerLag        = desc("sluice_server_replication_lag_seconds", "Replication lag; absent while unknown.", "server")
 	descServerConns      = desc("sluice_server_connections", "Backend connections to the server by state.", "server", "state")
@@ -58,7 +58,6 @@ var (
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
 		descCausalReads,
 	}
-	roles          = []topology.Role{topology.RolePrimary, topology.RoleReplica, topology.RoleUnknown}
 	gauge, counter = prometheus.GaugeValue, prometheus.CounterValue
 	boolValue      = map[bool]float64{false: 0, true: 1}
 )
@@ -147,8 +146,9 @@ func (st *Stats) collectServers(m func(*prometheus.Desc, prometheus.ValueType, f
 		for i := range snap.Servers {
 			s := &snap.Servers[i]
 			m(descServerUp, gauge, boolValue[s.Up], s.Name)
-			for _, r := range roles {
-				m(descServerRole, gauge, boolValue[s.Role == r], s.Name, r.String())
+			role := snap.RoleName(i)
+			for _, r := range topology.RoleNames {
+				m(descServerRole, gauge, boolValue[role == r], s.Name, r)
 			}
 			m(descServerReadable, gauge, boolValue[s.Readable], s.Name)
 			m(descServerFenced, gauge, boolValue[s.Fenced], s.Name)
