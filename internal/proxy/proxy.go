@@ -597,3 +597,10 @@ func loadRSAKey(path string) (*rsa.PrivateKey, error) {
 	}
 	return rk, nil
 }
+
+// SuspectPrimary implements session.PrimaryWatcher: a session could not
+// reach the primary, so the failover manager holds writes for a failover
+// at once rather than after the monitor's fall checks.
+func (p *Proxy) SuspectPrimary(server string) (held bool, why string) {
+	return p.failover.Suspect(server)
+}

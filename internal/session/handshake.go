@@ -81,6 +81,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	s.state.Collation = resp.Collation
 	if resp.Database != "" && s.caps&wire.ClientConnectWithDB != 0 {
 		if e := s.useSchema(ctx, resp.Database); e != nil {
+			s.loginCause = schemaLoginCause(e)
 			return s.loginError(e)
 		}
 	}
@@ -108,12 +109,19 @@ type prefixConn struct {
 func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 func (s *Session) loginError(e *wire.Error) error {
+	if s.loginCause == "" {
+		s.loginCause = LoginBadHandshake
+	}
+	s.countError(e.Code, s.loginCause)
 	s.c.WriteError(e)
 	return e
 }
 
 func (s *Session) accessDenied(user string, usedPassword bool) error {
 	host, _, _ := net.SplitHostPort(s.addr)
+	if s.loginCause == "" {
+		s.loginCause = LoginBadCredentials
+	}
 	yn := "NO"
 	if usedPassword {
 		yn = "YES"
@@ -126,6 +134,7 @@ func (s *Session) accessDenied(user string, usedPassword bool) error {
 // what the client sent with its handshake response (or COM_CHANGE_USER).
 func (s *Session) authenticate(user, plugin string, answer []byte) (Account, error) {
 	acc, known := s.env.Account(user)
+	s.loginCause = ""
 	want := wire.NativePassword
 	if known && acc.AuthPlugin != "" {
 		want = acc.AuthPlugin
@@ -144,6 +153,7 @@ func (s *Session) authenticate(user, plugin string, answer []byte) (Account, err
 		answer = append([]byte(nil), p...)
 	}
 	if !known {
+		s.loginCause = LoginUnknownUser
 		// Unknown users get the same answer as wrong passwords, so the
 		// error does not reveal which accounts exist.
 		return acc, s.accessDenied(user, len(answer) > 0)

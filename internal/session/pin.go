@@ -148,8 +148,11 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 		s.log.Warn("backend timeout", "server", server, "timeout", lim.Query)
 	} else {
 		e = wire.Errorf(wire.ErrLostConnection, "HY000",
-			"sluice: lost connection to server %s during the statement: %v", server, errors.Unwrap(err))
+			"sluice: lost connection to server %s during the statement: %v; it may or may not have taken effect (a COMMIT may have committed)", server, errors.Unwrap(err))
 		s.log.Warn("backend lost", "server", server, "err", err)
+		if server == primaryName(s.env.Snapshot()) {
+			s.suspectPrimary(server) // the next writes wait for a failover rather than fail
+		}
 	}
 	_ = partial // an ERR packet may follow rows: it ends the result set for the client
 	return s.fail(e)
@@ -166,13 +169,17 @@ func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
 	if s.pinned != nil {
 		c, server = s.pinned, s.pinnedServer
 	} else {
-		target := router.Primary
-		if _, err := router.PrimaryOf(s.env.Snapshot()); err != nil {
-			target = router.Replica
-		}
+		target := schemaTarget(s.env.Snapshot())
 		var e *wire.Error
 		s.dropNextPin(sqlscan.Statement{Kind: sqlscan.KindUse})
+		s.noPrimaryWait = true
 		c, server, _, e = s.acquire(ctx, target, "")
+		if e != nil && server != "" {
+			// The server cannot be reached: any other healthy one can
+			// say whether the schema exists.
+			c, server, _, e = s.acquire(ctx, router.Replica, server)
+		}
+		s.noPrimaryWait = false
 		if e != nil {
 			return e
 		}

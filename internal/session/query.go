@@ -199,6 +199,9 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			return res, s.backendFailed(server, err, res.Wrote)
 		}
 		s.afterResult(c, server, routed, st, sql, res)
+		if res.Err != nil {
+			s.countError(res.Err.Code, CauseServer)
+		}
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
 		s.env.Observer().Statement(s, &ev)
@@ -286,8 +289,18 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		if errors.Is(err, backend.ErrPoolFull) {
 			return nil, "", target, wire.Errorf(wire.ErrConCount, "08004", "Too many connections: %v", err)
 		}
+		if routed == router.Primary && target == router.Primary {
+			// The primary refused or timed out the connection: wait for
+			// the failover rather than fail (see awaitPrimary).
+			if retry, e := s.awaitPrimary(ctx, name, err); retry {
+				return s.acquire(ctx, target, skip)
+			} else if e != nil {
+				return nil, "", target, e
+			}
+		}
 		return nil, name, routed, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
 	}
+	s.primaryWaits = 0
 	if routed == router.Primary && s.env.Snapshot().Hold != nil {
 		// A hold began while the connection was lent: the primary may be
 		// changing, so wait and route again. The hold is published before

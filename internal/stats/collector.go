@@ -19,7 +19,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descClientConns      = desc("sluice_client_connections", "Client connections open now.")
 	descClientConnsTotal = desc("sluice_client_connections_total", "Client connections accepted.")
-	descClientRefused    = desc("sluice_client_connections_refused_total", "Client logins refused: bad credentials, or the client left during the handshake.")
+	descClientRefused    = desc("sluice_client_connections_refused_total", "Client logins that failed, for any cause (sluice_client_login_failures_total has them by cause).")
 	descQueued           = desc("sluice_backend_queued_requests", "Requests waiting for a backend connection, all servers.")
 	descServerQueued     = desc("sluice_server_queued_requests", "Requests waiting for a backend connection to the server.", "server")
 	descServerUp         = desc("sluice_server_up", "1 when the monitor counts the server up.", "server")
@@ -56,7 +56,7 @@ var (
 		descReloads, descConfigErrors, descLastReloadOK, descFailovers,
 		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
-		descCausalReads,
+		descCausalReads, descClientErrors, descLoginFailures,
 	}
 	gauge, counter = prometheus.GaugeValue, prometheus.CounterValue
 	boolValue      = map[bool]float64{false: 0, true: 1}
@@ -83,6 +83,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		m(descClientConnsTotal, counter, float64(total))
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
+	st.collectClientErrors(m)
 
 	st.collectServers(m)
 
