@@ -17,26 +17,52 @@ import (
 // be told ("" when name is not the primary sluice knows of).
 func (m *Manager) Suspect(name string) (held bool, why string) {
 	cfg := m.cfg.Load()
-	m.mu.Lock()
-	primary, h := m.state.Primary, m.hold
-	handled, known, alert := m.lossHandled == name, m.suspectFor == name && m.suspect == nil, m.alert
-	m.mu.Unlock()
-	switch {
-	case name == "" || name != primary:
-		return false, ""
-	case !cfg.Auto:
-		return false, "failover.auto is off: writes fail until an operator fails over (POST /api/failover)"
-	case h != nil:
-		m.mon.CheckNow()
-		return true, ""
-	case handled && alert != "":
-		return false, alert
-	case known:
-		return false, fmt.Sprintf("writes were held for the loss of %s longer than failover.hold_timeout", name)
+	// Publishing needs op (a change publishes under it, and a publish
+	// from a stale view would undo it); a tick holds op only briefly, and
+	// a change holds a hold already. Close keeps op for good.
+	deadline := time.Now().Add(cfg.Timeout)
+	for {
+		if done, held, why := m.suspectDecided(cfg, name); done {
+			return held, why
+		}
+		if m.op.TryLock() {
+			break
+		}
+		if time.Now().After(deadline) {
+			return false, ""
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	defer m.op.Unlock()
+	if done, held, why := m.suspectDecided(cfg, name); done {
+		return held, why
 	}
 	m.holdForSuspect(name, cfg.HoldTimeout)
 	m.mon.CheckNow()
 	return true, ""
+}
+
+// suspectDecided answers Suspect when the state decides it without a new
+// hold: done is false when a hold should be taken.
+func (m *Manager) suspectDecided(cfg *Config, name string) (done, held bool, why string) {
+	m.mu.Lock()
+	primary, h, closing := m.state.Primary, m.hold, m.closing
+	handled, known, alert := m.lossHandled == name, m.suspectFor == name && m.suspect == nil, m.alert
+	m.mu.Unlock()
+	switch {
+	case name == "" || name != primary || closing:
+		return true, false, ""
+	case !cfg.Auto:
+		return true, false, "failover.auto is off: writes fail until an operator fails over (POST /api/failover)"
+	case h != nil:
+		m.mon.CheckNow()
+		return true, true, ""
+	case handled && alert != "":
+		return true, false, alert
+	case known:
+		return true, false, fmt.Sprintf("writes were held for the loss of %s longer than failover.hold_timeout", name)
+	}
+	return false, false, ""
 }
 
 // cleared reports whether a check that began after the suspicion found

@@ -150,7 +150,7 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 		e = wire.Errorf(wire.ErrLostConnection, "HY000",
 			"sluice: lost connection to server %s during the statement: %v; it may or may not have taken effect (a COMMIT may have committed)", server, errors.Unwrap(err))
 		s.log.Warn("backend lost", "server", server, "err", err)
-		if server == primaryName(s.env.Snapshot()) {
+		if snap := s.env.Snapshot(); server == snap.Designated || server == primaryName(snap) {
 			s.suspectPrimary(server) // the next writes wait for a failover rather than fail
 		}
 	}

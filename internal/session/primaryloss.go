@@ -33,7 +33,8 @@ func (s *Session) suspectPrimary(server string) (bool, string) {
 }
 
 // awaitPrimary is acquire's answer to a primary that refused or timed out
-// a connection (cause): the suspicion starts at once and the statement
+// a connection (cause), or that the monitor found down (cause nil: the
+// error about it says the rest): the suspicion starts at once and the statement
 // waits in the failover's hold; retry is true when it should be routed
 // again (a new primary, or the old one found well), else e is the error
 // the client gets.
@@ -43,11 +44,12 @@ func (s *Session) awaitPrimary(ctx context.Context, server string, cause error) 
 		return false, nil
 	}
 	if s.primaryWaits >= maxPrimaryWaits {
+		s.primaryWaits = 0 // this statement fails; the next one may wait again
 		return false, nil
 	}
 	held, why := s.suspectPrimary(server)
 	if !held {
-		if why == "" {
+		if why == "" || cause == nil {
 			return false, nil
 		}
 		return false, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach primary %s: %v; %s", server, cause, why)

@@ -272,6 +272,12 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 	} else {
 		srv, err := router.PrimaryOf(snap)
 		if err != nil {
+			if snap.Designated != "" {
+				// The epoch's primary is down: wait for its failover.
+				if retry, _ := s.awaitPrimary(ctx, snap.Designated, nil); retry {
+					return s.acquire(ctx, target, skip)
+				}
+			}
 			return nil, "", target, unavailable(err)
 		}
 		name = srv.Name
@@ -312,7 +318,17 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		}
 		return s.acquire(ctx, target, skip)
 	}
-	return s.lent(ctx, c, name, routed, target, skip)
+	lc, ln, lr, le := s.lent(ctx, c, name, routed, target, skip)
+	if le != nil && lc == nil && ln == name && routed == router.Primary && target == router.Primary {
+		// The new connection broke as it was set up: the primary is
+		// dying too.
+		if retry, e := s.awaitPrimary(ctx, name, errors.New(le.Message)); retry {
+			return s.acquire(ctx, target, skip)
+		} else if e != nil {
+			return nil, "", target, e
+		}
+	}
+	return lc, ln, lr, le
 }
 
 // waitHold waits while new primary work is held for a primary change,
