@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -440,4 +444,166 @@ func primaryLoss(t *testing.T, fault string) {
 		fault, old.Name, readers, writers, newName, routed.Round(time.Millisecond), resumed.Sub(hit).Round(time.Millisecond),
 		cl.reads.Load(), readsMid-readsAt, cl.logins.Load(), loginsMid-loginsAt, len(cl.readErrs), len(cl.loginErrs),
 		len(cl.writeErrs), cl.writeErrs, len(cl.acked), len(missing), parts, scrapes, len(badScrapes))
+}
+
+// TestPrimaryLossWithoutAutoFailoverFailsWritesAtOnce: with failover.auto
+// off nothing will replace a killed primary, so a write fails at once
+// (not after hold_timeout) with an error that says why, while reads and
+// logins with a default database go on without error.
+func TestPrimaryLossWithoutAutoFailoverFailsWritesAtOnce(t *testing.T) {
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) { c.Failover.Auto = false }})
+	schema := foSchema(t, topo)
+	syncReplicas(t, topo)
+	d := openDB(t, p, schema)
+	login := openDB(t, p, schema)
+	login.SetMaxIdleConns(0)
+	if err := topo.Primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Before and after the monitor declares it down: both must fail at
+	// once and say that failover.auto is off.
+	deadline := time.Now().Add(10 * time.Second)
+	afterDown := 0
+	for afterDown < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("db1 not seen down within 10s")
+		}
+		if s, ok := p.Snapshot().ByName("db1"); ok && !s.Up {
+			afterDown++
+		}
+		start := time.Now()
+		_, err := d.Exec("INSERT INTO t VALUES (?, 'x')", time.Now().UnixNano())
+		took := time.Since(start)
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != 9001 || !strings.Contains(me.Message, "failover.auto is off") {
+			t.Fatalf("write after the kill: %v, want 9001 saying failover.auto is off", err)
+		}
+		if took > time.Second {
+			t.Errorf("the write failed after %s, want at once (hold_timeout is 10s)", took.Round(time.Millisecond))
+		}
+		var n int
+		if err := d.QueryRow("SELECT COUNT(*) FROM t").Scan(&n); err != nil {
+			t.Errorf("read after the kill: %v", err)
+		}
+		if err := login.QueryRow("SELECT 1").Scan(&n); err != nil {
+			t.Errorf("login with a default database after the kill: %v", err)
+		}
+	}
+}
+
+var sysbenchIgnored = regexp.MustCompile(`ignored errors:\s+(\d+)`)
+
+// TestPrimaryKillUnderSysbenchWriteOnly kills the primary under sysbench
+// oltp_write_only (semi-sync) and readers: sysbench's errors are at most
+// one statement in flight per thread, every write after them succeeds on
+// the new primary, reads see no error, and sluice counted exactly the
+// errors sysbench and the readers got.
+func TestPrimaryKillUnderSysbenchWriteOnly(t *testing.T) {
+	const threads = 4
+	topo := testbed.StartT(t, testbed.Options{Replicas: 2, SemiSync: true, ExtraArgs: serverArgs})
+	var st *stats.Stats
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
+		c.Health.Interval, c.Health.Timeout, c.Health.Fall = config.Duration(300*time.Millisecond), config.Duration(time.Second), 3
+	}, beforeStart: func(p *proxy.Proxy) {
+		st = stats.New(p, stats.Options{})
+		p.SetObserver(st)
+	}})
+	t.Cleanup(st.Close)
+	schema := foSchema(t, topo)
+	if err := topo.Primary.Exec(context.Background(), "CREATE DATABASE sbtest"); err != nil {
+		t.Fatal(err)
+	}
+	syncReplicas(t, topo)
+	if v, err := topo.Primary.GlobalStatus(context.Background(), "Rpl_semi_sync_master_clients"); err != nil || v < 1 {
+		t.Fatalf("semi-sync: %d replicas acknowledge (%v)", v, err)
+	}
+	before := st.ClientErrors()
+	// A run of fixed length, so that sysbench ends by itself and prints
+	// its error count; the kill comes early in it.
+	host, port, _ := net.SplitHostPort(p.Addr().String())
+	common := []string{
+		"--db-driver=mysql", "--mysql-host=" + host, "--mysql-port=" + port,
+		"--mysql-user=" + testbed.AppUser, "--mysql-password=" + testbed.AppPassword, "--mysql-db=sbtest",
+		"--tables=2", "--table-size=1000", "--db-ps-mode=auto",
+	}
+	if out, err := exec.Command("sysbench", append(common, "--threads=2", "oltp_write_only", "prepare")...).CombinedOutput(); err != nil {
+		t.Fatalf("sysbench prepare: %v\n%s", err, out)
+	}
+	before = st.ClientErrors()
+	var sbOut bytes.Buffer
+	sb := exec.Command("sysbench", append(common, fmt.Sprintf("--threads=%d", threads), "--rate=100", "--time=10",
+		"--mysql-ignore-errors=all", "oltp_write_only", "run")...)
+	sb.Stdout, sb.Stderr = &sbOut, &sbOut
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sbDone := make(chan error, 1)
+	go func() { sbDone <- sb.Wait() }()
+	t.Cleanup(func() {
+		if sb.ProcessState == nil {
+			sb.Process.Kill()
+			<-sbDone
+		}
+	})
+	cl := startPrimaryLossClients(t, p, schema, 2, 2)
+	waitFor(t, 20*time.Second, "load flows", func() bool {
+		return cl.ackedCount() > 50 && cl.reads.Load() > 100
+	})
+	old := topo.Primary
+	killed := time.Now()
+	if err := old.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	newName := waitNewPrimary(t, p, old.Name, 30*time.Second)
+	acked := cl.ackedCount()
+	waitFor(t, 20*time.Second, "writes flow on "+newName, func() bool { return cl.ackedCount() > acked+100 })
+	if err := <-sbDone; err != nil {
+		t.Fatalf("sysbench run: %v\n%s", err, sbOut.String())
+	}
+	cl.halt()
+	took, _ := cl.okAfter(killed)
+	out := sbOut.String()
+	m := sysbenchIgnored.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no 'ignored errors' in sysbench's output:\n%s", out[max(0, len(out)-2000):])
+	}
+	ignored, _ := strconv.Atoi(m[1])
+	have := tableIDs(t, topo.ByName(newName), schema)
+	lost := 0
+	for _, id := range cl.acked {
+		if !have[id] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d acknowledged inserts missing on %s", lost, newName)
+	}
+	if len(cl.readErrs)+len(cl.loginErrs) > 0 {
+		t.Errorf("read errors %v, login errors %v", cl.readErrs, cl.loginErrs)
+	}
+	// sluice's own errors are for the statements in flight at the kill:
+	// at most one per sysbench thread and per writer. (The servers' own,
+	// such as oltp_write_only's deadlocks, are the workload's.)
+	counted, inFlight := 0, 0
+	for k, n := range diffCounts(st.ClientErrors(), before) {
+		counted += int(n)
+		if !strings.HasSuffix(k, "/server") {
+			inFlight += int(n)
+			if !strings.HasPrefix(k, "2013/") && !strings.HasPrefix(k, "1927/") {
+				t.Errorf("%d errors %s: not of a statement in flight", n, k)
+			}
+		}
+	}
+	if inFlight > threads+2 {
+		t.Errorf("sluice sent %d errors of its own, want at most one per sysbench thread and writer (%d)", inFlight, threads+2)
+	}
+	if clients := ignored + len(cl.writeErrs); counted != clients {
+		t.Errorf("sluice counted %d client errors (%v), sysbench and the writers got %d", counted, diffCounts(st.ClientErrors(), before), clients)
+	}
+	t.Logf("SIGKILL of %s under sysbench oltp_write_only (%d threads, semi-sync) and 2 readers + 2 writers: %s primary, first write acknowledged %s after the kill; sysbench ignored errors %d, writer errors %d, read errors 0 of %d reads; sluice counted %v; %d acknowledged inserts, %d missing",
+		old.Name, threads, newName, took.Sub(killed).Round(time.Millisecond), ignored, len(cl.writeErrs), cl.reads.Load(), diffCounts(st.ClientErrors(), before), len(cl.acked), lost)
+	if i := strings.Index(out, "SQL statistics:"); i >= 0 {
+		t.Logf("sysbench:\n%s", out[i:])
+	}
 }
