@@ -601,6 +601,6 @@ func loadRSAKey(path string) (*rsa.PrivateKey, error) {
 // SuspectPrimary implements session.PrimaryWatcher: a session could not
 // reach the primary, so the failover manager holds writes for a failover
 // at once rather than after the monitor's fall checks.
-func (p *Proxy) SuspectPrimary(server string) (held bool, why string) {
+func (p *Proxy) SuspectPrimary(server string) (*topology.Hold, string) {
 	return p.failover.Suspect(server)
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"time"
 
 	"github.com/sluice-proxy/sluice/internal/router"
 	"github.com/sluice-proxy/sluice/internal/topology"
@@ -12,9 +13,10 @@ import (
 // told at once that the primary refused, timed out or dropped a
 // connection.
 type PrimaryWatcher interface {
-	// SuspectPrimary reports whether new primary work is held for a
-	// failover now; when it is not, why says what the writer is told.
-	SuspectPrimary(server string) (held bool, why string)
+	// SuspectPrimary returns the hold new primary work waits in for a
+	// failover (perhaps not published in a snapshot yet); when there is
+	// none, why says what the writer is told.
+	SuspectPrimary(server string) (hold *topology.Hold, why string)
 }
 
 // maxPrimaryWaits bounds how often one statement waits for a primary that
@@ -22,12 +24,12 @@ type PrimaryWatcher interface {
 const maxPrimaryWaits = 2
 
 // suspectPrimary tells the failover manager that server, the primary,
-// failed a session. It returns whether work is held, and the reason to
-// give when not.
-func (s *Session) suspectPrimary(server string) (bool, string) {
+// failed a session. It returns the hold work waits in, or the reason to
+// give when there is none.
+func (s *Session) suspectPrimary(server string) (*topology.Hold, string) {
 	w, ok := s.env.(PrimaryWatcher)
 	if !ok {
-		return false, ""
+		return nil, ""
 	}
 	return w.SuspectPrimary(server)
 }
@@ -47,25 +49,44 @@ func (s *Session) awaitPrimary(ctx context.Context, server string, cause error) 
 		s.primaryWaits = 0 // this statement fails; the next one may wait again
 		return false, nil
 	}
-	held, why := s.suspectPrimary(server)
-	if !held {
+	hold, why := s.suspectPrimary(server)
+	if hold == nil {
 		if why == "" || cause == nil {
 			return false, nil
 		}
 		return false, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach primary %s: %v; %s", server, cause, why)
 	}
 	s.primaryWaits++
-	snap := s.env.Snapshot()
-	if snap.Hold == nil {
-		// The hold may be published a moment after Suspect returns on
-		// another goroutine's tick; the manager published it before
-		// returning, so a nil hold means it already ended.
-		return true, nil
-	}
-	if _, e := waitHold(ctx, s.env, snap); e != nil {
+	// Wait on the hold itself: the snapshot that shows it may not be
+	// published yet.
+	if e := waitOn(ctx, hold); e != nil {
 		return false, e
 	}
-	return true, nil
+	_, e = waitHold(ctx, s.env, s.env.Snapshot())
+	return e == nil, e
+}
+
+// waitOn waits until hold ends or its deadline passes.
+func waitOn(ctx context.Context, h *topology.Hold) *wire.Error {
+	wait := time.Until(h.Deadline)
+	if wait <= 0 {
+		return holdTimeout(h)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-h.Done:
+		return nil
+	case <-t.C:
+		return holdTimeout(h)
+	case <-ctx.Done():
+		return wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: session ended while writes were held")
+	}
+}
+
+func holdTimeout(h *topology.Hold) *wire.Error {
+	return wire.Errorf(wire.ErrUnavailable, "08S01",
+		"sluice: writes held for a primary change (%s) longer than failover.hold_timeout; try again", h.Reason)
 }
 
 // schemaTarget is where a default schema is checked: the primary while it
