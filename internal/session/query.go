@@ -125,6 +125,8 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 	for attempt := 0; ; attempt++ {
 		s.dropNextPin(st)
 		if e := s.leaveReplicaTxn(st); e != nil {
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, &ev)
 			return wire.Result{}, s.fail(e)
 		}
 		c, server, routed, e := s.acquire(ctx, target, skip)
@@ -161,6 +163,8 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.clearActive()
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, &ev)
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
 		res, err := s.roundTrip(c, send, mode)
