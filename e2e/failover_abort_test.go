@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/testbed"
+	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
 // TestFailedPromotionGivesThePrimaryBack: a switchover whose promotion
@@ -74,9 +76,26 @@ func TestFailedPromotionGivesThePrimaryBack(t *testing.T) {
 		if ro1, ro := readOnly("db1"), readOnly(c.to); ro1 != "OFF" || ro != "ON" {
 			t.Errorf("read_only: db1 %s, %s %s; want OFF and ON", ro1, c.to, ro)
 		}
-		snap := p.Snapshot()
-		srv, _ := snap.ByName(c.to)
+		// A target whose replication was never touched stays a replica of
+		// db1; one that dropped it is fenced and no replica of anything.
+		var srv *topology.Server
+		waitFor(t, 5*time.Second, c.to+" seen by the monitor as it was left", func() bool {
+			srv, _ = p.Snapshot().ByName(c.to)
+			return srv.Up && srv.ReadOnly && srv.Fenced == c.fenced && srv.Replicating == !c.fenced
+		})
 		t.Logf("%s after it: state %s, fenced %v, replicating %v", c.to, srv.State(), srv.Fenced, srv.Replicating)
+		st, err := topo.ByName(c.to).SlaveStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case !c.fenced && (st == nil || st["Slave_IO_Running"] != "Yes" || st["Slave_SQL_Running"] != "Yes" || st["Master_Port"] != fmt.Sprint(topo.ByName("db1").Port)):
+			t.Errorf("%s after a promotion that failed before touching replication: slave status %v, want a running replica of db1", c.to, st)
+		case !c.fenced && (srv.Role != topology.RoleReplica || !srv.Readable):
+			t.Errorf("%s after a promotion that failed before touching replication: role %v, readable %v; want a readable replica", c.to, srv.Role, srv.Readable)
+		case c.fenced && srv.Readable:
+			t.Errorf("%s is fenced but takes reads", c.to)
+		}
 	}
 	w.halt()
 	if len(w.errs) > 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,22 @@ func startBackgroundSysbench(t testing.TB, addr, workload string, threads, rate 
 	return b
 }
 
+// semiSyncOn waits until s is a semi-sync primary with a replica
+// attached and returns its Rpl_semi_sync_master_no_tx: commits that no
+// replica acknowledged.
+func semiSyncOn(t testing.TB, s *testbed.Server, what string) int64 {
+	t.Helper()
+	var st map[string]int64
+	waitFor(t, 20*time.Second, what+": semi-sync in force on "+s.Name, func() bool {
+		reconnecting(t, "semi-sync status of "+s.Name, func() (err error) {
+			st, err = s.GlobalStatuses(context.Background(), "Rpl_semi_sync_master_status", "Rpl_semi_sync_master_clients", "Rpl_semi_sync_master_no_tx")
+			return err
+		})
+		return st["Rpl_semi_sync_master_status"] == 1 && st["Rpl_semi_sync_master_clients"] >= 1
+	})
+	return st["Rpl_semi_sync_master_no_tx"]
+}
+
 func (b *backgroundSysbench) stop() {
 	b.cancel()
 	<-b.done
@@ -80,8 +97,9 @@ func (b *backgroundSysbench) stop() {
 
 // TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite kills the primary with
 // SIGKILL again and again while sysbench oltp_write_only and recording
-// writers run through sluice over semi-synchronous replication. Each time
-// writes must succeed on the new primary within fall × interval + 2 s, and
+// writers run through sluice over semi-synchronous replication, checked to
+// be in force before each kill. Writes must succeed on the new primary
+// within fall × interval + 1 s in the median round (+ 5 s in every one), and
 // every insert ever acknowledged must be on it. The killed server is then
 // rebuilt as a replica of the new primary and rejoined through sluice, for
 // the next round.
@@ -92,7 +110,13 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
 		c.Health.Interval, c.Health.Timeout, c.Health.Fall = config.Duration(interval), config.Duration(time.Second), fall
 	}})
-	budget := fall*interval + 2*time.Second
+	// The README's figure in these tests is 0.6–0.9 s; the margin is for
+	// sysbench, -race and the rebuilds sharing two cores.
+	// Each failover within a bound that only a hang or a hold running to
+	// hold_timeout (10 s) exceeds; the median within the README's figure
+	// and a margin, so a regression in the common case fails while one
+	// slow round on a loaded machine does not.
+	budget, medianBudget := fall*interval+5*time.Second, fall*interval+time.Second
 	schema := foSchema(t, topo)
 	if err := topo.Primary.Exec(context.Background(), "CREATE DATABASE sbtest"); err != nil {
 		t.Fatal(err)
@@ -106,21 +130,36 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	w := startPacedWriters(t, d, schema, 4, 20*time.Millisecond)
 
 	var times []time.Duration
-	var worst time.Duration
+	var worst, semiWait time.Duration
 	for rep := 1; rep <= reps; rep++ {
+		old := topo.Primary
+		// The guarantee holds only while semi-sync is in force: with
+		// rpl_semi_sync_master_wait_no_slave=OFF a new primary commits
+		// asynchronously until a replica reconnects to it. Every write
+		// from here to the kill must be acknowledged by a replica.
+		waitStart := time.Now()
+		noTx := semiSyncOn(t, old, fmt.Sprintf("rep %d", rep))
+		semiWait += time.Since(waitStart)
 		base := w.count()
 		waitFor(t, 20*time.Second, "writes flow", func() bool { return w.count() > base+50 })
-		old := topo.Primary
+		if now := semiSyncOn(t, old, fmt.Sprintf("rep %d, before the kill", rep)); now != noTx {
+			t.Fatalf("rep %d: %s committed %d transactions without a semi-sync acknowledgement before the kill", rep, old.Name, now-noTx)
+		}
 		killed := time.Now()
 		if err := old.Kill(); err != nil {
 			t.Fatal(err)
 		}
+		// The record, not the first acknowledged write, says the failover
+		// is over: it is written after the replicas were repointed.
+		waitFor(t, 30*time.Second, fmt.Sprintf("rep %d: the failover's record", rep), func() bool {
+			return p.Failover().Report().Counts["failover_ok"] == uint64(rep)
+		})
+		rec, _ := fenceFailoverRecord(p.Failover().Report())
+		if rec.Old != old.Name || rec.New == old.Name {
+			t.Fatalf("rep %d: failover record %+v, want one from %s", rep, rec, old.Name)
+		}
 		var at time.Time
-		waitFor(t, 30*time.Second, fmt.Sprintf("rep %d: a write acknowledged by a new primary", rep), func() bool {
-			pr, ok := p.Snapshot().PrimaryServer()
-			if !ok || pr.Name == old.Name {
-				return false
-			}
+		waitFor(t, 30*time.Second, fmt.Sprintf("rep %d: a write begun after the kill acknowledged", rep), func() bool {
 			var seen bool
 			at, seen = w.okAfter(killed)
 			return seen
@@ -128,13 +167,12 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 		took := at.Sub(killed)
 		times = append(times, took)
 		worst = max(worst, took)
-		pr, _ := p.Snapshot().PrimaryServer()
-		newPrimary := topo.ByName(pr.Name)
+		newPrimary := topo.ByName(rec.New)
 		if miss := w.missing(t, newPrimary, schema); len(miss) > 0 {
-			t.Fatalf("rep %d: %s lacks %d acknowledged inserts after the failover: %v", rep, pr.Name, len(miss), miss[:min(len(miss), 10)])
+			t.Fatalf("rep %d: %s lacks %d acknowledged inserts after the failover: %v", rep, rec.New, len(miss), miss[:min(len(miss), 10)])
 		}
 		if took > budget {
-			t.Errorf("rep %d: writes resumed %s after the kill, budget fall × interval + 2 s = %s", rep, took.Round(time.Millisecond), budget)
+			t.Errorf("rep %d: writes resumed %s after the kill, budget fall × interval + 5 s = %s", rep, took.Round(time.Millisecond), budget)
 		}
 		// The operator's part: rebuild the dead server as a replica and
 		// tell sluice to take it back.
@@ -160,7 +198,7 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 		// The next kill must find every replica caught up, or max_lag
 		// rightly refuses the one that is not.
 		syncReplicas(t, topo)
-		t.Logf("rep %d: killed %s, %s took over; first write acknowledged %s after the kill", rep, old.Name, pr.Name, took.Round(time.Millisecond))
+		t.Logf("rep %d: killed %s, %s took over; first write acknowledged %s after the kill", rep, old.Name, rec.New, took.Round(time.Millisecond))
 	}
 	w.halt()
 	sb.stop()
@@ -175,6 +213,13 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	for _, d := range times {
 		sum += d
 	}
+	sorted := slices.Clone(times)
+	slices.Sort(sorted)
+	median := sorted[len(sorted)/2]
+	if median > medianBudget {
+		t.Errorf("writes resumed %s after the kill in the median round, want within fall × interval + 1 s = %s (README: 0.6–0.9 s)", median.Round(time.Millisecond), medianBudget)
+	}
+	t.Logf("median resumption %s; waited %s in all for semi-sync to be in force before the kills", median.Round(time.Millisecond), semiWait.Round(time.Millisecond))
 	rep := p.Failover().Report()
 	out := sb.out.String()
 	t.Logf("%d SIGKILLs of the primary under sysbench oltp_write_only (4 threads, 50 tps) and 4 recording writers, semi-sync: writes resumed after %s on average, %s at worst (budget %s); %d inserts acknowledged, all present on every server; %d client errors during the failovers; failovers %d, epoch %d",
@@ -260,6 +305,9 @@ func TestSwitchoverDuringSysbenchHasNoClientErrors(t *testing.T) {
 	for _, h := range rep.History {
 		if h.Kind == "switchover" {
 			pauses = append(pauses, fmt.Sprintf("%s->%s %.1f ms", h.Old, h.New, h.PauseMS))
+			if h.PauseMS > maxSwitchoverPauseMS {
+				t.Errorf("switchover %s -> %s held writes %.0f ms, want under %d ms (the README promises tens of ms)", h.Old, h.New, h.PauseMS, maxSwitchoverPauseMS)
+			}
 		}
 	}
 	t.Logf("2 switchovers during %s of sysbench oltp_read_write: %d transactions (%.0f/s), %d queries, p95 %.1f ms, 0 errors, %d deadlocks retried, %d reconnects; writes held %s",

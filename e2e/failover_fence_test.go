@@ -53,10 +53,11 @@ func fenceGlobalVar(t testing.TB, s *testbed.Server, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	v, err := s.GlobalVariable(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var v string
+	reconnecting(t, name+" of "+s.Name, func() (err error) {
+		v, err = s.GlobalVariable(ctx, name)
+		return err
+	})
 	return v
 }
 
@@ -95,6 +96,26 @@ func fenceOnSightRecord(rep failover.Report, server string) (failover.Record, bo
 		}
 	}
 	return failover.Record{}, false
+}
+
+// fenceDone waits until a failover from server has finished fencing it:
+// its record says the failover's own fence succeeded (the server woke
+// before that attempt gave up), or a fence on sight was recorded.
+func fenceDone(t testing.TB, p *proxy.Proxy, server string, within time.Duration) {
+	t.Helper()
+	waitFor(t, within, "the fence of "+server+" recorded", func() bool {
+		rep := p.Failover().Report()
+		if r, ok := fenceOnSightRecord(rep, server); ok {
+			if !r.OK {
+				t.Fatalf("fence on sight of %s failed: %+v", server, r)
+			}
+			return true
+		}
+		r, ok := fenceFailoverRecord(rep)
+		return ok && r.Old == server && slices.ContainsFunc(r.Reasons, func(s string) bool {
+			return strings.HasPrefix(s, server+" set read_only")
+		})
+	})
 }
 
 func fenceFailoverRecord(rep failover.Report) (failover.Record, bool) {
@@ -533,10 +554,13 @@ func TestTransactionOpenOnFrozenPrimaryIsNotCommittedThere(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, old.Name+" read_only=ON", func() bool {
-		v, err := fenceReadOnly(old)
-		return err == nil && v == "ON"
-	})
+	// read_only=ON is the fence's first step; it then kills the server's
+	// client connections (the test's admin pool too), so only its record
+	// says the fence is over.
+	fenceDone(t, p, old.Name, 15*time.Second)
+	if v := fenceGlobalVar(t, old, "read_only"); v != "ON" {
+		t.Errorf("%s read_only=%s after its fence, want ON", old.Name, v)
+	}
 	for _, s := range []*testbed.Server{old, topo.ByName(newName)} {
 		if ids := tableIDs(t, s, schema); ids[1] {
 			t.Errorf("%s has the row of the transaction begun on %s before the failover", s.Name, old.Name)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,6 @@ import (
 	"github.com/sluice-proxy/sluice/internal/httpapi"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testbed"
-	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // adminAPI serves sluice's admin HTTP API for a test.
@@ -68,13 +68,17 @@ func replicaApplied(t testing.TB, s *testbed.Server) (bool, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := s.SlaveStatus(ctx)
-	if err != nil || st == nil {
-		return false, fmt.Sprintf("slave status: %v", err)
-	}
-	sp, err := s.GlobalVariable(ctx, "gtid_slave_pos")
-	if err != nil {
-		return false, err.Error()
+	var st map[string]string
+	var sp string
+	reconnecting(t, "replication state of "+s.Name, func() (err error) {
+		if st, err = s.SlaveStatus(ctx); err != nil {
+			return err
+		}
+		sp, err = s.GlobalVariable(ctx, "gtid_slave_pos")
+		return err
+	})
+	if st == nil {
+		t.Fatalf("%s is no replica (SHOW SLAVE STATUS is empty)", s.Name)
 	}
 	applied, err1 := gtid.Parse(sp)
 	received, err2 := gtid.Parse(st["Gtid_IO_Pos"])
@@ -161,9 +165,8 @@ func TestLaggingCandidateIsRefusedThenOperatorFailsOver(t *testing.T) {
 		lag = s.Lag
 		return ok && s.LagKnown && s.Lag >= 2*time.Second
 	})
-	behind, _ := replicaApplied(t, db2)
-	if behind {
-		t.Fatal("db2 applied everything it received although its SQL thread is blocked")
+	if applied, state := replicaApplied(t, db2); applied {
+		t.Fatalf("db2 applied everything it received although its SQL thread is blocked: %s", state)
 	}
 	t.Logf("db2 under FLUSH TABLES WITH READ LOCK: lag %s after %s, %d commits acknowledged so far",
 		lag, time.Since(locked).Round(time.Millisecond), w.count())
@@ -177,7 +180,8 @@ func TestLaggingCandidateIsRefusedThenOperatorFailsOver(t *testing.T) {
 	waitFor(t, 20*time.Second, "the failover is refused", func() bool {
 		return p.Failover().Report().Counts["refused"] >= 1 && strings.Contains(p.Snapshot().Alert, "max_lag")
 	})
-	refusedAfter := time.Since(killed)
+	refusedSeen := time.Now()
+	refusedAfter := refusedSeen.Sub(killed)
 	rep := p.Failover().Report()
 	t.Logf("refused %s after the kill; alert: %s", refusedAfter.Round(time.Millisecond), rep.Alert)
 	if rep.Primary != "db1" || rep.Epoch != 1 || rep.Counts["failover_ok"] != 0 {
@@ -202,7 +206,7 @@ func TestLaggingCandidateIsRefusedThenOperatorFailsOver(t *testing.T) {
 	switch {
 	case !errors.As(err, &me):
 		t.Errorf("write after the refusal: %v, want a MySQL error 9001", err)
-	case me.Number != wire.ErrUnavailable || string(me.SQLState[:]) != "08S01" || !strings.Contains(me.Message, rep.Alert):
+	case me.Number != 9001 || string(me.SQLState[:]) != "08S01" || !strings.Contains(me.Message, rep.Alert):
 		t.Errorf("write after the refusal: error %d (%s) %q, want 9001 (08S01) with the alert %q", me.Number, me.SQLState, me.Message, rep.Alert)
 	default:
 		t.Logf("write after the refusal: error %d (SQLSTATE %s): %s", me.Number, me.SQLState, me.Message)
@@ -283,9 +287,45 @@ func TestLaggingCandidateIsRefusedThenOperatorFailsOver(t *testing.T) {
 		t.Errorf("POST /api/failover with db2 up: %d %s, want 409", code, body)
 	}
 
+	// Asynchronous replication may lose what db1 acknowledged last before
+	// the SIGKILL; every write that began after it was acknowledged by db2.
 	lost := w.missing(t, db2, schema)
-	t.Logf("writers: %d commits acknowledged, %d errors (while no primary); %d acknowledged commits missing on db2 (async replication, SIGKILL); counts %v",
-		w.count(), len(w.errs), len(lost), rep.Counts)
+	began := map[int64]time.Time{}
+	w.mu.Lock()
+	for i, id := range w.acked {
+		began[id] = w.okBegan[i]
+	}
+	errs := slices.Clone(w.errs)
+	w.mu.Unlock()
+	for _, id := range lost {
+		if !began[id].Before(killed) {
+			t.Errorf("insert %d, begun %s after the kill and acknowledged, is not on db2", id, began[id].Sub(killed).Round(time.Millisecond))
+		}
+	}
+	for _, err := range unexpectedPrimaryLossErrors(errs) {
+		t.Errorf("client error outside the contract of a lost primary: %v", err)
+	}
+	// In order: 2013 for what ran on db1, 9001 "cannot reach" until the
+	// monitor declared it down, then held writes, then the refusal. Once
+	// the refusal stands, every write begun gets the 9001 that gives its
+	// reason.
+	w.mu.Lock()
+	var afterRefusal int
+	for i, err := range w.errs {
+		if w.errBegan[i].Before(refusedSeen) {
+			continue
+		}
+		afterRefusal++
+		if errCode(err) != 9001 || !strings.Contains(err.Error(), "failover was refused") {
+			t.Errorf("write begun %s after the refusal: %v, want 9001 with the refusal's reason", w.errBegan[i].Sub(refusedSeen).Round(time.Millisecond), err)
+		}
+	}
+	w.mu.Unlock()
+	if afterRefusal == 0 {
+		t.Errorf("no writer error after the refusal: the writers should have been refused until the operator failed over")
+	}
+	t.Logf("writers: %d commits acknowledged, %d errors (while no primary: %s); %d commits db1 acknowledged before the kill missing on db2 (async replication, SIGKILL); counts %v",
+		w.count(), len(errs), fenceErrorKinds(w), len(lost), rep.Counts)
 }
 
 // hookEnv is one run of the hook command: its SLUICE_* variables.
@@ -551,4 +591,93 @@ func TestHooksSeeTheChangeAndAFailingPreHookAbortsSwitchover(t *testing.T) {
 			t.Errorf("client error during the vetoed switchover: %v", err)
 		}
 	}
+}
+
+// TestCandidateThatCannotCatchUpIsRefused: the only replica received the
+// primary's last writes but cannot apply them (its SQL thread waits behind
+// FLUSH TABLES WITH READ LOCK); when the primary dies the failover waits
+// failover.max_catchup for it, then is refused with that reason, which
+// writers get in their 9001. Once the replica can apply, an operator's
+// failover promotes it with every write it received.
+func TestCandidateThatCannotCatchUpIsRefused(t *testing.T) {
+	const maxCatchup = time.Second
+	topo := testbed.StartT(t, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	db1, db2 := topo.ByName("db1"), topo.ByName("db2")
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(""), mutate: func(c *config.Config) {
+		c.Failover.MaxLag = 0 // any lag: only the catch-up decides
+		c.Failover.MaxCatchup = config.Duration(maxCatchup)
+	}})
+	schema := foSchema(t, topo)
+	d := openDB(t, p, "")
+	w := startWriters(t, d, schema, 2)
+	defer haltOnce(w)
+	waitFor(t, 10*time.Second, "writes flow", func() bool { return w.count() > 20 })
+
+	adb, err := db2.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := adb.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlocked := false
+	t.Cleanup(func() {
+		if !unlocked {
+			lock.ExecContext(context.Background(), "UNLOCK TABLES")
+		}
+		lock.Close()
+	})
+	mustExec(t, lock, "FLUSH TABLES WITH READ LOCK")
+	base := w.count()
+	waitFor(t, 10*time.Second, "writes db2 receives but cannot apply", func() bool {
+		applied, _ := replicaApplied(t, db2)
+		return w.count() > base+20 && !applied
+	})
+	killed := time.Now()
+	if err := db1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the refusal", func() bool { return p.Failover().Report().Counts["refused"] >= 1 })
+	refusedSeen := time.Now()
+	rep := p.Failover().Report()
+	t.Logf("refused %s after the kill: %s", refusedSeen.Sub(killed).Round(time.Millisecond), rep.Alert)
+	if !strings.Contains(rep.Alert, "failover.max_catchup 1s") || !strings.Contains(rep.Alert, "db2") {
+		t.Fatalf("alert %q: want db2 refused for failover.max_catchup 1s", rep.Alert)
+	}
+	if rep.Primary != "db1" || rep.Epoch != 1 || rep.Counts["failover_ok"] != 0 {
+		t.Fatalf("report after the refusal: %+v", rep)
+	}
+	// The failover waited max_catchup for the candidate, not less.
+	if waited := refusedSeen.Sub(killed); waited < maxCatchup {
+		t.Errorf("refused %s after the kill, before failover.max_catchup (%s) could pass", waited.Round(time.Millisecond), maxCatchup)
+	}
+	if len(rep.History) == 0 || rep.History[0].Kind != "refused" {
+		t.Fatalf("newest record %+v, want the refusal", rep.History)
+	}
+	_, err = d.ExecContext(context.Background(), "INSERT INTO `"+schema+"`.t (id, v) VALUES (-1, 'refused')")
+	if errCode(err) != 9001 || !strings.Contains(err.Error(), "max_catchup") {
+		t.Fatalf("write after the refusal: %v, want 9001 naming failover.max_catchup", err)
+	}
+
+	unlocked = true
+	mustExec(t, lock, "UNLOCK TABLES")
+	waitFor(t, 30*time.Second, "db2 applied its relay log", func() bool { ok, _ := replicaApplied(t, db2); return ok })
+	rec, err := p.Failover().Failover(context.Background(), "")
+	if err != nil || rec.New != "db2" {
+		t.Fatalf("operator failover: %+v %v", rec, err)
+	}
+	primaryIs(t, p, "db2", 10*time.Second)
+	base = w.count()
+	waitFor(t, 10*time.Second, "writes on db2", func() bool { return w.count() > base+20 })
+	haltOnce(w)
+	w.mu.Lock()
+	errs := slices.Clone(w.errs)
+	w.mu.Unlock()
+	for _, err := range unexpectedPrimaryLossErrors(errs) {
+		t.Errorf("client error outside the contract of a lost primary: %v", err)
+	}
+	// db2 received every write db1 acknowledged while it was locked; the
+	// SIGKILL can lose only the last ones db1 never sent.
+	t.Logf("%d acknowledged commits missing on db2; writers' errors: %s", len(w.missing(t, db2, schema)), fenceErrorKinds(w))
 }

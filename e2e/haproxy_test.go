@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -145,8 +146,9 @@ func (h *h3HAProxy) waitState(t testing.TB, server, state string, limit time.Dur
 }
 
 // TestHAProxyFollowsSluiceHealthChecks: HAProxy 2.6 balancing the replicas
-// with option httpchk against sluice's /health/{server} marks a stopped
-// replica DOWN and the restarted one UP.
+// with option httpchk against sluice's /health/{server} marks a replica
+// DOWN when sluice puts it in maintenance (the server itself still runs)
+// and UP when sluice enables it again.
 func TestHAProxyFollowsSluiceHealthChecks(t *testing.T) {
 	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
 	db2 := topo.ByName("db2")
@@ -185,24 +187,27 @@ func TestHAProxyFollowsSluiceHealthChecks(t *testing.T) {
 		t.Fatalf("through haproxy with both replicas up: %v", got)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	stopped := time.Now()
-	if err := db2.Stop(ctx); err != nil {
-		t.Fatal(err)
+	// db2 keeps running and answering: only sluice's verdict (db2 in
+	// maintenance) can make HAProxy take it out.
+	maint := time.Now()
+	if code := s.call(t, "POST", "/api/servers/db2/maintenance", "", nil); code != http.StatusOK {
+		t.Fatalf("POST /api/servers/db2/maintenance: %d", code)
 	}
 	down := h.waitState(t, "db2", "DOWN", 10*time.Second)
-	if got := through(10); got["db2"] != 0 {
-		t.Fatalf("haproxy sent connections to the stopped db2: %v", got)
+	if err := db2.Exec(context.Background(), "SELECT 1"); err != nil {
+		t.Fatalf("db2 itself stopped answering: %v", err)
 	}
-	started := time.Now()
-	if err := db2.Start(ctx); err != nil {
-		t.Fatal(err)
+	if got := through(10); got["db2"] != 0 {
+		t.Fatalf("haproxy sent connections to db2 in sluice's maintenance: %v", got)
+	}
+	enabled := time.Now()
+	if code := s.call(t, "POST", "/api/servers/db2/enable", "", nil); code != http.StatusOK {
+		t.Fatalf("POST /api/servers/db2/enable: %d", code)
 	}
 	up := h.waitState(t, "db2", "UP", 15*time.Second)
-	t.Logf("haproxy (inter 200 rise 1 fall 2 on sluice health 200ms/rise 1/fall 2): db2 DOWN %s after Stop began, UP %s after Start began",
-		down.Sub(stopped).Round(time.Millisecond), up.Sub(started).Round(time.Millisecond))
+	t.Logf("haproxy (inter 200 rise 1 fall 2 on sluice's /health): db2 DOWN %s after sluice put it in maintenance, UP %s after enable",
+		down.Sub(maint).Round(time.Millisecond), up.Sub(enabled).Round(time.Millisecond))
 	if got := through(10); got["db2"] == 0 {
-		t.Fatalf("haproxy sends nothing to the restarted db2: %v", got)
+		t.Fatalf("haproxy sends nothing to the re-enabled db2: %v", got)
 	}
 }

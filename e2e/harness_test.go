@@ -6,6 +6,8 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -224,10 +226,11 @@ func counters(t testing.TB, topo *testbed.Topology, names ...string) map[string]
 	t.Helper()
 	out := map[string]map[string]int64{}
 	for _, s := range topo.Servers {
-		m, err := s.GlobalStatuses(context.Background(), names...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var m map[string]int64
+		reconnecting(t, "status of "+s.Name, func() (err error) {
+			m, err = s.GlobalStatuses(context.Background(), names...)
+			return err
+		})
 		out[s.Name] = m
 	}
 	return out
@@ -294,13 +297,46 @@ func userCommands(t testing.TB, topo *testbed.Topology) map[string]map[string]in
 			t.Fatal(err)
 		}
 		var sel, upd, oth int64
-		err = db.QueryRow("SELECT SELECT_COMMANDS, UPDATE_COMMANDS, OTHER_COMMANDS FROM information_schema.USER_STATISTICS WHERE USER = ?", testbed.AppUser).
-			Scan(&sel, &upd, &oth)
-		if err != nil && err != sql.ErrNoRows {
-			t.Fatal(err)
-		}
+		reconnecting(t, "USER_STATISTICS on "+s.Name, func() error {
+			err := db.QueryRow("SELECT SELECT_COMMANDS, UPDATE_COMMANDS, OTHER_COMMANDS FROM information_schema.USER_STATISTICS WHERE USER = ?", testbed.AppUser).
+				Scan(&sel, &upd, &oth)
+			if err == sql.ErrNoRows {
+				return nil
+			}
+			return err
+		})
 		m := map[string]int64{"select": sel, "update": upd, "other": oth}
 		out[s.Name] = m
 	}
 	return out
+}
+
+// connLost reports whether err means the server or sluice closed the
+// connection under the statement (a fence or KILL did), so sending it
+// again on a new connection is the right answer.
+func connLost(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1927 || me.Number == 2006 || me.Number == 2013
+	}
+	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn)
+}
+
+// reconnecting runs fn until it succeeds or fails for another reason than
+// a lost connection, for at most 15 s: a fence kills every client
+// connection of a server, the tests' admin pool included, and the first
+// statement on a killed pooled connection fails with "invalid connection".
+func reconnecting(t testing.TB, what string, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if !connLost(err) || time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

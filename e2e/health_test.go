@@ -14,7 +14,6 @@ import (
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testbed"
 	"github.com/sluice-proxy/sluice/internal/topology"
-	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
 // Health checks against real faults: stopped replication threads, lag,
@@ -211,9 +210,14 @@ func TestStoppedSQLThreadExcludesReplicaAndRiseReadmitsIt(t *testing.T) {
 	if out.s.State() != "stopped" || out.s.SQLRunning {
 		t.Fatalf("db2 excluded as %q (sql running %v), want stopped", out.s.State(), out.s.SQLRunning)
 	}
-	// One check suffices, so the bound holds with a check's duration to spare.
-	if detect > fall*interval+200*time.Millisecond {
-		t.Errorf("detection took %s, want within fall × interval (%s)", detect, fall*interval)
+	// One check suffices: no check may have seen the thread stopped and
+	// left db2 readable. The time bound is that, with room for a loaded
+	// machine's slow checks.
+	if seen := trail.checks(stopped, out.at, func(s *topology.Server) bool { return !s.SQLRunning && s.Readable }); len(seen) > 0 {
+		t.Errorf("%d checks saw the SQL thread stopped and kept db2 readable, want exclusion at the first", len(seen))
+	}
+	if detect > 2*fall*interval+time.Second {
+		t.Errorf("detection took %s, want within fall × interval (%s) and a margin", detect, fall*interval)
 	}
 	if got := h3ReadOn(t, d, topo, 40, "SELECT @@port"); got["db2"] != 0 || got["db3"] != 40 {
 		t.Fatalf("reads with db2's SQL thread stopped: %v, want all on db3", got)
@@ -305,8 +309,9 @@ func TestLaggingReplicaIsExcludedAndReadsStayFresh(t *testing.T) {
 	names := h3PortNames(topo)
 	var excludedAt time.Time
 	var worst time.Duration
-	afterExclusion, staleBefore := 0, 0
+	afterExclusion, staleBefore, lastID := 0, 0, 0
 	for id := 1; ; id++ {
+		lastID = id
 		if time.Since(locked) > 15*time.Second {
 			t.Fatalf("db2 never excluded in 15 s of writes (last state %+v)", trail.last())
 		}
@@ -329,7 +334,7 @@ func TestLaggingReplicaIsExcludedAndReadsStayFresh(t *testing.T) {
 			}
 			// A replica is readable while its lag, measured at most an
 			// interval ago, is within the limit.
-			if bound := maxLag + 2*interval; time.Since(wrote) > bound {
+			if bound := maxLag + 4*interval + time.Second; time.Since(wrote) > bound {
 				t.Fatalf("write %d not visible through sluice after %s (last read on %s)", id, bound, names[port])
 			}
 		}
@@ -369,20 +374,26 @@ func TestLaggingReplicaIsExcludedAndReadsStayFresh(t *testing.T) {
 	if len(good) != rise-1 {
 		t.Errorf("readmitted after %d good checks, want rise = %d", len(good)+1, rise)
 	}
-	waitFor(t, 5*time.Second, "db2 takes reads again and has every write", func() bool {
+	waitFor(t, 5*time.Second, fmt.Sprintf("db2 takes reads again and has every write (max id %d)", lastID), func() bool {
 		var maxID int
 		var port string
-		d.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0), @@port FROM t").Scan(&maxID, &port)
-		return names[port] == "db2"
+		if err := d.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0), @@port FROM t").Scan(&maxID, &port); err != nil {
+			t.Fatal(err)
+		}
+		return names[port] == "db2" && maxID == lastID
 	})
 }
 
 // TestFrozenReplicaDoesNotHoldReadsPastTheBound: SIGSTOP on a replica
 // while 8 sessions read; statements on it are interrupted when the monitor
-// declares it down and retried elsewhere, so no read waits longer than
-// timeouts.query. After SIGCONT it takes reads again.
+// declares it down and retried elsewhere, so no read waits much longer
+// than the detection — with timeouts.query left at its default (1 h), only
+// the interruption at the loss can free them. After SIGCONT it takes reads
+// again.
 func TestFrozenReplicaDoesNotHoldReadsPastTheBound(t *testing.T) {
-	const bound = 3 * time.Second
+	// A read waits for the detection, then for its retry; a second is
+	// ample for the retry of a 10 ms read on a loaded machine.
+	const retryMargin = time.Second
 	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
 	db2 := topo.ByName("db2")
 	t.Cleanup(func() {
@@ -391,7 +402,10 @@ func TestFrozenReplicaDoesNotHoldReadsPastTheBound(t *testing.T) {
 		}
 	})
 	s := h3Start(t, h3Cfg{topo: topo, health: "{interval: 200ms, timeout: 500ms, rise: 1, fall: 2}",
-		yaml: "routing: {read_your_writes: false}\ntimeouts: {query: 3s}\n"})
+		yaml: "routing: {read_your_writes: false}\n"})
+	if q := s.p.Config().Timeouts.Query; time.Duration(q) < time.Hour {
+		t.Fatalf("timeouts.query = %s: the test needs the default, or the query timeout frees the reads", time.Duration(q))
+	}
 	trail := h3Record(s.p, "db2")
 	d := s.db(t, "")
 	load := h3StartLoad(t, d, topo, 8, "SELECT @@port FROM (SELECT SLEEP(0.01)) AS x")
@@ -402,12 +416,14 @@ func TestFrozenReplicaDoesNotHoldReadsPastTheBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	down := trail.first(t, paused, 10*time.Second, "db2 declared down", func(s *topology.Server) bool { return !s.Up })
+	detect := down.at.Sub(paused)
 	atPause := load.count("db2")
-	// Keep reading past the detection for longer than the bound.
-	deadline := time.Now().Add(bound + 500*time.Millisecond)
-	for time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	// Keep db2 frozen well past the bound, so a read left hanging on it
+	// shows as a slow one, while db3 keeps answering.
+	atDown := load.count("db3")
+	waitFor(t, 20*time.Second, "db3 answers reads for 2 s after db2 is down", func() bool {
+		return load.count("db3") > atDown+100 && time.Since(down.at) > 2*retryMargin
+	})
 	if n := load.count("db2"); n != atPause {
 		t.Errorf("db2 answered %d reads while frozen", n-atPause)
 	}
@@ -422,11 +438,12 @@ func TestFrozenReplicaDoesNotHoldReadsPastTheBound(t *testing.T) {
 	for _, n := range reads {
 		total += n
 	}
+	bound := detect + retryMargin
 	t.Logf("SIGSTOP: db2 down after %s; slowest read %s (bound %s); %d reads, %d errors; SIGCONT: db2 up after %s; reads per server %v",
-		down.at.Sub(paused).Round(time.Millisecond), maxLat.Round(time.Millisecond), bound, total, len(errs), up.at.Sub(resumed).Round(time.Millisecond), reads)
+		detect.Round(time.Millisecond), maxLat.Round(time.Millisecond), bound.Round(time.Millisecond), total, len(errs), up.at.Sub(resumed).Round(time.Millisecond), reads)
 	h3LogErrors(t, errs)
-	if maxLat > bound+500*time.Millisecond {
-		t.Errorf("a read waited %s, want under %s", maxLat, bound+500*time.Millisecond)
+	if maxLat > bound {
+		t.Errorf("a read waited %s, want under the detection (%s) + %s", maxLat.Round(time.Millisecond), detect.Round(time.Millisecond), retryMargin)
 	}
 	if len(errs) != 0 {
 		t.Errorf("%d reads failed; reads on a lost server should be retried elsewhere", len(errs))
@@ -519,8 +536,8 @@ func TestBalancing(t *testing.T) {
 		})
 		var port string
 		err := d.QueryRow("SELECT @@port").Scan(&port)
-		if h3Code(err) != wire.ErrUnavailable {
-			t.Fatalf("read with no usable replica: %v (port %s), want error %d", err, port, wire.ErrUnavailable)
+		if h3Code(err) != 9001 {
+			t.Fatalf("read with no usable replica: %v (port %s), want error %d", err, port, 9001)
 		}
 		t.Logf("read: %v", err)
 		mustExec(t, d, "INSERT INTO t VALUES (1)")
@@ -609,7 +626,7 @@ func TestBalancing(t *testing.T) {
 				switch {
 				case err == nil:
 					ok++
-				case h3Code(err) == wire.ErrConCount:
+				case h3Code(err) == 1040:
 					full++
 				default:
 					t.Errorf("read: %v", err)

@@ -506,7 +506,9 @@ func TestGraphitePushesOnScheduleAndAfterReceiverRestart(t *testing.T) {
 			if gap := r.ts - prev.ts; gap < 1 || gap > 2 {
 				t.Errorf("rounds %d and %d are %d s apart by their timestamps, want 1 (2 at most)", i-1, i, gap)
 			}
-			if gap := r.first.Sub(prev.first); r.conn == prev.conn && (gap < 500*time.Millisecond || gap > 2500*time.Millisecond) {
+			// A late round is followed by one on time, so only the
+			// upper bound holds on a loaded machine.
+			if gap := r.first.Sub(prev.first); r.conn == prev.conn && gap > 2500*time.Millisecond {
 				t.Errorf("rounds %d and %d arrived %s apart, want about 1s", i-1, i, gap)
 			}
 		}

@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
 // Both protocols of go-sql-driver: interpolateParams=true sends text
@@ -191,7 +195,8 @@ func TestReadYourWrites(t *testing.T) {
 	c := conn(t, d)
 	// A table lock on each replica holds its SQL thread back: the replicas
 	// stay healthy in sluice's eyes but go stale.
-	lock := make([]*sql.Conn, 0, len(shared.Replicas))
+	// Cleanups run last-in first-out: this one after every UNLOCK TABLES.
+	t.Cleanup(func() { syncReplicas(t, shared) })
 	for _, r := range shared.Replicas {
 		rdb, err := sql.Open("mysql", r.DSN("app", "app", db))
 		if err != nil {
@@ -202,10 +207,17 @@ func TestReadYourWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Released whatever happens: a lock left on the shared replicas
+		// would stall replication for every later test.
+		t.Cleanup(func() {
+			if _, err := lc.ExecContext(context.Background(), "UNLOCK TABLES"); err != nil {
+				t.Errorf("UNLOCK TABLES on %s: %v", r.Name, err)
+			}
+			lc.Close()
+		})
 		if _, err := lc.ExecContext(ctx, "LOCK TABLES t READ"); err != nil {
 			t.Fatal(err)
 		}
-		lock = append(lock, lc)
 	}
 	mustExec(t, c, "INSERT INTO t VALUES (1)")
 	if got := queryString(t, c, "SELECT COUNT(*) FROM t"); got != "1" {
@@ -220,9 +232,84 @@ func TestReadYourWrites(t *testing.T) {
 	if got := queryString(t, c, "SELECT COUNT(*) FROM t"); got != "0" {
 		t.Fatalf("replica read after the window sees %s rows; the replica was expected to be stale (test setup)", got)
 	}
-	for _, lc := range lock {
-		lc.ExecContext(ctx, "UNLOCK TABLES")
-		lc.Close()
+}
+
+// TestDrainedPrimaryRefusesNewWritesAndLetsTransactionsFinish: with the
+// primary in drain, a transaction already open on it commits, new writes
+// get 9001, and reads go on; enabled again, writes are accepted.
+func TestDrainedPrimaryRefusesNewWritesAndLetsTransactionsFinish(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: "routing: {read_your_writes: false}\n"})
+	db := newSchema(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)")
+	d := openDB(t, p, db)
+	inTxn := conn(t, d)
+	mustExec(t, inTxn, "BEGIN")
+	mustExec(t, inTxn, "INSERT INTO t VALUES (1)")
+
+	if err := p.SetAdmin(shared.Primary.Name, topology.AdminDrain); err != nil {
+		t.Fatal(err)
 	}
-	syncReplicas(t, shared)
+	t.Cleanup(func() { p.SetAdmin(shared.Primary.Name, topology.AdminNone) })
+	_, err := d.ExecContext(context.Background(), "INSERT INTO t VALUES (2)")
+	wantCode(t, "write to a drained primary", err, 9001)
+	if me := (*mysql.MySQLError)(nil); errors.As(err, &me) && string(me.SQLState[:]) != "08S01" {
+		t.Errorf("write to a drained primary: SQLSTATE %s, want 08S01", me.SQLState)
+	}
+	// The transaction in flight finishes on it.
+	mustExec(t, inTxn, "INSERT INTO t VALUES (3)")
+	mustExec(t, inTxn, "COMMIT")
+	if s := servedBy(t, conn(t, d), shared, ""); !isReplica(shared, s) {
+		t.Errorf("read with the primary drained served by %s, want a replica", s)
+	}
+
+	if err := p.SetAdmin(shared.Primary.Name, topology.AdminNone); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, d, "INSERT INTO t VALUES (4)")
+	if got := queryString(t, d, "/* sluice:primary */ SELECT GROUP_CONCAT(id ORDER BY id) FROM t"); got != "1,3,4" {
+		t.Fatalf("rows %q, want 1,3,4 (the refused write absent)", got)
+	}
+}
+
+// TestWriteIsNeverRetried: the backend connection under a running write
+// dies (KILL CONNECTION on the primary). The client gets an error and
+// sluice does not run the write again on another connection: once the
+// primary runs nothing of the session's, the row is absent.
+func TestWriteIsNeverRetried(t *testing.T) {
+	p := startSluice(t, sluiceOpts{})
+	db := newSchema(t, shared, "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	c := conn(t, openDB(t, p, db))
+	ctx := context.Background()
+	errc := async(c, ctx, "INSERT INTO t (v) SELECT SLEEP(1) + 7 AS write_never_retried")
+	var id string
+	admin, err := shared.Primary.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := func() (string, bool) {
+		var tid sql.NullString
+		err := admin.QueryRow("SELECT MAX(ID) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%write_never_retried%' AND INFO NOT LIKE '%PROCESSLIST%'").Scan(&tid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tid.String, tid.Valid
+	}
+	waitFor(t, 5*time.Second, "the write runs on the primary", func() bool {
+		var ok bool
+		id, ok = running()
+		return ok
+	})
+	if err := shared.Primary.Exec(ctx, "KILL CONNECTION "+id); err != nil {
+		t.Fatal(err)
+	}
+	err = <-errc
+	if code := errCode(err); code != 1927 && !lostConnection(err) {
+		t.Fatalf("write whose backend connection was killed: %v, want a closed connection (or the server's 1927)", err)
+	}
+	waitFor(t, 5*time.Second, "nothing of the write runs any more", func() bool {
+		_, ok := running()
+		return !ok
+	})
+	if got := queryString(t, mustAdmin(t, shared.Primary), "SELECT COUNT(*) FROM `"+db+"`.t"); got != "0" {
+		t.Fatalf("%s rows after the killed write: sluice ran it again", got)
+	}
 }

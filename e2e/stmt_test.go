@@ -350,11 +350,11 @@ func TestManyPreparedStatementsOnOneBackendConnection(t *testing.T) {
 	c := conn(t, d)
 	// A transaction keeps every statement on one primary connection.
 	mustExec(t, c, "BEGIN")
-	thread := queryString(t, c, "SELECT CONNECTION_ID()")
+	thread := queryString(t, c, "SELECT @@pseudo_thread_id")
 	const n = 600
 	stmts := make([]*sql.Stmt, n)
 	for i := range stmts {
-		stmts[i] = stmtPrepareOn(t, c, fmt.Sprintf("SELECT ? + %d, CONNECTION_ID()", i))
+		stmts[i] = stmtPrepareOn(t, c, fmt.Sprintf("SELECT ? + %d, @@pseudo_thread_id", i))
 	}
 	check := func(i int) {
 		t.Helper()
@@ -518,7 +518,7 @@ func TestCursorFetch(t *testing.T) {
 	db := newSchema(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))",
 		"INSERT INTO t SELECT seq, CONCAT('row-', seq) FROM seq_1_to_1000")
 	r := dialStmtClient(t, p, db)
-	st := r.prepare("SELECT id, v, CONNECTION_ID(), @@port FROM t ORDER BY id")
+	st := r.prepare("SELECT id, v, @@pseudo_thread_id, @@port FROM t ORDER BY id")
 
 	// free checks that the session is not pinned: with round-robin, two
 	// reads in a row are served by different replicas.
@@ -530,7 +530,7 @@ func TestCursorFetch(t *testing.T) {
 		}
 	}
 	whoAmI := func() (port, conn string) {
-		row := r.queryRow("SELECT @@port, CONNECTION_ID()")
+		row := r.queryRow("SELECT @@port, @@pseudo_thread_id")
 		return row[0], row[1]
 	}
 	free("before any cursor")
@@ -757,7 +757,7 @@ func TestTextPrepareExecute(t *testing.T) {
 		c := conn(t, d)
 		mustExec(t, c, "PREPARE sel FROM 'SELECT v FROM t WHERE id = ?'")
 		mustExec(t, c, "PREPARE ins FROM 'INSERT INTO t VALUES (?, ?)'")
-		mustExec(t, c, "PREPARE who FROM 'SELECT CONNECTION_ID()'")
+		mustExec(t, c, "PREPARE who FROM 'SELECT @@pseudo_thread_id'")
 		first := queryString(t, c, "EXECUTE who")
 		for i, want := range []string{"one", "two", "three"} {
 			mustExec(t, c, fmt.Sprintf("SET @id = %d", i+1))
@@ -820,7 +820,7 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 	t.Run("statements prepared before BEGIN", func(t *testing.T) {
 		c := conn(t, d)
 		// Prepared outside a transaction: the SELECT on a replica.
-		who := stmtPrepareOn(t, c, "SELECT CONNECTION_ID(), @@port, COUNT(*) FROM t WHERE id >= ?")
+		who := stmtPrepareOn(t, c, "SELECT @@pseudo_thread_id, @@port, COUNT(*) FROM t WHERE id >= ?")
 		ins := stmtPrepareOn(t, c, "INSERT INTO t (id, v) VALUES (?, ?)")
 		var thread, port string
 		var n int
@@ -831,7 +831,7 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 			t.Fatalf("prepared read outside a transaction ran on the primary")
 		}
 		mustExec(t, c, "BEGIN")
-		txThread := queryString(t, c, "SELECT CONNECTION_ID()")
+		txThread := queryString(t, c, "SELECT @@pseudo_thread_id")
 		before := counters(t, shared, names...)
 		for i := 0; i < 10; i++ {
 			mustExec(t, stmtQueryer{ins}, "", 100+i, i)
@@ -869,11 +869,11 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sel, err := tx.PrepareContext(ctx, "SELECT v, CONNECTION_ID(), @@port FROM t WHERE id = ?")
+		sel, err := tx.PrepareContext(ctx, "SELECT v, @@pseudo_thread_id, @@port FROM t WHERE id = ?")
 		if err != nil {
 			t.Fatal(err)
 		}
-		txThread := queryString(t, tx, "SELECT CONNECTION_ID()")
+		txThread := queryString(t, tx, "SELECT @@pseudo_thread_id")
 		for i := 0; i < 5; i++ {
 			mustExec(t, stmtQueryer{upd}, "", 1)
 			churn(t, noise, 2)
@@ -898,12 +898,12 @@ func TestPreparedStatementInTransaction(t *testing.T) {
 	t.Run("read-only transaction on a replica", func(t *testing.T) {
 		c := conn(t, d)
 		mustExec(t, c, "START TRANSACTION READ ONLY")
-		txThread := queryString(t, c, "SELECT CONNECTION_ID()")
+		txThread := queryString(t, c, "SELECT @@pseudo_thread_id")
 		txPort := queryString(t, c, "SELECT @@port")
 		if txPort == primaryPort {
 			t.Fatal("read-only transaction on the primary")
 		}
-		sel := stmtPrepareOn(t, c, "SELECT CONNECTION_ID(), @@port FROM t WHERE id = ?")
+		sel := stmtPrepareOn(t, c, "SELECT @@pseudo_thread_id, @@port FROM t WHERE id = ?")
 		for i := 0; i < 5; i++ {
 			churn(t, noise, 2)
 			var thread, port string
@@ -974,6 +974,81 @@ func TestPreparedParamTypesRemembered(t *testing.T) {
 	r.close(st)
 }
 
+// TestPreparedProtocolMatchesMariaDB sends the same prepared-statement
+// packets to the primary directly and through sluice, and compares the
+// answers: parameter types sent once (and never), COM_STMT_RESET with and
+// without long data, an unknown statement id, and a cursor fetched in
+// pieces past its end. Error messages sluice writes itself differ in
+// wording, so errors compare by code and SQLSTATE.
+func TestPreparedProtocolMatchesMariaDB(t *testing.T) {
+	p := startSluice(t, sluiceOpts{yaml: stmtNoRYW})
+	db := newSchema(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO t SELECT seq, CONCAT('row-', seq) FROM seq_1_to_25")
+	script := func(r *stmtClient) []string {
+		var out []string
+		// Only the flags of the statement protocol: autocommit and the
+		// like may differ with the connection sluice lends.
+		const flags = wire.StatusCursorExists | wire.StatusLastRowSent | wire.StatusInTrans
+		add := func(step string, res stmtResult) {
+			if res.err != nil {
+				out = append(out, fmt.Sprintf("%s: ERR %d %s", step, res.err.Code, res.err.State))
+				return
+			}
+			out = append(out, fmt.Sprintf("%s: status=%#x affected=%d cols=%d rows=%v", step, res.status&flags, res.affected, len(res.cols), res.rows))
+		}
+		addErr := func(step string, e *wire.Error) {
+			if e == nil {
+				out = append(out, step+": OK")
+				return
+			}
+			out = append(out, fmt.Sprintf("%s: ERR %d %s", step, e.Code, e.State))
+		}
+
+		never := r.prepare("SELECT ? * 2")
+		add("execute without ever sending types", r.execute(never, 0, false, stmtInt(1)))
+		add("then with types", r.execute(never, 0, true, stmtInt(21)))
+		r.close(never)
+
+		once := r.prepare("SELECT CAST(? AS SIGNED) + 1, CONCAT(?, '!')")
+		add("types sent", r.execute(once, 0, true, stmtInt(1), stmtStr("a")))
+		add("types not sent again", r.execute(once, 0, false, stmtInt(2), stmtStr("b")))
+		add("and again", r.execute(once, 0, false, stmtInt(3), stmtStr("c")))
+		add("NULL without types", r.execute(once, 0, false, stmtParam{typ: stmtTypeLongLong, null: true}, stmtStr("n")))
+		r.close(once)
+
+		long := r.prepare("SELECT CONCAT('<', ?, '>')")
+		r.longData(long, 0, []byte("long "))
+		r.longData(long, 0, []byte("data"))
+		add("execute with long data", r.execute(long, 0, true, stmtLong()))
+		r.longData(long, 0, []byte("stale"))
+		addErr("COM_STMT_RESET after long data", r.reset(long))
+		add("execute after the reset", r.execute(long, 0, true, stmtStr("fresh")))
+		addErr("COM_STMT_RESET without long data", r.reset(long))
+		addErr("COM_STMT_RESET of an unknown id", r.reset(stmtHandle{id: long.id + 1000}))
+		r.close(long)
+
+		cur := r.prepare("SELECT id, v FROM t WHERE id > ? ORDER BY id")
+		res := r.execute(cur, wire.CursorTypeReadOnly, true, stmtInt(5))
+		add("execute with a cursor", res)
+		for i := 1; i <= 3; i++ {
+			add(fmt.Sprintf("fetch %d of 8 rows", i), r.fetch(cur, res.cols, 8))
+		}
+		add("fetch past the end", r.fetch(cur, res.cols, 8))
+		add("statement after the cursor", r.query("SELECT 42"))
+		res = r.execute(cur, wire.CursorTypeReadOnly, true, stmtInt(20))
+		add("second cursor", res)
+		addErr("COM_STMT_RESET closes the cursor", r.reset(cur))
+		add("fetch after the reset", r.fetch(cur, res.cols, 8))
+		add("execute after the reset", r.execute(cur, 0, true, stmtInt(23)))
+		r.close(cur)
+		add("fetch of a closed statement", r.fetch(cur, res.cols, 8))
+		return out
+	}
+	direct := script(dialStmtAddr(t, shared.Primary.Addr(), db))
+	through := script(dialStmtClient(t, p, db))
+	compareTranscripts(t, direct, through)
+}
+
 // ---- helpers ----
 
 // stmtQueryer runs a *sql.Stmt through the queryer helpers (the query text
@@ -1040,8 +1115,15 @@ const stmtClientTimeout = 10 * time.Second
 
 func dialStmtClient(t testing.TB, p *proxy.Proxy, db string) *stmtClient {
 	t.Helper()
+	return dialStmtAddr(t, p.Addr().String(), db)
+}
+
+// dialStmtAddr logs in as the app user at addr: sluice, or a server
+// directly, to compare their answers to the same packets.
+func dialStmtAddr(t testing.TB, addr, db string) *stmtClient {
+	t.Helper()
 	c, err := backend.Dial(context.Background(), backend.DialOptions{
-		Addr: p.Addr().String(), User: testbed.AppUser, Password: testbed.AppPassword, Schema: db, Timeout: 5 * time.Second,
+		Addr: addr, User: testbed.AppUser, Password: testbed.AppPassword, Schema: db, Timeout: 5 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,12 @@ func adminCmd(action string, args []string, out io.Writer) error {
 	path := fs.String("c", "sluice.yaml", "configuration file of the running sluice (for http_listen and http_token)")
 	addr := fs.String("http", "", "admin API address (default: http_listen from the configuration)")
 	token := fs.String("token", "", "admin API token (default: http_token from the configuration, or $SLUICE_HTTP_TOKEN with --http)")
-	to := fs.String("to", "", "server to promote (default: the most advanced eligible replica)")
+	var to *string
+	if action == "rejoin" {
+		to = new(string) // rejoin names its server; there is nothing to promote
+	} else {
+		to = fs.String("to", "", "server to promote (default: the most advanced eligible replica)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
@@ -45,7 +50,7 @@ func adminCmd(action string, args []string, out io.Writer) error {
 			endpoint += "?to=" + url.QueryEscape(*to)
 		}
 	case "rejoin":
-		if fs.NArg() != 1 || *to != "" {
+		if fs.NArg() != 1 {
 			fmt.Fprintln(os.Stderr, "usage: sluice rejoin [-c sluice.yaml] NAME")
 			return exitError(2)
 		}
@@ -115,8 +120,40 @@ func printRecord(out io.Writer, r failover.Record) {
 		return
 	}
 	switch {
+	case r.Kind == "refused":
+		// Nothing changed: say why, then the checks that led there.
+		why := r.Error
+		var checks []string
+		for _, s := range r.Reasons {
+			if after, ok := strings.CutPrefix(s, "refused: "); ok {
+				if why == "" {
+					why = after
+				} else if !strings.Contains(why, after) {
+					why += "; " + after
+				}
+				continue
+			}
+			checks = append(checks, s)
+		}
+		if why == "" && len(checks) > 0 {
+			why, checks = checks[len(checks)-1], checks[:len(checks)-1]
+		}
+		fmt.Fprintf(out, "refused: %s\n", why)
+		if r.Old != "" {
+			fmt.Fprintf(out, "  primary %s, epoch %d (unchanged)\n", r.Old, r.Epoch)
+		}
+		for _, s := range checks {
+			fmt.Fprintln(out, "  -", s)
+		}
+		return
 	case r.Server != "":
 		fmt.Fprintf(out, "%s %s: ok=%v, primary %s, epoch %d\n", r.Kind, r.Server, r.OK, r.New, r.Epoch)
+	case r.New == "":
+		fmt.Fprintf(out, "%s from %s: ok=%v, epoch %d", r.Kind, r.Old, r.OK, r.Epoch)
+		if r.PauseMS > 0 {
+			fmt.Fprintf(out, ", writes held %.0f ms", r.PauseMS)
+		}
+		fmt.Fprintln(out)
 	default:
 		fmt.Fprintf(out, "%s %s -> %s: ok=%v, epoch %d", r.Kind, r.Old, r.New, r.OK, r.Epoch)
 		if r.PauseMS > 0 {

@@ -49,8 +49,13 @@ func demoCmd(args []string) error {
 	if err := testbed.Available(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Every way a terminal ends the demo (Ctrl-C, closing the window, kill)
+	// goes through the deferred cleanup below, which removes the servers'
+	// data. A closed output pipe (sluice demo | head) must not kill the
+	// process on its next write either: writes then fail instead.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop() // last: a second signal during the cleanup does not cut it short
 	fmt.Fprintf(os.Stderr, "starting MariaDB: 1 primary + %d replicas...\n", *replicas)
 	started := time.Now()
 	topo, err := testbed.Start(ctx, testbed.Options{Replicas: *replicas})
@@ -64,6 +69,7 @@ func demoCmd(args []string) error {
 		return fmt.Errorf("demo config: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	routeDriverLogs(log)
 	p, err := proxy.New(cfg, proxy.Options{Logger: log})
 	if err != nil {
 		return err
@@ -77,25 +83,32 @@ func demoCmd(args []string) error {
 		return err
 	}
 	defer p.Close()
-	stopHTTP, err := startHTTP(ctx, cfg, p, obs.st, log)
+	httpAddr, stopHTTP, err := startHTTP(ctx, cfg, demoSource{p, topo}, obs.st, log)
 	if err != nil {
 		return err
 	}
 	defer stopHTTP()
 
 	fmt.Printf("\nsluice demo ready in %s\n\n", time.Since(started).Round(100*time.Millisecond))
-	fmt.Printf("  connect:    mariadb -h127.0.0.1 -P%s -u%s -p%s\n", portOf(*listen), testbed.AppUser, testbed.AppPassword)
-	if *httpListen != "" {
-		fmt.Printf("  dashboard:  http://%s/\n", *httpListen)
+	fmt.Printf("  connect:    mariadb -h127.0.0.1 -P%s -u%s -p%s\n", portOf(p.Addr().String()), testbed.AppUser, testbed.AppPassword)
+	if httpAddr != "" {
+		fmt.Printf("  dashboard:  http://%s/\n", httpAddr)
 	}
 	for _, s := range topo.Servers {
 		role := "replica"
 		if s == topo.Primary {
 			role = "primary"
 		}
-		fmt.Printf("  %-8s    %s (%s, pid %d)  mariadb -h127.0.0.1 -P%d -u%s -p%s\n", s.Name, s.Addr(), role, s.PID(), s.Port, testbed.AppUser, testbed.AppPassword)
+		fmt.Printf("  %-8s    %s (%s at start, pid %d)  mariadb -h127.0.0.1 -P%d -u%s -p%s\n", s.Name, s.Addr(), role, s.PID(), s.Port, testbed.AppUser, testbed.AppPassword)
 	}
-	fmt.Printf("\nfailover is automatic: kill -9 %d fails the primary over; planned change: sluice switchover --http %s\n", topo.Primary.PID(), *httpListen)
+	if httpAddr != "" {
+		// The primary moves with every switchover or failover: the commands
+		// ask the API which server it is now.
+		self := selfCommand()
+		fmt.Printf("\nfailover is automatic; kill the current primary with:\n  kill -9 $(%s)\n", primaryPIDCommand(httpAddr))
+		fmt.Printf("every server's role and pid: curl -s http://%s/api/servers\n", httpAddr)
+		fmt.Printf("planned primary change:      %s switchover --http %s\n", self, httpAddr)
+	}
 	fmt.Printf("\nconfiguration in use:\n%s\nCtrl-C stops everything and removes the data.\n", indent(text))
 	if *envFile != "" {
 		var b strings.Builder
@@ -110,6 +123,40 @@ func demoCmd(args []string) error {
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "stopping...")
 	return nil
+}
+
+// demoSource is the proxy as the admin API sees it, plus the process ids
+// of the servers the demo started.
+type demoSource struct {
+	*proxy.Proxy
+	topo *testbed.Topology
+}
+
+func (d demoSource) ServerPID(name string) int {
+	for _, s := range d.topo.Servers {
+		if s.Name == name {
+			return s.PID()
+		}
+	}
+	return 0
+}
+
+// primaryPIDCommand is a shell command printing the current primary's pid,
+// read from /api/servers (whose JSON puts one field per line, role before
+// pid).
+func primaryPIDCommand(httpAddr string) string {
+	return fmt.Sprintf(`curl -s http://%s/api/servers | awk '/"role": "primary"/{p=1} p&&/"pid"/{gsub(/[^0-9]/,"");print;exit}'`, httpAddr)
+}
+
+// selfCommand is how to run this sluice again from a shell: its absolute
+// path, or "go run ./cmd/sluice" under go run (make demo), whose binary
+// lives in a build cache directory that goes away when it exits.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil || strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/sluice"
+	}
+	return exe
 }
 
 func portOf(addr string) string {

@@ -5,28 +5,26 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/httpapi"
-	"github.com/sluice-proxy/sluice/internal/proxy"
 )
 
-// startHTTP serves the admin API when http_listen is set; the returned
-// function stops it.
-func startHTTP(ctx context.Context, cfg *config.Config, p *proxy.Proxy, obs httpapi.Observability, log *slog.Logger) (func(), error) {
+// startHTTP serves the admin API when http_listen is set; it returns the
+// address it listens on ("" when off) and a function that stops it.
+func startHTTP(ctx context.Context, cfg *config.Config, p httpapi.Source, obs httpapi.Observability, log *slog.Logger) (string, func(), error) {
 	if cfg.HTTPListen == "" {
-		return func() {}, nil
+		return "", func() {}, nil
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTPListen, err)
+		return "", nil, fmt.Errorf("http listen %s: %w", cfg.HTTPListen, err)
 	}
-	srv := &http.Server{Handler: httpapi.Handler(p, obs), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	srv := httpapi.NewServer(ln, httpapi.Handler(p, obs), cfg.HTTPMaxConnections)
+	go srv.Serve()
 	log.Info("admin HTTP listening", "addr", ln.Addr().String())
-	return func() {
+	return ln.Addr().String(), func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)

@@ -13,13 +13,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sluice-proxy/sluice/internal/buildinfo"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/httpapi"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 const usage = `sluice — a MySQL/MariaDB proxy that splits reads from writes
 
@@ -31,7 +29,7 @@ Usage:
   sluice switchover [--to NAME] move the primary of a running sluice (-c sluice.yaml, or --http ADDR --token T)
   sluice failover [--to NAME]   promote a replica of a running sluice whose primary is down
   sluice rejoin NAME            make a fenced old primary a replica of the current primary
-  sluice version                print the version
+  sluice version                print the module version, VCS revision and Go version
 `
 
 func main() {
@@ -50,7 +48,7 @@ func main() {
 	case "switchover", "failover", "rejoin":
 		err = adminCmd(os.Args[1], os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
-		fmt.Println("sluice", version)
+		fmt.Println(buildinfo.Read())
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
@@ -120,6 +118,7 @@ func runCmd(args []string) error {
 		return err
 	}
 	log := newLogger(cfg, os.Stderr)
+	routeDriverLogs(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	load := func() (*config.Config, error) { return config.Load(*path, os.Getenv) }
@@ -144,7 +143,7 @@ func runCmd(args []string) error {
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	stopHTTP, err := startHTTP(ctx, cfg, p, api, log)
+	_, stopHTTP, err := startHTTP(ctx, cfg, p, api, log)
 	if err != nil {
 		p.Close()
 		return err

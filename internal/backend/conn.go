@@ -6,7 +6,6 @@ package backend
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -65,11 +64,13 @@ type Conn struct {
 	canTrack   bool
 	wantTrack  bool
 
-	stmts   map[uint64]uint32 // sluice statement key -> backend statement id
-	stmtLRU []uint64
+	stmts    map[StmtKey]*Stmt // server-side prepared statements, shared by text
+	unused   int               // how many of them no client statement references
+	stmtTick uint64            // LRU clock
 
 	closeMu      sync.Mutex
-	pendingClose []uint64 // sluice statement keys closed while the connection was lent elsewhere
+	pendingClose []*Stmt     // references dropped while the connection was lent elsewhere
+	queued       atomic.Bool // pendingClose is not empty
 
 	created  time.Time
 	lastUsed time.Time
@@ -107,7 +108,7 @@ func Dial(ctx context.Context, o DialOptions) (*Conn, error) {
 	if o.Timeout > 0 {
 		nc.SetDeadline(time.Now().Add(o.Timeout))
 	}
-	c := &Conn{Conn: wire.NewConn(nc), stmts: map[uint64]uint32{}, created: time.Now()}
+	c := &Conn{Conn: wire.NewConn(nc), stmts: map[StmtKey]*Stmt{}, created: time.Now()}
 	if err := c.handshake(o); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("login to %s as %s: %w", o.Addr, o.User, err)
@@ -309,100 +310,4 @@ func (c *Conn) Command(payload []byte, mode wire.RelayMode, timeout time.Duratio
 		return res, res.Err
 	}
 	return res, err
-}
-
-// StmtID returns the backend statement id for a sluice statement key.
-func (c *Conn) StmtID(key uint64) (uint32, bool) {
-	id, ok := c.stmts[key]
-	return id, ok
-}
-
-// maxStmtsPerConn bounds prepared statements per backend connection, so
-// many sessions sharing a connection cannot exhaust max_prepared_stmt_count.
-const maxStmtsPerConn = 512
-
-// AddStmt records a backend statement, closing the least recently prepared
-// one beyond the bound.
-func (c *Conn) AddStmt(key uint64, id uint32) {
-	c.stmts[key] = id
-	c.stmtLRU = append(c.stmtLRU, key)
-	if len(c.stmtLRU) > maxStmtsPerConn {
-		old := c.stmtLRU[0]
-		c.stmtLRU = c.stmtLRU[1:]
-		c.closeStmt(old)
-	}
-}
-
-// CloseStmt closes a sluice statement on this connection now. The caller
-// holds the connection.
-func (c *Conn) CloseStmt(key uint64) { c.closeStmt(key) }
-
-func (c *Conn) closeStmt(key uint64) {
-	id, ok := c.stmts[key]
-	if !ok {
-		return
-	}
-	delete(c.stmts, key)
-	for i, k := range c.stmtLRU {
-		if k == key {
-			c.stmtLRU = append(c.stmtLRU[:i], c.stmtLRU[i+1:]...)
-			break
-		}
-	}
-	c.writeStmtClose(id)
-}
-
-func (c *Conn) writeStmtClose(id uint32) {
-	var b [5]byte
-	b[0] = wire.ComStmtClose
-	binary.LittleEndian.PutUint32(b[1:], id)
-	// COM_STMT_CLOSE has no response; it is sent with the next command.
-	c.Seq = 0
-	c.WritePacket(b[:])
-}
-
-// ShedStmts closes every statement prepared on this connection except those
-// keep reports, and returns how many it closed. It is the answer to a server
-// out of statements (max_prepared_stmt_count, error 1461): each pooled
-// connection caches the statements of every session that executed on it, so
-// together they can hold far more than the clients do; the statements cached
-// here are the ones sluice can free at once, and they are prepared again when
-// next executed on this connection. The caller holds the connection.
-func (c *Conn) ShedStmts(keep func(key uint64) bool) int {
-	kept := c.stmtLRU[:0]
-	n := 0
-	for _, key := range c.stmtLRU {
-		if keep != nil && keep(key) {
-			kept = append(kept, key)
-			continue
-		}
-		c.writeStmtClose(c.stmts[key])
-		delete(c.stmts, key)
-		n++
-	}
-	c.stmtLRU = kept
-	return n
-}
-
-// QueueClose asks for a statement to be closed on this connection the next
-// time it is lent; safe to call while another session holds it.
-func (c *Conn) QueueClose(key uint64) {
-	c.closeMu.Lock()
-	c.pendingClose = append(c.pendingClose, key)
-	c.closeMu.Unlock()
-}
-
-func (c *Conn) flushPendingCloses() {
-	c.closeMu.Lock()
-	keys := c.pendingClose
-	c.pendingClose = nil
-	c.closeMu.Unlock()
-	for _, k := range keys {
-		c.closeStmt(k)
-	}
-}
-
-func (c *Conn) forgetStmts() {
-	clear(c.stmts)
-	c.stmtLRU = c.stmtLRU[:0]
 }

@@ -83,7 +83,7 @@ func (p *Pool) Get(ctx context.Context, key Key, password string, st *State) (*C
 		if c == nil {
 			break
 		}
-		if !c.alive() {
+		if time.Since(c.lastUsed) > probeAfter && !c.alive() {
 			p.discard(c)
 			continue
 		}
@@ -161,6 +161,15 @@ func usable(c *Conn, st *State) bool {
 	}
 	return c.schemaKnown && c.Schema == "" && (c.SetsHash == 0 || c.SetsHash == st.SetsHash)
 }
+
+// probeAfter is how long a connection must have been idle before a lend
+// checks that the server still holds it. One used moments ago is lent
+// without a system call: if the server closed it since, the statement's
+// read fails and a read is retried elsewhere, as for any lost connection;
+// only a server that drops a busy connection in that window (a KILL, a
+// crash) costs a write its answer, which the probe could not prevent
+// either for a connection dropped while it is lent.
+const probeAfter = time.Second
 
 // alive checks, without blocking, that the server has not closed an idle
 // connection (wait_timeout, restart) since it was pooled.
@@ -244,6 +253,14 @@ func (p *Pool) Put(c *Conn) {
 	p.InUse.Add(-1)
 	s := p.settings.Load()
 	c.lastUsed = time.Now()
+	if c.hasQueued() && !c.broken && !c.Closed() {
+		// Closes queued while it was lent: sent now, not with its next
+		// lend, which an idle connection may not get for a while.
+		c.flushPendingCloses()
+		if c.Flush() != nil {
+			c.broken = true
+		}
+	}
 	if c.broken || c.Closed() || c.KillPending.Load() || (s.MaxLifetime > 0 && time.Since(c.created) > s.MaxLifetime) || c.R.Buffered() > 0 {
 		p.discard(c)
 		return
@@ -282,22 +299,31 @@ func (p *Pool) discard(c *Conn) {
 func (p *Pool) Reap() {
 	s := p.settings.Load()
 	now := time.Now()
+	dead := p.takeIdleWhere(func(c *Conn) bool {
+		return (s.IdleTimeout > 0 && now.Sub(c.lastUsed) > s.IdleTimeout) || (s.MaxLifetime > 0 && now.Sub(c.created) > s.MaxLifetime)
+	})
+	for _, c := range dead {
+		p.discard(c)
+	}
+}
+
+// takeIdleWhere removes from the idle list, and returns, the connections
+// for which take is true; the caller owns them from then on.
+func (p *Pool) takeIdleWhere(take func(*Conn) bool) []*Conn {
 	p.mu.Lock()
-	var dead []*Conn
+	defer p.mu.Unlock()
+	var taken []*Conn
 	kept := p.idle[:0]
 	for _, c := range p.idle {
-		if (s.IdleTimeout > 0 && now.Sub(c.lastUsed) > s.IdleTimeout) || (s.MaxLifetime > 0 && now.Sub(c.created) > s.MaxLifetime) {
-			dead = append(dead, c)
+		if take(c) {
+			taken = append(taken, c)
 		} else {
 			kept = append(kept, c)
 		}
 	}
 	clear(p.idle[len(kept):])
 	p.idle = kept
-	p.mu.Unlock()
-	for _, c := range dead {
-		p.discard(c)
-	}
+	return taken
 }
 
 // Stats is a point-in-time view of a pool.
@@ -344,5 +370,36 @@ func (p *Pool) CloseIdle() {
 	p.mu.Unlock()
 	for _, c := range idle {
 		p.discard(c)
+	}
+}
+
+// ShedIdleStmts closes the idle connections that hold prepared statements
+// and returns how many statements that freed on the server. It is the
+// last resort of a session whose server is out of statements (error
+// 1461): statements of sessions that are not running anything are
+// prepared again, on another connection, when next executed.
+func (p *Pool) ShedIdleStmts() int {
+	shed := p.takeIdleWhere(func(c *Conn) bool { return len(c.stmts) > 0 })
+	n := 0
+	for _, c := range shed {
+		n += len(c.stmts)
+		p.discard(c)
+	}
+	return n
+}
+
+// SendQueuedCloses sends, on idle connections, the statement closes queued
+// for them while they were lent (QueueUnref), instead of with their next
+// lend: a session that ends leaves its statements on the server no longer
+// than that. It costs a write per idle connection with queued closes.
+func (p *Pool) SendQueuedCloses() {
+	todo := p.takeIdleWhere((*Conn).hasQueued)
+	for _, c := range todo {
+		c.flushPendingCloses()
+		p.InUse.Add(1) // Put counts it back
+		if err := c.Flush(); err != nil {
+			c.MarkBroken()
+		}
+		p.Put(c)
 	}
 }

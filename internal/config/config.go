@@ -10,10 +10,11 @@ import "time"
 // Config is the whole sluice configuration file. The json tags mirror the
 // YAML keys so that the admin API shows Redacted() in the file's own terms.
 type Config struct {
-	// Listen is the MySQL protocol listener, default 127.0.0.1:4040. An
-	// empty host listens on every interface; port 0 picks a free port
-	// (meant for tests).
-	Listen string `yaml:"listen" json:"listen"`
+	// Listen is the MySQL protocol listener, default 127.0.0.1:4040: one
+	// address or a list. host:port is TCP (an empty host listens on every
+	// interface; port 0 picks a free port, meant for tests); an absolute
+	// path is a Unix socket.
+	Listen Listeners `yaml:"listen" json:"listen"`
 	// HTTPListen is the admin HTTP listener, default 127.0.0.1:4041. An
 	// explicit "" disables it; a key that is absent gets the default.
 	HTTPListen string `yaml:"http_listen" json:"http_listen"`
@@ -45,6 +46,32 @@ type Config struct {
 	// joined). Larger commands get error 1153. Default 64 MiB; between
 	// 1 KiB and 1 GiB, as in MySQL.
 	MaxAllowedPacket ByteSize `yaml:"max_allowed_packet" json:"max_allowed_packet"`
+	// MaxLongData bounds the COM_STMT_SEND_LONG_DATA bytes one session
+	// may have buffered across all its prepared statements (sluice holds
+	// them until the execute picks a backend). Default 64 MiB.
+	MaxLongData ByteSize `yaml:"max_long_data" json:"max_long_data"`
+
+	// MaxClientConnections caps client connections; one more is answered
+	// with error 1040 and closed. 0 (default) sizes it from the file
+	// descriptor limit, leaving a reserve for backends, health checks and
+	// the admin API.
+	MaxClientConnections int `yaml:"max_client_connections" json:"max_client_connections"`
+	// HTTPMaxConnections caps the admin API's connections (default 64);
+	// past it, idle keep-alive connections are closed first, then new ones.
+	HTTPMaxConnections int `yaml:"http_max_connections" json:"http_max_connections"`
+
+	Login Login `yaml:"login" json:"login"`
+}
+
+// Login throttles password guessing, like MariaDB's max_password_errors
+// and max_connect_errors: after MaxFailures failed logins in a row from
+// one client host, or for one account, further logins from that host (for
+// that account) are refused for Block, doubled with every further failure
+// up to MaxBlock. A successful login resets the count.
+type Login struct {
+	MaxFailures int      `yaml:"max_failures" json:"max_failures"` // default 10; 0 turns throttling off
+	Block       Duration `yaml:"block" json:"block"`               // default 1s
+	MaxBlock    Duration `yaml:"max_block" json:"max_block"`       // default 1m
 }
 
 // User is an account clients log in with. The same credentials open the
@@ -163,6 +190,15 @@ type Timeouts struct {
 	// otherwise hold a backend connection, and its locks, for
 	// timeouts.query.
 	ClientWrite Duration `yaml:"client_write" json:"client_write"`
+	// ClientRead bounds the rest of a client command whose first bytes
+	// arrived, and each packet of a LOAD DATA LOCAL file (MySQL's
+	// net_read_timeout), default 30s: a client stalled mid-packet would
+	// otherwise hold its buffer until client_idle.
+	ClientRead Duration `yaml:"client_read" json:"client_read"`
+	// WarningsPin is how long an idle session keeps the backend connection
+	// its last statement left warnings or an error on, for SHOW WARNINGS,
+	// default 5s; then the connection goes back to the pool.
+	WarningsPin Duration `yaml:"warnings_pin" json:"warnings_pin"`
 }
 
 // Pool tunes the per-server backend pools.

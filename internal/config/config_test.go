@@ -79,7 +79,7 @@ func TestDefaults(t *testing.T) {
 		got  any
 		want any
 	}{
-		{"listen", c.Listen, "127.0.0.1:4040"},
+		{"listen", c.Listen.String(), "127.0.0.1:4040"},
 		{"http_listen", c.HTTPListen, "127.0.0.1:4041"},
 		{"health.interval", c.Health.Interval.D(), time.Second},
 		{"health.timeout", c.Health.Timeout.D(), time.Second},
@@ -407,7 +407,7 @@ func TestExampleParses(t *testing.T) {
 	want := mustParse(t, designSketch, sketchEnv)
 	if c.Health != want.Health || c.Routing != want.Routing || c.Timeouts != want.Timeouts ||
 		c.Pool != want.Pool || c.Log != want.Log || c.MaxAllowedPacket != want.MaxAllowedPacket ||
-		c.Listen != want.Listen || c.HTTPListen != want.HTTPListen ||
+		!c.Listen.Equal(want.Listen) || c.HTTPListen != want.HTTPListen ||
 		c.Digests != want.Digests || c.SlowQuery != want.SlowQuery || c.Graphite != want.Graphite {
 		t.Errorf("Example() settings differ from the defaults:\n%+v\nwant\n%+v", c, want)
 	}

@@ -13,8 +13,9 @@ const example = `# sluice configuration. Check a file with: sluice check -c slui
 # with K, M or G; every unit is binary, as in MySQL (64M = 64MB = 64MiB).
 # Keys left out take the default shown here.
 
-# Where clients connect (MySQL protocol). An empty host means every
-# interface, e.g. ":4040".
+# Where clients connect (MySQL protocol): host:port, an absolute path for a
+# Unix socket, or a list of them, e.g. [127.0.0.1:4040, /run/sluice/mysqld.sock].
+# An empty host means every interface, e.g. ":4040".
 listen: 127.0.0.1:4040
 
 # Admin HTTP: /metrics, /api/..., /health/{server}, dashboard.
@@ -96,6 +97,8 @@ timeouts:
   client_idle: 8h   # idle client connections are closed after this
   pool_wait: 5s     # wait for a backend connection when max_connections is reached
   client_write: 60s # a client that stops reading a result is cut off after this (net_write_timeout)
+  client_read: 30s  # the rest of a command that stopped arriving mid-packet, and each LOAD DATA LOCAL packet (net_read_timeout)
+  warnings_pin: 5s  # an idle session keeps the connection its warnings are on (for SHOW WARNINGS) this long
 
 # Backend connection pools, one per server and user.
 pool:
@@ -160,6 +163,28 @@ failover:
     # variable. Or token: ... (not both).
     # token_env: SLUICE_HOOK_TOKEN
 
-# Largest client command accepted (1K to 1G). Larger ones get error 1153.
+# Largest client command accepted (1K to 1G). Larger ones get error 1153,
+# and so do commands larger than the chosen server's own max_allowed_packet.
 max_allowed_packet: 64MiB
+# COM_STMT_SEND_LONG_DATA bytes one session may hold buffered (all its
+# statements together) until their executes; past it the execute gets 1153.
+max_long_data: 64MiB
+
+# Client connections at most; one more gets error 1040 (Too many
+# connections). 0 = sized from the file descriptor limit (sluice raises its
+# soft limit to the hard one at start), keeping a reserve for backend
+# connections, health checks and the admin API.
+max_client_connections: 0
+# Admin API connections at most; past it idle keep-alive connections are
+# closed first, then new ones.
+http_max_connections: 64
+
+# Password guessing: after max_failures failed logins in a row from one
+# client host, or for one account, logins from that host (for that account)
+# are refused with error 1129 (4151) for block, doubled with every further
+# failure up to max_block. A successful login resets the count.
+login:
+  max_failures: 10  # 0 = no throttling
+  block: 1s
+  max_block: 1m
 `

@@ -24,11 +24,44 @@ import (
 // listing everything wrong with it; a file that cannot be read yields an
 // ordinary error.
 func Load(path string, getenv func(string) string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	return Parse(data, path, getenv)
+}
+
+// MaxFileSize bounds a configuration file. Real ones are a few KiB; the
+// bound keeps `sluice check -c /dev/zero` from reading until memory runs out.
+const MaxFileSize = 1 << 20
+
+// readFile reads a regular file of at most MaxFileSize bytes. Devices and
+// FIFOs are refused before they are opened for reading (a FIFO would block
+// the open itself), and the read stops at the bound even if the file grows.
+func readFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s is %d bytes; a configuration file may have at most %d", path, fi.Size(), MaxFileSize)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s grew past %d bytes while being read", path, MaxFileSize)
+	}
+	return data, nil
 }
 
 // Parse decodes and validates a config held in memory. name is the file
@@ -103,7 +136,7 @@ func syntaxProblem(name string, err error) *Problem {
 // while a key written with a zero value is checked as written.
 func Default() *Config {
 	return &Config{
-		Listen:     "127.0.0.1:4040",
+		Listen:     Listeners{"127.0.0.1:4040"},
 		HTTPListen: "127.0.0.1:4041",
 		Health: Health{
 			Interval: Duration(time.Second),
@@ -126,6 +159,8 @@ func Default() *Config {
 			ClientIdle:  Duration(8 * time.Hour),
 			PoolWait:    Duration(5 * time.Second),
 			ClientWrite: Duration(60 * time.Second),
+			ClientRead:  Duration(30 * time.Second),
+			WarningsPin: Duration(5 * time.Second),
 		},
 		Pool: Pool{
 			MaxIdle:     64,
@@ -149,7 +184,10 @@ func Default() *Config {
 			MinInterval:  Duration(5 * time.Minute),
 			Hooks:        Hooks{Timeout: Duration(hooks.DefaultTimeout)},
 		},
-		MaxAllowedPacket: 64 << 20,
+		MaxAllowedPacket:   64 << 20,
+		MaxLongData:        64 << 20,
+		HTTPMaxConnections: 64,
+		Login:              Login{MaxFailures: 10, Block: Duration(time.Second), MaxBlock: Duration(time.Minute)},
 	}
 }
 
@@ -291,7 +329,7 @@ func AdminEndpoint(path string, getenv func(string) string) (listen, token strin
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return "", "", fmt.Errorf("read config: %w", err)
 	}

@@ -36,6 +36,20 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 	if p := c.MaxAllowedPacket; p < minPacket || p > maxPacket {
 		d.report("max_allowed_packet", "must be between %v and %v, got %v", minPacket, maxPacket, p)
 	}
+	if p := c.MaxLongData; p < minPacket || p > maxPacket {
+		d.report("max_long_data", "must be between %v and %v, got %v", minPacket, maxPacket, p)
+	}
+	if c.MaxClientConnections < 0 {
+		d.report("max_client_connections", "must not be negative (0 sizes it from the file descriptor limit), got %d", c.MaxClientConnections)
+	}
+	if c.HTTPMaxConnections < 1 {
+		d.report("http_max_connections", "must be at least 1, got %d", c.HTTPMaxConnections)
+	}
+	if l := c.Login; l.MaxFailures < 0 {
+		d.report("login.max_failures", "must not be negative (0 turns throttling off), got %d", l.MaxFailures)
+	} else if l.MaxFailures > 0 && (l.Block <= 0 || l.MaxBlock < l.Block) {
+		d.report("login.block", "must be greater than 0 and at most login.max_block (%v), got %v", l.MaxBlock, l.Block)
+	}
 	if n := c.Digests.Max; n < 1 || n > maxDigests {
 		d.report("digests.max", "must be between 1 and %d, got %d", maxDigests, n)
 	}
@@ -85,10 +99,30 @@ func (d *decoder) oneOf(path, value string, allowed ...string) {
 }
 
 func (d *decoder) checkListeners(c *Config, getenv func(string) string) {
-	if c.Listen == "" {
+	if len(c.Listen) == 0 {
 		d.report("listen", "must not be empty: it is where clients connect")
-	} else if err := checkAddr(c.Listen, 0); err != nil {
-		d.report("listen", "%v", err)
+	}
+	seen := map[string]bool{}
+	for i, addr := range c.Listen {
+		path := "listen"
+		if len(c.Listen) > 1 {
+			path = fmt.Sprintf("listen[%d]", i)
+		}
+		switch {
+		case addr == "":
+			d.report(path, "must not be empty: give host:port or a socket path")
+		case seen[addr] && !strings.HasSuffix(addr, ":0"):
+			d.report(path, "%s is listed twice", addr)
+		case IsSocketPath(addr):
+			if err := checkSocketPath(addr); err != nil {
+				d.report(path, "%v", err)
+			}
+		default:
+			if err := checkAddr(addr, 0); err != nil {
+				d.report(path, "%v", err)
+			}
+		}
+		seen[addr] = true
 	}
 	if c.HTTPListen == "" {
 		return // disabled on purpose
@@ -97,8 +131,8 @@ func (d *decoder) checkListeners(c *Config, getenv func(string) string) {
 		d.report("http_listen", "%v", err)
 		return
 	}
-	if c.HTTPListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
-		d.report("http_listen", "same address as listen (%s); give each its own port", c.Listen)
+	if seen[c.HTTPListen] && !strings.HasSuffix(c.HTTPListen, ":0") {
+		d.report("http_listen", "same address as listen (%s); give each its own port", c.HTTPListen)
 	}
 	switch {
 	case c.HTTPToken != "" && c.HTTPTokenEnv != "":
@@ -134,6 +168,23 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// maxSocketPath is the longest Unix socket path: sun_path holds 108
+// bytes on Linux, with a terminating NUL.
+const maxSocketPath = 107
+
+// checkSocketPath checks a Unix socket path for the listener.
+func checkSocketPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("%q: a socket path must be absolute", p)
+	case strings.HasSuffix(p, "/"):
+		return fmt.Errorf("%q: a socket path names a file, not a directory", p)
+	case len(p) > maxSocketPath:
+		return fmt.Errorf("%q: a socket path may have at most %d bytes", p, maxSocketPath)
+	}
+	return nil
 }
 
 // checkAddr checks a host:port with a numeric port of at least minPort.
@@ -313,6 +364,8 @@ func (d *decoder) checkTimeouts(t Timeouts) {
 		{"timeouts.client_idle", t.ClientIdle},
 		{"timeouts.pool_wait", t.PoolWait},
 		{"timeouts.client_write", t.ClientWrite},
+		{"timeouts.client_read", t.ClientRead},
+		{"timeouts.warnings_pin", t.WarningsPin},
 	} {
 		if f.v <= 0 {
 			d.report(f.path, "must be greater than 0: every wait on the network needs a limit")

@@ -198,15 +198,25 @@ func Handler(src Source, obs Observability) http.Handler {
 	// A web page the operator happens to visit must not be able to POST a
 	// switchover to a loopback API: browsers' cross-origin POSTs are
 	// refused (Sec-Fetch-Site / Origin); curl and the CLI send neither.
-	mux.Handle("/", http.NewCrossOriginProtection().Handler(requireToken(src, api)))
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused: changes come from the CLI, curl or the dashboard's own origin")
+	}))
+	mux.Handle("/", cop.Handler(requireToken(src, api)))
 	return mux
+}
+
+// ProcessSource is implemented by a Source that started the servers
+// itself (sluice demo) and knows their process ids.
+type ProcessSource interface {
+	ServerPID(name string) int
 }
 
 func requireToken(src Source, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		want := src.Config().HTTPTokenSecret()
 		if want != "" {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got := bearer(r.Header.Get("Authorization"))
 			if got == "" && r.Method == http.MethodGet {
 				// The dashboard's links carry it; a change never does, so
 				// it cannot leak into logs and history with a URL.
@@ -220,6 +230,17 @@ func requireToken(src Source, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive (RFC 9110 section 11.1): "bearer" and
+// "BEARER" are the same.
+func bearer(h string) string {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 // changeTimeout bounds a primary change requested over HTTP; each of its
@@ -283,11 +304,14 @@ type ServerView struct {
 	Epoch        uint64 `json:"epoch"`
 	Fenced       bool   `json:"fenced"`
 	Alert        string `json:"alert,omitempty"`
+	// PID is the server's process id when sluice started it (sluice demo).
+	PID int `json:"pid,omitempty"`
 }
 
 func servers(src Source) []ServerView {
 	snap := src.Snapshot()
 	stats := src.PoolStats()
+	procs, _ := src.(ProcessSource)
 	out := make([]ServerView, 0, len(snap.Servers))
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
@@ -316,6 +340,9 @@ func servers(src Source) []ServerView {
 		}
 		st := stats[s.Name]
 		v.InUse, v.Idle, v.Waiting = st.InUse, st.Idle, st.Waiting
+		if procs != nil {
+			v.PID = procs.ServerPID(s.Name)
+		}
 		out = append(out, v)
 	}
 	return out

@@ -65,13 +65,19 @@ type Proxy struct {
 	connsOpen  atomic.Int64
 	connsTotal atomic.Uint64
 
+	fdLimit        uint64
+	maxClients     atomic.Int64
+	refusedTooMany atomic.Uint64
+	acceptLog      acceptLog
+	logins         *session.LoginGuard
+
 	rsaOnce sync.Once
 	rsaKey  *rsa.PrivateKey
 	rsaPEM  []byte
 	rsaErr  error
 
 	mu     sync.Mutex
-	ln     net.Listener
+	lns    []net.Listener
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -102,6 +108,8 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.rt.Store(rt)
+	p.fdLimit = RaiseFDLimit()
+	p.applyLimits(cfg)
 	p.monitor = topology.NewMonitor(monitorConfig(cfg), o.Logger)
 	p.monitor.Watch(p.abortOnLoss)
 	p.monitor.Watch(p.forgetLostPositions)
@@ -284,7 +292,10 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		ClientIdle:       cfg.Timeouts.ClientIdle.D(),
 		Query:            cfg.Timeouts.Query.D(),
 		ClientWrite:      cfg.Timeouts.ClientWrite.D(),
+		ClientRead:       cfg.Timeouts.ClientRead.D(),
+		WarningsPin:      cfg.Timeouts.WarningsPin.D(),
 		MaxAllowedPacket: int(cfg.MaxAllowedPacket),
+		MaxLongData:      int(cfg.MaxLongData),
 	}
 	if cfg.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
@@ -329,13 +340,13 @@ func monitorConfig(cfg *config.Config) topology.Config {
 // listens and serves in the background.
 func (p *Proxy) Start(ctx context.Context) error {
 	cfg := p.rt.Load().cfg
-	ln, err := net.Listen("tcp", cfg.Listen)
+	lns, err := listen(cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p.mu.Lock()
-	p.ln, p.cancel = ln, cancel
+	p.lns, p.cancel = lns, cancel
 	p.mu.Unlock()
 	first := p.monitor.Subscribe()
 	go p.monitor.Run(ctx)
@@ -349,31 +360,54 @@ func (p *Proxy) Start(ctx context.Context) error {
 	case <-time.After(cfg.Health.Timeout.D() + time.Second):
 	}
 	go p.reap(ctx)
-	go p.accept(ctx, ln)
-	p.log.Info("sluice listening", "addr", ln.Addr().String())
+	var accepting sync.WaitGroup
+	for _, ln := range lns {
+		accepting.Add(1)
+		go func() {
+			defer accepting.Done()
+			p.accept(ctx, ln)
+		}()
+		p.log.Info("sluice listening", "addr", ln.Addr().String(), "fd_limit", p.fdLimit, "max_client_connections", p.maxClients.Load())
+	}
+	go func() {
+		accepting.Wait()
+		close(p.done)
+	}()
 	return nil
 }
 
-// Addr is the MySQL listener's address.
+// Addr is the address of the first MySQL listener.
 func (p *Proxy) Addr() net.Addr {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln == nil {
+	if len(p.lns) == 0 {
 		return nil
 	}
-	return p.ln.Addr()
+	return p.lns[0].Addr()
+}
+
+// Addrs are the addresses of every MySQL listener, in configuration order.
+func (p *Proxy) Addrs() []net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]net.Addr, len(p.lns))
+	for i, ln := range p.lns {
+		out[i] = ln.Addr()
+	}
+	return out
 }
 
 func (p *Proxy) accept(ctx context.Context, ln net.Listener) {
-	defer close(p.done)
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			p.log.Warn("accept", "err", err)
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(p.acceptFailed(err))
+			continue
+		}
+		if p.refuseOverLimit(nc) {
 			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
@@ -412,12 +446,14 @@ func (p *Proxy) reap(ctx context.Context) {
 // Close stops listening, ends every session and closes the pools.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
-	ln, cancel := p.ln, p.cancel
+	lns, cancel := p.lns, p.cancel
 	p.mu.Unlock()
-	if ln == nil {
+	if lns == nil {
 		return p.store.Close()
 	}
-	ln.Close()
+	for _, ln := range lns {
+		ln.Close() // a Unix socket's file goes with it
+	}
 	// A primary change in progress finishes first: the sessions it holds
 	// are released to the new primary, and the topology is never left
 	// half changed.
@@ -431,6 +467,7 @@ func (p *Proxy) Close() error {
 		return true
 	})
 	p.active.Wait()
+	session.StopIdleWorkers()
 	for _, pool := range p.rt.Load().pools {
 		pool.Close()
 	}
@@ -442,7 +479,7 @@ func (p *Proxy) Close() error {
 // pools are drained (closed as their connections come back).
 func (p *Proxy) Reload(cfg *config.Config) error {
 	old := p.rt.Load()
-	if cfg.Listen != old.cfg.Listen {
+	if !cfg.Listen.Equal(old.cfg.Listen) {
 		return fmt.Errorf("listen cannot change at run time (%s -> %s); restart sluice", old.cfg.Listen, cfg.Listen)
 	}
 	if cfg.Failover.StateFile != old.cfg.Failover.StateFile {
@@ -468,6 +505,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		}
 	}
 	p.rt.Store(rt)
+	p.applyLimits(cfg)
 	p.monitor.Update(monitorConfig(cfg))
 	p.failover.Update(failoverConfig(cfg))
 	for _, pool := range retired {

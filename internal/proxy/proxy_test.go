@@ -85,8 +85,10 @@ failover: {state_file: %s}
 			t.Fatal(err)
 		}
 	}
-	for len(p.Sessions()) < 3 {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(p.Sessions()) < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions after 10 s, want 3", len(p.Sessions()))
+		}
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)

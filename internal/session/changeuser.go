@@ -59,7 +59,7 @@ func (s *Session) changeUser(ctx context.Context, pkt []byte) error {
 	prevAccount, prevSchema := s.account, s.state.Schema
 	s.resetSession()
 	s.state.Schema = ""
-	acc, err := s.authenticate(user, plugin, answer)
+	acc, err := s.guardedAuthenticate(user, plugin, answer)
 	if err != nil {
 		return s.changeUserFailed(err, prevAccount, prevSchema)
 	}

@@ -28,7 +28,10 @@ type Limits struct {
 	ClientIdle       time.Duration
 	Query            time.Duration
 	ClientWrite      time.Duration
+	ClientRead       time.Duration // rest of a command packet, LOCAL INFILE packets
+	WarningsPin      time.Duration // idle hold of a connection kept for SHOW WARNINGS
 	MaxAllowedPacket int
+	MaxLongData      int // COM_STMT_SEND_LONG_DATA buffered per session
 }
 
 // Env is everything a session needs from the running proxy. The proxy
@@ -48,6 +51,8 @@ type Env interface {
 	// Sessions registry, for KILL.
 	Lookup(id uint32) (*Session, bool)
 	Observer() Observer
+	// Logins is the failed-login throttle; nil means none.
+	Logins() *LoginGuard
 }
 
 // Observer receives per-statement facts for metrics and digests. Calls are

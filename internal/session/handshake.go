@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
@@ -73,7 +74,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	s.caps = resp.Capabilities & caps
 	s.multiStmt = s.caps&wire.ClientMultiStatements != 0
 	s.c.NoLocalInfile = s.caps&wire.ClientLocalFiles == 0
-	acc, err := s.authenticate(resp.User, resp.AuthPlugin, resp.AuthResponse)
+	acc, err := s.guardedAuthenticate(resp.User, resp.AuthPlugin, resp.AuthResponse)
 	if err != nil {
 		return err
 	}
@@ -117,8 +118,50 @@ func (s *Session) loginError(e *wire.Error) error {
 	return e
 }
 
+func (s *Session) clientHost() string {
+	host, _, err := net.SplitHostPort(s.addr)
+	if err != nil {
+		return s.addr
+	}
+	return host
+}
+
+// guardedAuthenticate is authenticate behind the login throttle: a host or
+// account over login.max_failures is refused before its password is
+// checked, failures are counted and logged (rate-limited), a success
+// resets the counts.
+func (s *Session) guardedAuthenticate(user, plugin string, answer []byte) (Account, error) {
+	g, host, now := s.env.Logins(), s.clientHost(), time.Now()
+	if wait, byHost, blocked := g.Blocked(host, user, now); blocked {
+		wait = max(wait.Round(100*time.Millisecond), 100*time.Millisecond)
+		g.logFailure(s.log, host, user, "blocked", 0, now)
+		if byHost {
+			return Account{}, s.loginError(wire.Errorf(wire.ErrHostBlocked, "HY000",
+				"Host '%s' is blocked for %s after too many failed logins in a row (sluice login.max_failures); try again later", host, wait))
+		}
+		return Account{}, s.loginError(wire.Errorf(wire.ErrUserBlocked, "HY000",
+			"User '%s' is blocked for %s after too many failed logins in a row (sluice login.max_failures); try again later", cut(user, maxNameInMessage), wait))
+	}
+	acc, err := s.authenticate(user, plugin, answer)
+	var we *wire.Error
+	switch {
+	case err == nil:
+		g.Succeeded(host, user)
+	case errors.As(err, &we) && we.Code == wire.ErrAccessDenied:
+		_, known := s.env.Account(user)
+		n := g.Failed(host, user, known, now)
+		reason := "wrong password"
+		if !known {
+			reason = "unknown user"
+		}
+		g.logFailure(s.log, host, user, reason, n, now)
+	}
+	return acc, err
+}
+
 func (s *Session) accessDenied(user string, usedPassword bool) error {
-	host, _, _ := net.SplitHostPort(s.addr)
+	host := s.clientHost()
+	user = cut(user, maxNameInMessage)
 	if s.loginCause == "" {
 		s.loginCause = LoginBadCredentials
 	}

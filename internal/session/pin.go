@@ -134,8 +134,15 @@ func (s *Session) unpin(ending bool) {
 	s.pins, s.inTxn, s.cursors = 0, false, 0
 }
 
+// errBackendLost ends a session whose backend died during its statement.
+var errBackendLost = errors.New("backend connection lost during the statement; client connection closed")
+
 // backendFailed tells the client what happened to its statement when the
-// backend died or froze.
+// backend died or froze. A lost backend closes the client connection: the
+// client library then reports its own "lost connection" (2013), which is
+// what applications retry on. An ERR packet carrying 2013 would not do:
+// libmariadb and libmysqlclient turn any server ERR in the client range
+// 2000-2999 into 2027 "malformed packet".
 func (s *Session) backendFailed(server string, err error, partial bool) error {
 	lim := s.env.Limits()
 	var e *wire.Error
@@ -147,12 +154,14 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 			"sluice: server %s did not answer within %s (timeouts.query); the statement was aborted", server, lim.Query)
 		s.log.Warn("backend timeout", "server", server, "timeout", lim.Query)
 	} else {
-		e = wire.Errorf(wire.ErrLostConnection, "HY000",
-			"sluice: lost connection to server %s during the statement: %v; it may or may not have taken effect (a COMMIT may have committed)", server, errors.Unwrap(err))
-		s.log.Warn("backend lost", "server", server, "err", err)
+		s.log.Warn("backend lost during a statement; closing the client connection", "server", server, "err", err)
+		// The client sees the connection lost (2013 in its library): it
+		// cannot know whether the statement took effect.
+		s.countError(wire.ErrLostConnection, CauseBackendLost)
 		if snap := s.env.Snapshot(); server == snap.Designated || server == primaryName(snap) {
 			s.suspectPrimary(server) // the next writes wait for a failover rather than fail
 		}
+		return errBackendLost
 	}
 	_ = partial // an ERR packet may follow rows: it ends the result set for the client
 	return s.fail(e)
@@ -257,13 +266,14 @@ func (s *Session) forwardPrimary(ctx context.Context, pkt []byte, mode wire.Rela
 }
 
 // kill implements KILL [QUERY] on sluice's own connection ids. Users may
-// kill their own sessions only, as on a server without PROCESS/SUPER.
-func (s *Session) kill(id uint64, queryOnly bool) error {
+// kill their own sessions; other users' sessions only when their account
+// holds SUPER or CONNECTION ADMIN on the primary, as on the server.
+func (s *Session) kill(ctx context.Context, id uint64, queryOnly bool) error {
 	target, ok := s.env.Lookup(uint32(id))
 	if !ok || id > 1<<32-1 {
 		return s.fail(wire.Errorf(wire.ErrNoSuchThread, "HY000", "Unknown thread id: %d", id))
 	}
-	if target.Info().User != s.account.Name {
+	if target.Info().User != s.account.Name && !s.mayKillOthers(ctx) {
 		return s.fail(wire.Errorf(wire.ErrKillDenied, "HY000", "You are not owner of thread %d", id))
 	}
 	if queryOnly {
@@ -279,6 +289,34 @@ func (s *Session) kill(id uint64, queryOnly bool) error {
 	return s.ok(0, 0)
 }
 
+// killPrivilegeSQL returns a row when the current account holds, at the
+// global level, a privilege that lets it kill other users' connections.
+// USER_PRIVILEGES shows the account's own grants (and, to accounts that
+// may read the grant tables, everyone's: hence the GRANTEE filter).
+const killPrivilegeSQL = "SELECT 1 FROM information_schema.USER_PRIVILEGES " +
+	"WHERE PRIVILEGE_TYPE IN ('SUPER', 'CONNECTION ADMIN') AND GRANTEE = CONCAT('''', " +
+	"LEFT(CURRENT_USER(), LENGTH(CURRENT_USER()) - LENGTH(SUBSTRING_INDEX(CURRENT_USER(), '@', -1)) - 1), " +
+	"'''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') LIMIT 1"
+
+// mayKillOthers asks the primary whether the session's account holds
+// SUPER or CONNECTION ADMIN there: the servers own the privileges, so
+// sluice asks them rather than keep a second list. Asked at each KILL of
+// another user's session (rare), so a REVOKE takes effect at once.
+func (s *Session) mayKillOthers(ctx context.Context) bool {
+	c, server, _, e := s.acquire(ctx, router.Primary, "")
+	if e != nil {
+		s.log.Warn("cannot check the KILL privilege on the primary", "err", e.Message)
+		return false
+	}
+	res, err := c.Exec(killPrivilegeSQL, s.env.Limits().Query)
+	if err != nil && res.Err == nil {
+		s.dropConn(c, server)
+		return false
+	}
+	s.releaseAfter(c, server)
+	return err == nil && res.Rows > 0
+}
+
 // resetSession implements COM_RESET_CONNECTION: everything the session set
 // up is dropped, as on the server; the default schema stays.
 func (s *Session) resetSession() {
@@ -286,6 +324,7 @@ func (s *Session) resetSession() {
 	for id := range s.stmts {
 		s.dropStmt(id)
 	}
+	s.sendQueuedCloses()
 	s.state.ResetSets()
 	s.autocommit, s.inTxn, s.pins, s.cursors = true, false, 0, 0
 	s.lastInsertID, s.pendingTxSet, s.lastWrite = 0, "", time.Time{}

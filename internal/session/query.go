@@ -16,6 +16,11 @@ import (
 
 // query handles COM_QUERY.
 func (s *Session) query(ctx context.Context, pkt []byte) error {
+	if sqlscan.HasConnectionID(pkt[1:]) {
+		if out, ok := sqlscan.RewriteConnectionID([]byte{wire.ComQuery}, pkt[1:], s.ID); ok {
+			pkt = out
+		}
+	}
 	sql := pkt[1:]
 	st := sqlscan.Scan(sql)
 	if st.Flags&sqlscan.FlagMulti != 0 && !s.multiStmt {
@@ -28,7 +33,7 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		if !ok {
 			return s.fail(wire.Errorf(wire.ErrNotSupportedYet, "42000", "sluice supports KILL [CONNECTION|QUERY] <id> only"))
 		}
-		return s.kill(id, queryOnly)
+		return s.kill(ctx, id, queryOnly)
 	case sqlscan.KindSetTransaction:
 		if s.pinned == nil {
 			// Characteristics of the next transaction only: held back and
@@ -107,13 +112,17 @@ func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement,
 // (zero when the command did not complete).
 func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) (wire.Result, error) {
 	start := time.Now()
-	ev := Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
+	// The event lives in the session, not on the heap per statement:
+	// observers may use it only during the call.
+	ev := &s.ev
+	*ev = Event{Session: s.ID, User: s.account.Name, Schema: s.state.Schema, Command: pkt[0],
 		Kind: st.Kind.String(), Start: start, SQL: s.stmtText, Digest: s.stmtDigest, BytesIn: int64(len(pkt)), Target: target.String()}
 	if pkt[0] == wire.ComQuery {
 		ev.SQL = pkt[1:]
 	}
-	// The client packet buffer is reused while a LOCAL INFILE streams, so
-	// the text that session bookkeeping needs afterwards is kept apart.
+	// Statements whose text session bookkeeping needs after the command
+	// are copied; the packet buffer stays intact during a LOCAL INFILE
+	// too (relayLocalFile detaches it).
 	var sql []byte
 	if pkt[0] == wire.ComQuery {
 		sql = pkt[1:]
@@ -126,7 +135,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.dropNextPin(st)
 		if e := s.leaveReplicaTxn(st); e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		c, server, routed, e := s.acquire(ctx, target, skip)
@@ -139,10 +148,19 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
+		if e := s.fitsServer(server, len(pkt)); e != nil {
+			// Refused before it is sent: the server would answer 1153
+			// and close the connection, and a read would be retried on
+			// another server of the same size for nothing.
+			s.release(c, server)
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, ev)
+			return wire.Result{}, s.fail(e)
+		}
 		text := sql
 		if text == nil {
 			text = s.stmtText
@@ -157,17 +175,29 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				s.clearActive()
 				pe = s.failedBeforeSend(c, server, pe)
 				ev.Err, ev.Duration = true, time.Since(start)
-				s.env.Observer().Statement(s, &ev)
+				s.env.Observer().Statement(s, ev)
 				return wire.Result{}, s.fail(pe)
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.clearActive()
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
+		// sluice counts a compound statement as one by its own reading; the
+		// server, with multi-statements off for it, is the judge of that.
+		guard := pkt[0] == wire.ComQuery && st.Flags&sqlscan.FlagCompound != 0 && !s.multiStmt
+		if guard {
+			if err := c.SetMultiStatements(false, s.env.Limits().Query); err != nil {
+				s.clearActive()
+				return wire.Result{}, s.fail(s.failedBeforeSend(c, server, asWireError(err)))
+			}
+		}
 		res, err := s.roundTrip(c, send, mode)
+		if guard && err == nil && c.SetMultiStatements(true, s.env.Limits().Query) != nil {
+			c.MarkBroken() // state replay needs multi-statements: never pool it
+		}
 		s.clearActive()
 		if err != nil {
 			var re *wire.RelayError
@@ -180,9 +210,20 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			// Decided before dropConn, which forgets the pin and the
 			// transaction: a read inside one must fail, not move.
 			retry := attempt == 0 && !res.Wrote && routed == router.Replica && s.pinned == nil &&
-				!s.inTxn && st.IsRead()
+				!s.inTxn && st.IsRead() && len(pkt) < unknownPacketLimit
 			s.dropConn(c, server)
 			if clientSide {
+				// The client stopped reading its result (timeouts.client_write),
+				// stopped sending its LOCAL INFILE file (client_read), or
+				// left: say so once, and count the statement as failed.
+				if wire.IsTimeout(err) {
+					s.log.Warn("client stalled during its statement (stopped reading the result: timeouts.client_write, or sending its LOCAL INFILE file: client_read); connection cut",
+						"server", server, "bytes_sent", res.Bytes)
+				} else {
+					s.log.Info("client connection lost while its result was sent", "server", server, "err", err)
+				}
+				ev.Err, ev.Duration, ev.Rows, ev.BytesOut = true, time.Since(start), res.Rows, res.Bytes
+				s.env.Observer().Statement(s, ev)
 				return res, err
 			}
 			if retry {
@@ -193,7 +234,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				continue
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, &ev)
+			s.env.Observer().Statement(s, ev)
 			if res.Partial {
 				// The client holds part of a packet: an ERR now would be
 				// read as the rest of it. Closing is the only clear answer.
@@ -208,9 +249,30 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
-		s.env.Observer().Statement(s, &ev)
+		s.env.Observer().Statement(s, ev)
 		return res, nil
 	}
+}
+
+// unknownPacketLimit is the servers' default max_allowed_packet (16 MiB):
+// a command at least this large that failed may have failed for its size,
+// where the monitor has not read the server's limit yet, so it is not
+// retried elsewhere.
+const unknownPacketLimit = 16 << 20
+
+// fitsServer refuses a command larger than the server's max_allowed_packet
+// with the server's own error, 1153; the session goes on (the command was
+// read whole, nothing is out of step).
+func (s *Session) fitsServer(server string, size int) *wire.Error {
+	if size <= 1024 {
+		return nil
+	}
+	srv, ok := s.env.Snapshot().ByName(server)
+	if !ok || srv.MaxAllowedPacket <= 0 || size <= srv.MaxAllowedPacket {
+		return nil
+	}
+	return wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
+		"Got a packet bigger than 'max_allowed_packet' bytes: the command has %d bytes, server %s accepts %d", size, server, srv.MaxAllowedPacket)
 }
 
 // acquire returns the connection to run on: the pinned one, or one lent by
@@ -394,7 +456,7 @@ func (s *Session) beforeSend(c *backend.Conn, st sqlscan.Statement) *wire.Error 
 			return asWireError(err)
 		}
 	}
-	if st.Flags&sqlscan.FlagLastInsertID != 0 && c.LastInsertID != s.lastInsertID {
+	if st.Flags&(sqlscan.FlagLastInsertID|sqlscan.FlagSetsInsertID) != 0 && c.LastInsertID != s.lastInsertID {
 		if _, err := c.Exec("SET last_insert_id = "+strconv.FormatUint(s.lastInsertID, 10), lim.Query); err != nil {
 			return asWireError(err)
 		}
@@ -408,7 +470,10 @@ func asWireError(err error) *wire.Error {
 	if errors.As(err, &we) {
 		return we
 	}
-	return wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: backend failed: %v", err)
+	// Only ever used before the client's statement reached the server: it
+	// did not run, so retrying is safe. Never a client-range code (2013):
+	// C clients turn those into 2027 "malformed packet".
+	return wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the backend connection failed before the statement was sent (%v); it did not run: try again", err)
 }
 
 // roundTrip sends a command and relays the response to the client,
@@ -451,14 +516,16 @@ func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (w
 // request (it would not understand it); the backend gets an empty file and
 // answers with its own error.
 func (s *Session) relayLocalFile(c *backend.Conn) error {
-	// The client buffer is about to be reused for the file: stop showing
-	// the statement text that may alias it.
-	s.mu.Lock()
-	s.current = nil
-	s.mu.Unlock()
+	// The file's packets must not overwrite the statement: its text is
+	// still held by the statement event (digests, slow log) and the
+	// session's bookkeeping. One buffer per LOCAL INFILE statement.
+	s.c.Detach()
 	lim := s.env.Limits()
 	for {
-		s.c.SetReadTimeout(lim.Query)
+		// The client sends the file at its own pace, but a client that
+		// stops must not hold the backend (whose own net_read_timeout
+		// gives up after 30 s by default) for timeouts.query.
+		s.c.SetReadTimeout(lim.ClientRead)
 		p, err := s.c.ReadPacket(lim.MaxAllowedPacket)
 		if err != nil {
 			return &wire.RelayError{Side: wire.SideClient, Err: err}
@@ -492,6 +559,10 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 	if res.OK.LastInsertID != 0 {
 		s.lastInsertID = res.OK.LastInsertID
 		c.LastInsertID = res.OK.LastInsertID
+	} else if st.Flags&sqlscan.FlagSetsInsertID != 0 && res.Err == nil {
+		if !s.readLastInsertID(c, server) {
+			return
+		}
 	}
 	if routed == router.Primary && writes(st) {
 		s.lastWrite = time.Now()
@@ -506,6 +577,8 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 		// The parts of a multi-statement before a failing one did run.
 		s.notePins(c, st, sql)
 	}
+	s.foundRowsNext = st.Flags&sqlscan.FlagCalcFoundRows != 0 && res.Err == nil ||
+		s.foundRowsNext && st.Flags&sqlscan.FlagDiagnostics != 0
 	if res.Err != nil || res.Warnings > 0 {
 		// SHOW WARNINGS / SHOW ERRORS / @@warning_count answer about the
 		// previous statement only on its own connection.
@@ -521,12 +594,48 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 	s.unpinOrRelease(c, server)
 }
 
+// readLastInsertID asks the connection for LAST_INSERT_ID() after a
+// statement that may have changed it without an OK packet saying so
+// (SELECT LAST_INSERT_ID(expr), INSERT … RETURNING answer with rows).
+// One more round trip, on the same connection, for those rare statements
+// only: cheaper than decoding the rows sluice streams, and exact where
+// pinning the session would only hide the value until the next statement
+// ran elsewhere. A connection that fails here is dropped, and false
+// returned.
+func (s *Session) readLastInsertID(c *backend.Conn, server string) bool {
+	const q = "SELECT LAST_INSERT_ID()"
+	s.setActive(c, server, []byte(q)) // a lost server interrupts it
+	id, err := c.QueryUint(q, s.env.Limits().Query)
+	s.clearActive()
+	if err != nil {
+		s.log.Warn("reading LAST_INSERT_ID() after a statement that set it", "server", server, "err", err)
+		if c.IsBroken() {
+			s.dropConn(c, server)
+			return false
+		}
+		return true
+	}
+	s.lastInsertID, c.LastInsertID = id, id
+	return true
+}
+
 // notePins records state the statement left on its connection.
 func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 	f := st.Flags
-	switch {
-	case f&sqlscan.FlagCreateTemp != 0:
+	if f&(sqlscan.FlagMulti|sqlscan.FlagCompound) == 0 {
+		text := sql
+		if text == nil {
+			text = s.stmtText // COM_STMT_EXECUTE
+		}
+		s.noteConnNames(st, text)
+	} else if f&sqlscan.FlagCreateTemp != 0 {
 		s.pins |= pinTempTable
+		s.names.tempUnknown = true
+	}
+	if f&sqlscan.FlagCompound != 0 && st.Kind != sqlscan.KindDDL {
+		// BEGIN NOT ATOMIC … END and the like run statements sluice does
+		// not follow one by one: SET, PREPARE, temporary tables.
+		s.pins |= pinUnknownState
 	}
 	if f&sqlscan.FlagGetLock != 0 {
 		s.pins |= pinUserLock
@@ -546,7 +655,10 @@ func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 	case sqlscan.KindUnlockTables:
 		s.pins &^= pinLockTables
 	case sqlscan.KindPrepare:
-		s.pins |= pinTextPrepare
+		if f&sqlscan.FlagMulti != 0 {
+			s.pins |= pinTextPrepare
+			s.names.prepUnknown = true
+		}
 	}
 	if f&sqlscan.FlagMulti != 0 {
 		changes := false
@@ -557,6 +669,9 @@ func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 				changes = true
 			}
 			if ps.Flags&(sqlscan.FlagCreateTemp|sqlscan.FlagGetLock|sqlscan.FlagUserVarAssign|sqlscan.FlagInto|sqlscan.FlagCalcFoundRows) != 0 {
+				changes = true
+			}
+			if ps.Flags&sqlscan.FlagCompound != 0 && ps.Kind != sqlscan.KindDDL {
 				changes = true
 			}
 			return !changes

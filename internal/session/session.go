@@ -22,11 +22,11 @@ import (
 type pinReason uint16
 
 const (
-	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the session ends or resets
+	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the last is dropped, or the session ends or resets
 	pinUserLock                           // GET_LOCK: until RELEASE_ALL_LOCKS()
 	pinLockTables                         // LOCK TABLES: until UNLOCK TABLES
 	pinNext                               // the next statement may read what this one left (FOUND_ROWS, SHOW WARNINGS)
-	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection
+	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection, until the last is deallocated
 	pinUserVar                            // @var assigned outside SET (SELECT @x := …, INTO @x)
 	pinUnknownState                       // a multi-statement changed session state sluice cannot replay
 	pinCursor                             // an open server-side cursor
@@ -59,6 +59,7 @@ type Session struct {
 	autocommit   bool
 	inTxn        bool
 	pins         pinReason
+	names        connNames // temporary tables and text prepared statements behind pinTempTable, pinTextPrepare
 	pinned       *backend.Conn
 	pinnedServer string
 	lastWrite    time.Time
@@ -66,11 +67,21 @@ type Session struct {
 	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
 	causal       causalState
 
-	stmtText   []byte // text of the prepared statement being executed, for events
-	stmtDigest uint64 // its digest hash, computed once per statement
-	stmts      map[uint32]*stmt
-	nextStmtID uint32
-	cursors    int
+	stmtText    []byte // text of the prepared statement being executed, for events
+	stmtDigest  uint64 // its digest hash, computed once per statement
+	stmts       map[uint32]*stmt
+	nextStmtID  uint32
+	cursors     int
+	ctx         context.Context // Serve's, for the steps run on workers
+	work        step            // the step being run on a worker
+	lastCommand time.Time       // when the previous command ended
+	ev          Event           // the statement event, reused
+	exec        execCtx         // the COM_STMT_EXECUTE being run
+	execBuf     []byte          // an execute packet with parameter types added
+	queuedOn    []*backend.Pool // pools with statement closes queued by dropStmt
+
+	foundRowsNext bool // the pinNext pin is for FOUND_ROWS(), not only diagnostics
+	longDataTotal int  // COM_STMT_SEND_LONG_DATA bytes buffered over all statements
 
 	// Shared with the admin API and KILL from other sessions.
 	mu         sync.Mutex
@@ -99,9 +110,13 @@ type abortNote struct {
 
 // New prepares a session for an accepted connection.
 func New(id uint32, nc net.Conn, env Env) *Session {
+	addr := nc.RemoteAddr().String()
+	if la, ok := nc.LocalAddr().(*net.UnixAddr); ok {
+		addr = "unix:" + la.Name // a socket peer has no address of its own
+	}
 	return &Session{
-		ID: id, env: env, log: env.Logger().With("session", id, "client", nc.RemoteAddr().String()),
-		c: wire.NewConn(nc), raw: nc, addr: nc.RemoteAddr().String(), autocommit: true,
+		ID: id, env: env, log: env.Logger().With("session", id, "client", addr),
+		c: wire.NewLendingConn(nc), raw: nc, addr: addr, autocommit: true,
 		stmts: map[uint32]*stmt{}, started: time.Now(),
 	}
 }
@@ -150,17 +165,32 @@ func (s *Session) Serve(ctx context.Context) {
 		}
 		s.cleanup()
 	}()
-	if err := s.handshake(ctx); err != nil {
-		s.log.Debug("handshake failed", "err", err)
-		s.env.Observer().Login(false)
-		s.loginFailed(err)
+	s.ctx = ctx
+	st := &s.work
+	st.done = make(chan struct{}, 1)
+	st.fn = s.handshakeStep
+	if err := s.onWorker(st); err != nil {
 		return
 	}
-	s.env.Observer().Login(true)
-	s.log.Debug("logged in", "user", s.account.Name)
+	st.fn = s.commandStep
 	for {
-		s.publishInfo()
-		if err := s.serveCommand(ctx); err != nil {
+		// Waiting for the next command holds no buffers, on a goroutine
+		// that does nothing else (see worker.go): anything that needs a
+		// deeper stack than this wait runs in the steps.
+		// awaitCommand also ends a warnings-only pin of a session that
+		// stays idle, and bounds a command that stalls mid-packet.
+		err := s.awaitCommand(s.env.Limits())
+		switch {
+		case err != nil:
+		case time.Since(s.lastCommand) < hotWindow:
+			// A client that sends command after command: its stack is
+			// needed anyway, and the handoff would cost two switches.
+			err = s.commandStep()
+		default:
+			err = s.onWorker(st)
+		}
+		s.lastCommand = time.Now()
+		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) && !s.killed.Load() {
 				s.log.Debug("session ended", "err", err)
 			}
@@ -171,11 +201,117 @@ func (s *Session) Serve(ctx context.Context) {
 
 var errQuit = errors.New("client quit")
 
+// awaitCommand waits for the first bytes of the client's next command
+// under the idle timeout. A connection the session keeps only for a
+// possible SHOW WARNINGS goes back to the pool once the session has been
+// idle for WarningsPin: a thousand idle sessions that each hit a warning
+// must not hold a thousand backend threads. A command that started
+// arriving but is not yet whole must arrive within ClientRead: a client
+// that stalls mid-packet would otherwise hold its buffer (up to
+// max_allowed_packet) until client_idle. A command that arrived whole, the
+// common case, costs no extra deadline.
+func (s *Session) awaitCommand(lim Limits) error {
+	if n := s.c.R.Buffered(); n >= 4 {
+		s.boundRestOfPacket(lim)
+		return nil
+	}
+	idle := lim.ClientIdle
+	if s.warningsPinOnly() && lim.WarningsPin > 0 && lim.WarningsPin < idle {
+		s.c.SetReadTimeout(lim.WarningsPin)
+		if _, err := s.c.R.Peek(4); err == nil {
+			s.boundRestOfPacket(lim)
+			return nil
+		} else if !wire.IsTimeout(err) {
+			return err
+		}
+		s.pins = 0
+		s.unpinOrRelease(s.pinned, s.pinnedServer)
+		s.publishInfo()
+		idle -= lim.WarningsPin
+	}
+	s.c.SetReadTimeout(idle)
+	if _, err := s.c.R.Peek(4); err != nil {
+		return err
+	}
+	s.boundRestOfPacket(lim)
+	return nil
+}
+
+// boundRestOfPacket arms ClientRead when the command's header has arrived
+// but not all of its payload.
+func (s *Session) boundRestOfPacket(lim Limits) {
+	h, err := s.c.R.Peek(4)
+	if err != nil {
+		return
+	}
+	n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+	if s.c.R.Buffered() < 4+n || n == wire.MaxPayload {
+		s.c.SetReadTimeout(lim.ClientRead)
+	}
+}
+
+// warningsPinOnly reports whether the session holds its connection only so
+// that a SHOW WARNINGS (or @@warning_count, GET DIAGNOSTICS) could read
+// what the last statement left there.
+func (s *Session) warningsPinOnly() bool {
+	return s.pinned != nil && s.pins == pinNext && !s.inTxn && !s.foundRowsNext
+}
+
+// hotWindow: a command that arrives within it of the previous one's end
+// runs on the session's goroutine; others run on a worker (see worker.go).
+// The stack of a session that goes idle after a burst shrinks back at the
+// next garbage collections.
+const hotWindow = 20 * time.Millisecond
+
+// onWorker runs a step on a worker. A panic there is contained there, and
+// logged here with its stack: it ends only this session.
+func (s *Session) onWorker(st *step) error {
+	err := st.run()
+	if st.pan != nil {
+		s.log.Error("session panic", "panic", st.pan, "stack", string(st.stack))
+		return errPanic
+	}
+	return err
+}
+
+var errPanic = errors.New("session panic")
+
+func (s *Session) handshakeStep() error {
+	if err := s.handshake(s.ctx); err != nil {
+		s.log.Debug("handshake failed", "err", err)
+		s.env.Observer().Login(false)
+		s.loginFailed(err)
+		return err
+	}
+	s.env.Observer().Login(true)
+	s.log.Debug("logged in", "user", s.account.Name)
+	s.waitNext()
+	return nil
+}
+
+func (s *Session) commandStep() error {
+	err := s.serveCommand(s.ctx)
+	if err == nil {
+		s.waitNext()
+	}
+	return err
+}
+
+// waitNext readies the session to wait for its next command: what other
+// goroutines may read is published, and buffers go back to their pools.
+func (s *Session) waitNext() {
+	s.publishInfo()
+	s.c.Idle()
+}
+
 func (s *Session) serveCommand(ctx context.Context) error {
 	lim := s.env.Limits()
 	s.c.Seq = 0
-	s.c.SetReadTimeout(lim.ClientIdle)
+	if err := s.awaitCommand(lim); err != nil {
+		return err
+	}
 	pkt, err := s.c.ReadPacket(lim.MaxAllowedPacket)
+	s.c.Hold()
 	if errors.Is(err, wire.ErrPacketTooLarge) {
 		// The server closes the connection after 1153; so do we, but only
 		// after saying why.
@@ -191,7 +327,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	if len(pkt) == 0 {
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command"))
 	}
-	// The idle deadline stays armed: nothing reads from the client during
+	// The read deadline stays armed: nothing reads from the client during
 	// a command except LOCAL INFILE, which arms its own.
 	switch pkt[0] {
 	case wire.ComQuit:
@@ -231,7 +367,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 		if len(pkt) < 5 {
 			return s.fail(wire.Errorf(wire.ErrParse, "42000", "malformed COM_PROCESS_KILL"))
 		}
-		return s.kill(uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
+		return s.kill(ctx, uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
 	default:
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command %d: sluice does not support %s", pkt[0], commandName(pkt[0])))
 	}
@@ -381,6 +517,7 @@ func (s *Session) cleanup() {
 		for id := range s.stmts {
 			s.dropStmt(id)
 		}
+		s.sendQueuedCloses()
 		s.c.Close()
 	})
 }

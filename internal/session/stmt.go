@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"slices"
@@ -20,8 +21,9 @@ const maxSessionStmts = 16382
 // prepared lazily on each backend connection that executes it.
 type stmt struct {
 	id      uint32
-	key     uint64 // process-wide, names it in backend connection caches
+	key     uint64 // process-wide: owns a server statement of its own for a cursor
 	sql     []byte
+	text    string // sql, made once: names the server statements it shares
 	scan    sqlscan.Statement
 	digest  uint64 // sqlscan.DigestHash(sql), computed on first execute
 	params  int
@@ -30,8 +32,15 @@ type stmt struct {
 	types      []byte            // parameter types from the last execute that sent them
 	longData   map[uint16][]byte // COM_STMT_SEND_LONG_DATA, sent before the next execute
 	longSize   int
-	conns      []*backend.Conn // where it is prepared, to close it everywhere
+	on         []stmtOn // the server statements it references, to let go of them everywhere
 	cursorConn *backend.Conn
+	cursorStmt *backend.Stmt // the server statement whose cursor is open on cursorConn
+}
+
+// stmtOn is a reference of a client statement to a server statement.
+type stmtOn struct {
+	c  *backend.Conn
+	bs *backend.Stmt
 }
 
 func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
@@ -39,6 +48,11 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(1461, "42000", "Can't create more than max_prepared_stmt_count statements (sluice allows %d per connection)", maxSessionStmts))
 	}
 	st := &stmt{key: s.env.NextStmtKey(), sql: append([]byte(nil), pkt[1:]...)}
+	if out, ok := sqlscan.RewriteConnectionID([]byte{wire.ComStmtPrepare}, st.sql, s.ID); ok {
+		// CONNECTION_ID() is sluice's id here too (see query).
+		pkt, st.sql = out, out[1:]
+	}
+	st.text = string(st.sql)
 	st.scan = sqlscan.Scan(st.sql)
 	if st.scan.Flags&sqlscan.FlagMulti != 0 {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000", "This command is not supported in the prepared statement protocol yet: multiple statements"))
@@ -53,7 +67,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	// Active while the backend answers, so a lost server interrupts it.
 	s.setActive(c, server, st.sql)
 	// Forward the backend's metadata under sluice's id.
-	first, err := s.sendPrepare(c, pkt)
+	first, err := s.sendPrepare(c, server, pkt)
 	if err != nil {
 		s.clearActive()
 		s.dropConn(c, server)
@@ -70,7 +84,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	if !ok {
 		s.clearActive()
 		s.dropConn(c, server)
-		return s.fail(wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: malformed prepare response from %s", server))
+		return s.fail(wire.Errorf(wire.ErrNetRead, "08S01", "sluice: malformed prepare response from %s", server))
 	}
 	s.nextStmtID++
 	st.id = s.nextStmtID
@@ -97,8 +111,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	}
 	// Recorded only now that the response is read: AddStmt may close an
 	// older statement, writing to c, which must not happen mid-response.
-	c.AddStmt(st.key, backendID)
-	st.addConn(c)
+	st.addOn(c, c.AddStmt(stmtKey(c, st, 0), backendID))
 	s.stmts[st.id] = st
 	s.clearActive()
 	s.releaseAfter(c, server)
@@ -153,7 +166,12 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(wire.ErrParse, "HY000", "malformed COM_STMT_EXECUTE"))
 	}
 	if st.longSize < 0 {
-		st.longData, st.longSize = nil, 0
+		over := st.longSize == longDataOverSession
+		s.clearLongData(st)
+		if over {
+			return s.fail(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
+				"Parameter data sent with COM_STMT_SEND_LONG_DATA is more than the session may buffer (sluice max_long_data: %d bytes over all its statements)", s.env.Limits().MaxLongData))
+		}
 		return s.fail(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01", "Parameter data sent with COM_STMT_SEND_LONG_DATA is bigger than 'max_allowed_packet' bytes"))
 	}
 	cursor := pkt[5]&(wire.CursorTypeReadOnly|wire.CursorTypeForUpdate|wire.CursorTypeScrollable) != 0
@@ -171,7 +189,8 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 			}
 			st.types = append(st.types[:0], pkt[at+1:at+1+2*st.params]...)
 		} else if st.types == nil {
-			return s.fail(wire.Errorf(wire.ErrParse, "HY000", "COM_STMT_EXECUTE without parameter types"))
+			// MariaDB's own answer: ER_WRONG_ARGUMENTS (1210).
+			return s.fail(wire.Errorf(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute: COM_STMT_EXECUTE without parameter types"))
 		}
 	}
 	if st.cursorConn != nil {
@@ -187,48 +206,93 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		target = router.Primary
 	}
 	mode := wire.ModeBinary
-	var used *backend.Conn
-	prep := func(c *backend.Conn) ([]byte, *wire.Error) {
-		used = c
-		id, e := s.ensurePrepared(c, st)
-		if e != nil {
-			return nil, e
-		}
-		if e := s.sendLongData(c, st, id); e != nil {
-			return nil, e
-		}
-		return rewriteExecute(pkt, id, st), nil
+	x := &s.exec
+	if x.prepFn == nil {
+		x.prepFn = x.prep
 	}
-	res, err := s.executeResult(ctx, pkt, st.scan, target, mode, prep)
-	st.longData, st.longSize = nil, 0
+	x.s, x.st, x.pkt, x.cursor = s, st, pkt, cursor
+	res, err := s.executeResult(ctx, pkt, st.scan, target, mode, x.prepFn)
+	used, usedStmt := x.used, x.usedStmt
+	*x = execCtx{prepFn: x.prepFn}
+	s.clearLongData(st)
 	// Only a cursor this execute opened counts: a cursor flag on a statement
 	// without a result set opens none, even while another cursor pins the
 	// session.
 	if err == nil && res.CursorOpen && used != nil && s.pinned == used {
-		st.cursorConn = used
+		st.cursorConn, st.cursorStmt = used, usedStmt
 		s.cursors++
 	}
 	return err
 }
 
-// ensurePrepared returns the statement's id on c, preparing it there first
-// if this connection has not seen it.
-func (s *Session) ensurePrepared(c *backend.Conn, st *stmt) (uint32, *wire.Error) {
-	if id, ok := c.StmtID(st.key); ok {
-		return id, nil
+// execCtx carries one COM_STMT_EXECUTE into the prepare hook, kept in the
+// session so that neither it nor the hook is allocated per execute.
+type execCtx struct {
+	s        *Session
+	st       *stmt
+	pkt      []byte
+	cursor   bool
+	used     *backend.Conn
+	usedStmt *backend.Stmt
+	prepFn   prepareFn
+}
+
+func (x *execCtx) prep(c *backend.Conn) ([]byte, *wire.Error) {
+	x.used = c
+	bs, e := x.s.ensurePrepared(c, x.st, x.cursor)
+	if e != nil {
+		return nil, e
 	}
-	first, err := s.sendPrepare(c, append([]byte{wire.ComStmtPrepare}, st.sql...))
+	x.usedStmt = bs
+	if e := x.s.sendLongData(c, x.st, bs.ID); e != nil {
+		return nil, e
+	}
+	return x.s.rewriteExecute(x.pkt, bs, x.st), nil
+}
+
+// stmtKey names the server statement st uses on c: shared by every client
+// statement of the same text under the same state, or its own (owner) for
+// a cursor.
+func stmtKey(c *backend.Conn, st *stmt, owner uint64) backend.StmtKey {
+	return backend.StmtKey{Schema: c.Schema, Collation: c.Collation, Sets: c.SetsHash, Owner: owner, SQL: st.text}
+}
+
+// ensurePrepared returns the server statement st executes on c: the one it
+// already references there, one another session prepared with the same
+// text, or one prepared now. An execute that asks for a cursor gets a
+// statement of its own.
+func (s *Session) ensurePrepared(c *backend.Conn, st *stmt, cursor bool) (*backend.Stmt, *wire.Error) {
+	owner := uint64(0)
+	if cursor {
+		owner = st.key
+	}
+	for i := range st.on {
+		if o := st.on[i]; o.c == c && o.bs.Key.Owner == owner {
+			if !o.bs.Closed() {
+				c.Touch(o.bs)
+				return o.bs, nil
+			}
+			st.on = slices.Delete(st.on, i, i+1)
+			break
+		}
+	}
+	k := stmtKey(c, st, owner)
+	if bs := c.LookupStmt(k); bs != nil {
+		st.addOn(c, bs)
+		return bs, nil
+	}
+	first, err := s.sendPrepare(c, "", append([]byte{wire.ComStmtPrepare}, st.sql...))
 	if err != nil {
 		c.MarkBroken()
-		return 0, asWireError(err)
+		return nil, asWireError(err)
 	}
 	if wire.IsERR(first) {
-		return 0, wire.ParseError(first)
+		return nil, wire.ParseError(first)
 	}
 	pok, ok := wire.ParsePrepareOK(first)
 	if !ok {
 		c.MarkBroken()
-		return 0, wire.Errorf(wire.ErrLostConnection, "HY000", "sluice: malformed prepare response")
+		return nil, wire.Errorf(wire.ErrNetRead, "08S01", "sluice: malformed prepare response")
 	}
 	n := 0
 	if pok.Params > 0 {
@@ -240,35 +304,41 @@ func (s *Session) ensurePrepared(c *backend.Conn, st *stmt) (uint32, *wire.Error
 	for i := 0; i < n; i++ {
 		if _, err := c.ReadPacket(0); err != nil {
 			c.MarkBroken()
-			return 0, asWireError(err)
+			return nil, asWireError(err)
 		}
 	}
-	c.AddStmt(st.key, pok.StmtID)
-	st.addConn(c)
-	return pok.StmtID, nil
+	bs := c.AddStmt(k, pok.StmtID)
+	st.addOn(c, bs)
+	return bs, nil
 }
 
-// addConn remembers that the statement is prepared on c, forgetting
+// addOn remembers a reference to a server statement, forgetting those on
 // connections closed since, so a long-lived statement does not keep every
 // connection it ever ran on.
-func (st *stmt) addConn(c *backend.Conn) {
-	if slices.Contains(st.conns, c) {
-		return
-	}
-	st.conns = slices.DeleteFunc(st.conns, (*backend.Conn).Closed)
-	st.conns = append(st.conns, c)
+func (st *stmt) addOn(c *backend.Conn, bs *backend.Stmt) {
+	// Only the connection's state is read here: the statements of another
+	// connection belong to whoever holds it now.
+	st.on = slices.DeleteFunc(st.on, func(o stmtOn) bool { return o.c.Closed() })
+	st.on = append(st.on, stmtOn{c, bs})
 }
 
 // errMaxPreparedStmts is ER_MAX_PREPARED_STMT_COUNT_REACHED.
 const errMaxPreparedStmts = 1461
 
-// sendPrepare sends COM_STMT_PREPARE on c and returns the first packet of
-// the answer. A server out of statements (error 1461) is usually full of
-// statements sluice cached on its pooled connections: the ones cached on c
-// are closed (except those with an open cursor of this session, the only
-// session that can have one on c) and the prepare is tried once more.
-func (s *Session) sendPrepare(c *backend.Conn, pkt []byte) ([]byte, error) {
+// sendPrepare sends COM_STMT_PREPARE on c (a connection to server) and
+// returns the first packet of the answer. A server out of statements
+// (error 1461) may be full of statements sluice holds: first the ones
+// cached on c are closed (except those with an open cursor of this
+// session, the only session that can have one on c), then the idle
+// connections to the server that hold statements (their sessions prepare
+// them again when next executed), and the prepare is tried again after
+// each. If the server still refuses, the error says what sluice freed.
+func (s *Session) sendPrepare(c *backend.Conn, server string, pkt []byte) ([]byte, error) {
+	if server == "" {
+		server = s.activeSrv // written by this goroutine only
+	}
 	lim := s.env.Limits()
+	freedHere, freedIdle := 0, 0
 	for attempt := 0; ; attempt++ {
 		c.SetWriteTimeout(lim.Query)
 		if err := c.WriteCommand(pkt); err != nil {
@@ -279,19 +349,41 @@ func (s *Session) sendPrepare(c *backend.Conn, pkt []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if attempt == 0 && wire.IsERR(first) && wire.ParseError(first).Code == errMaxPreparedStmts && c.ShedStmts(s.hasCursor) > 0 {
-			s.log.Debug("server out of prepared statements: closed those cached on the connection", "thread", c.ThreadID)
-			continue
+		if !wire.IsERR(first) {
+			return first, nil
 		}
-		return first, nil
+		e := wire.ParseError(first)
+		if e.Code != errMaxPreparedStmts {
+			return first, nil
+		}
+		if attempt == 0 {
+			if n := c.ShedStmts(s.hasCursor); n > 0 {
+				freedHere = n
+				s.log.Info("server out of prepared statements: closed those cached on the connection", "server", server, "statements", n)
+				continue
+			}
+		}
+		if freedIdle == 0 {
+			if pool := s.env.Pool(server); pool != nil {
+				if n := pool.ShedIdleStmts(); n > 0 {
+					freedIdle = n
+					s.log.Info("server out of prepared statements: closed idle connections holding them", "server", server, "statements", n)
+					continue
+				}
+			}
+		}
+		s.log.Warn("server out of prepared statements", "server", server, "freed", freedHere+freedIdle)
+		return wire.AppendError(nil, wire.Errorf(errMaxPreparedStmts, "42000",
+			"%s (server %s is out of prepared statements: sluice closed the %d it held for idle sessions and the server still refuses; other clients of the server hold the rest, or max_prepared_stmt_count is too low)",
+			e.Message, server, freedHere+freedIdle)), nil
 	}
 }
 
-// hasCursor reports whether the session's statement with this key has an
-// open cursor.
-func (s *Session) hasCursor(key uint64) bool {
+// hasCursor reports whether a server statement has an open cursor of this
+// session.
+func (s *Session) hasCursor(bs *backend.Stmt) bool {
 	for _, st := range s.stmts {
-		if st.key == key && st.cursorConn != nil {
+		if st.cursorStmt == bs && st.cursorConn != nil {
 			return true
 		}
 	}
@@ -317,23 +409,33 @@ func (s *Session) sendLongData(c *backend.Conn, st *stmt, id uint32) *wire.Error
 	return nil
 }
 
-// rewriteExecute puts the backend's statement id into the client's execute
-// packet, adding the remembered parameter types when the client left them
-// out.
-func rewriteExecute(pkt []byte, id uint32, st *stmt) []byte {
+// rewriteExecute puts the server statement's id into the client's execute
+// packet, in place. A client sends parameter types only when they change;
+// when it left them out and the server statement was last bound to other
+// types (by another session, or never on this connection), they are added
+// from those remembered, in a buffer of the session's.
+func (s *Session) rewriteExecute(pkt []byte, bs *backend.Stmt, st *stmt) []byte {
 	if st.params > 0 {
 		at := 10 + (st.params+7)/8
-		if pkt[at] == 0 {
-			out := make([]byte, 0, len(pkt)+len(st.types))
+		if pkt[at] == 1 {
+			bs.Types = append(bs.Types[:0], pkt[at+1:at+1+2*st.params]...)
+		} else if !bytes.Equal(bs.Types, st.types) || bs.Types == nil {
+			out := s.execBuf[:0]
 			out = append(out, pkt[:at]...)
 			out = append(out, 1)
 			out = append(out, st.types...)
 			out = append(out, pkt[at+1:]...)
-			binary.LittleEndian.PutUint32(out[1:], id)
+			binary.LittleEndian.PutUint32(out[1:], bs.ID)
+			if cap(out) <= 64<<10 {
+				s.execBuf = out
+			}
+			// The server binds them with this execute: the next one on
+			// this statement need not send them again.
+			bs.Types = append(bs.Types[:0], st.types...)
 			return out
 		}
 	}
-	binary.LittleEndian.PutUint32(pkt[1:], id)
+	binary.LittleEndian.PutUint32(pkt[1:], bs.ID)
 	return pkt
 }
 
@@ -343,14 +445,10 @@ func (s *Session) stmtFetch(ctx context.Context, pkt []byte) error {
 		return s.fail(e)
 	}
 	c := st.cursorConn
-	if c == nil || c != s.pinned {
+	if c == nil || c != s.pinned || st.cursorStmt == nil || st.cursorStmt.Closed() {
 		return s.fail(wire.Errorf(1421, "HY000", "The statement (%d) has no open cursor.", st.id))
 	}
-	id, ok := c.StmtID(st.key)
-	if !ok {
-		return s.fail(wire.Errorf(1421, "HY000", "The statement (%d) has no open cursor.", st.id))
-	}
-	binary.LittleEndian.PutUint32(pkt[1:], id)
+	binary.LittleEndian.PutUint32(pkt[1:], st.cursorStmt.ID)
 	s.setActive(c, s.pinnedServer, nil)
 	res, err := s.roundTrip(c, pkt, wire.ModeFetch)
 	s.clearActive()
@@ -397,17 +495,36 @@ func (s *Session) dropStmt(id uint32) {
 		return
 	}
 	delete(s.stmts, id)
+	s.clearLongData(st)
 	if st.cursorConn != nil {
 		st.cursorConn = nil
 		s.cursorClosed()
 	}
-	for _, c := range st.conns {
-		if c == s.pinned {
-			c.CloseStmt(st.key)
-		} else {
-			c.QueueClose(st.key)
+	for _, o := range st.on {
+		switch {
+		case o.c.Closed():
+		case o.c != s.pinned:
+			o.c.QueueUnref(o.bs)
+			if p := o.c.Pool(); p != nil && !slices.Contains(s.queuedOn, p) {
+				s.queuedOn = append(s.queuedOn, p)
+			}
+		case o.bs.Key.Owner != 0:
+			o.c.CloseStmt(o.bs) // a cursor's: nobody else uses it
+		default:
+			o.c.Unref(o.bs)
 		}
 	}
+	st.on = nil
+}
+
+// sendQueuedCloses makes the pools send the closes dropStmt queued on their
+// idle connections now (at the end of the session, or its reset), so that
+// statements nobody holds any more leave the servers at once.
+func (s *Session) sendQueuedCloses() {
+	for _, p := range s.queuedOn {
+		p.SendQueuedCloses()
+	}
+	s.queuedOn = s.queuedOn[:0]
 }
 
 func (s *Session) stmtReset(ctx context.Context, pkt []byte) error {
@@ -415,10 +532,10 @@ func (s *Session) stmtReset(ctx context.Context, pkt []byte) error {
 	if e != nil {
 		return s.fail(e)
 	}
-	st.longData, st.longSize = nil, 0
+	s.clearLongData(st)
 	if c := st.cursorConn; c != nil && c == s.pinned {
-		if id, ok := c.StmtID(st.key); ok {
-			binary.LittleEndian.PutUint32(pkt[1:], id)
+		if bs := st.cursorStmt; bs != nil && !bs.Closed() {
+			binary.LittleEndian.PutUint32(pkt[1:], bs.ID)
 			res, err := s.roundTrip(c, pkt, wire.ModeText)
 			st.cursorConn = nil
 			if err != nil {
@@ -446,9 +563,18 @@ func (s *Session) stmtLongData(pkt []byte) {
 	}
 	param := binary.LittleEndian.Uint16(pkt[5:])
 	data := pkt[7:]
-	if st.longSize+len(data) > s.env.Limits().MaxAllowedPacket {
-		st.longSize = -1
-		st.longData = nil
+	lim := s.env.Limits()
+	if st.longSize+len(data) > lim.MaxAllowedPacket {
+		s.clearLongData(st)
+		st.longSize = longDataOverPacket
+		return
+	}
+	if lim.MaxLongData > 0 && s.longDataTotal+len(data) > lim.MaxLongData {
+		// One session may hold at most max_long_data over all its
+		// statements: the per-statement bound alone let one session
+		// buffer max_allowed_packet for each of 16,382 statements.
+		s.clearLongData(st)
+		st.longSize = longDataOverSession
 		return
 	}
 	if st.longData == nil {
@@ -456,4 +582,20 @@ func (s *Session) stmtLongData(pkt []byte) {
 	}
 	st.longData[param] = append(st.longData[param], data...)
 	st.longSize += len(data)
+	s.longDataTotal += len(data)
+}
+
+// longSize values that mark a statement whose long data was refused; its
+// next execute reports which bound it hit.
+const (
+	longDataOverPacket  = -1
+	longDataOverSession = -2
+)
+
+// clearLongData drops a statement's buffered long data.
+func (s *Session) clearLongData(st *stmt) {
+	if st.longSize > 0 {
+		s.longDataTotal -= st.longSize
+	}
+	st.longData, st.longSize = nil, 0
 }

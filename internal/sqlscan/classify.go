@@ -59,6 +59,13 @@ loop:
 			}
 			if st.end() {
 				kind = KindBegin
+			} else if st.is(kwNot) && st.nxtIs(kwAtomic) {
+				flags = FlagCompound
+			}
+		case kwIf, kwCase, kwLoop, kwWhile, kwRepeat, kwFor:
+			kind = KindUnknown
+			if st.anonymousCompound() {
+				kind, flags = KindOther, FlagCompound
 			}
 		case kwStart:
 			kind = st.start()
@@ -78,6 +85,15 @@ loop:
 			}
 			if st.is(kwTemporary) && (st.nxtIs(kwTable) || st.nxtIs(kwSequence)) {
 				flags = FlagCreateTemp
+			} else if st.compoundHead() {
+				// Defining a stored program runs none of its body.
+				flags, body = FlagCompound, noBody
+			}
+		case kwAlter:
+			kind = KindDDL
+			st.shift()
+			if st.compoundHead() { // ALTER EVENT … DO body
+				flags, body = FlagCompound, noBody
 			}
 		case kwDrop:
 			kind = KindDDL
@@ -103,6 +119,9 @@ loop:
 			}
 		default:
 			kind = k.head
+			if kind == KindUnknown && st.cur.kind == tWord && st.nxt.isOp(st.lx.sql, ':') && st.anonymousCompound() {
+				kind, flags = KindOther, FlagCompound // label: BEGIN NOT ATOMIC …
+			}
 		}
 		break
 	}
@@ -111,6 +130,10 @@ loop:
 	}
 	return kind, flags, body
 }
+
+// noBody is the body offset of a statement none of whose tokens raise
+// flags: a stored program's definition, whose body runs later, when called.
+const noBody = int(^uint(0) >> 1)
 
 // skipWith moves from WITH to the statement that follows the common table
 // expressions, and reports whether they had the expected shape:
@@ -161,6 +184,16 @@ func (st *stream) show() Flags {
 	switch st.word().id {
 	case kwWarnings, kwErrors, kwProfile, kwProfiles:
 		return FlagDiagnostics
+	case kwMaster: // SHOW MASTER STATUS, SHOW MASTER LOGS
+		return FlagPrimaryOnly
+	case kwBinary: // SHOW BINARY LOGS
+		if st.nxtIs(kwLogs) {
+			return FlagPrimaryOnly
+		}
+	case kwBinlog: // SHOW BINLOG EVENTS, SHOW BINLOG STATUS (MariaDB 10.5.2)
+		if st.nxtIs(kwEvents) || st.nxt.kind == tWord && equalFold(st.lx.sql[st.nxt.start:st.nxt.end], "STATUS") {
+			return FlagPrimaryOnly
+		}
 	case kwCount: // SHOW COUNT(*) WARNINGS
 		for i := 0; i < 5 && !st.end(); i++ {
 			st.shift()

@@ -33,6 +33,10 @@ func FuzzScan(f *testing.F) {
 		UseTarget(sql)
 		SetTarget(sql)
 		KillTarget(sql)
+		CreateTempTarget(sql)
+		DropTableTargets(sql)
+		PreparedName(sql)
+		RenamesTable(sql)
 		if n := testing.AllocsPerRun(1, func() { Scan(sql) }); n != 0 {
 			t.Fatalf("Scan(%q): %v allocations", sql, n)
 		}

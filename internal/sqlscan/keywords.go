@@ -91,6 +91,43 @@ const (
 	kwCurrval
 	kwData
 	kwXML
+	kwAlter
+	kwAggregate
+	kwAtomic
+	kwBetween
+	kwBy
+	kwCase
+	kwDefiner
+	kwDistinct
+	kwDo
+	kwElse
+	kwElseif
+	kwEnd
+	kwEvent
+	kwFunction
+	kwHaving
+	kwIf
+	kwIs
+	kwLike
+	kwLoop
+	kwOn
+	kwProcedure
+	kwRepeat
+	kwReturn
+	kwSelect
+	kwThen
+	kwTrigger
+	kwUntil
+	kwWhen
+	kwWhere
+	kwWhile
+	kwXor
+	kwBinary
+	kwBinlog
+	kwLogs
+	kwMaster
+	kwEvents
+	kwReturning
 )
 
 // kwAttr says how Digest writes a keyword.
@@ -117,15 +154,21 @@ type keyword struct {
 
 // named are the keywords with an id or a statement kind.
 var named = []keyword{
-	{"ALTER", kwNone, upper, KindDDL},
+	{"AGGREGATE", kwAggregate, 0, KindUnknown},
+	{"ALTER", kwAlter, upper, KindDDL},
 	{"ANALYZE", kwAnalyze, upper, KindUnknown},
 	{"AND", kwAnd, upper, KindUnknown},
 	{"AS", kwAs, upper, KindUnknown},
+	{"ATOMIC", kwAtomic, 0, KindUnknown},
 	{"BACKUP", kwNone, upper, KindOther},
 	{"BEGIN", kwBegin, upper, KindUnknown},
-	{"BINLOG", kwNone, upper, KindOther},
+	{"BETWEEN", kwBetween, upper, KindUnknown},
+	{"BINARY", kwBinary, upper | fn, KindUnknown},
+	{"BINLOG", kwBinlog, upper, KindOther},
+	{"BY", kwBy, upper, KindUnknown},
 	{"CACHE", kwNone, upper, KindOther},
 	{"CALL", kwNone, upper, KindCall},
+	{"CASE", kwCase, upper, KindUnknown},
 	{"CHAIN", kwChain, upper, KindUnknown},
 	{"CHANGE", kwNone, upper, KindOther},
 	{"CHARACTER", kwCharacter, upper, KindUnknown},
@@ -142,43 +185,59 @@ var named = []keyword{
 	{"DEALLOCATE", kwDeallocate, upper, KindDeallocate},
 	{"DECLARE", kwNone, upper, KindOther},
 	{"DEFAULT", kwDefault, upper | fn, KindUnknown},
+	{"DEFINER", kwDefiner, upper, KindUnknown},
 	{"DELETE", kwNone, upper, KindWrite},
 	{"DESC", kwDesc, upper, KindUnknown},
 	{"DESCRIBE", kwDescribe, upper, KindUnknown},
-	{"DO", kwNone, upper, KindDo},
+	{"DISTINCT", kwDistinct, upper, KindUnknown},
+	{"DO", kwDo, upper, KindDo},
 	{"DROP", kwDrop, upper, KindDDL},
+	{"ELSE", kwElse, upper, KindUnknown},
+	{"ELSEIF", kwElseif, upper, KindUnknown},
+	{"END", kwEnd, upper, KindUnknown},
 	{"ERRORS", kwErrors, upper, KindUnknown},
+	{"EVENT", kwEvent, upper, KindUnknown},
+	{"EVENTS", kwEvents, 0, KindUnknown},
 	{"EXECUTE", kwNone, upper, KindExecute},
 	{"EXPLAIN", kwExplain, upper, KindUnknown},
 	{"FLUSH", kwNone, upper, KindOther},
 	{"FOR", kwFor, upper, KindUnknown},
 	{"FORMAT", kwFormat, upper | fn, KindUnknown},
 	{"FOUND_ROWS", kwFoundRows, upper | fn, KindUnknown},
+	{"FUNCTION", kwFunction, upper, KindUnknown},
 	{"GET", kwNone, upper, KindOther},
 	{"GET_LOCK", kwGetLock, upper | fn, KindUnknown},
 	{"GLOBAL", kwGlobal, upper, KindUnknown},
 	{"GRANT", kwNone, upper, KindDDL},
 	{"HANDLER", kwNone, upper, KindOther},
 	{"HARD", kwHard, 0, KindUnknown},
+	{"HAVING", kwHaving, upper, KindUnknown},
 	{"HELP", kwNone, upper, KindShow},
 	{"ID", kwID, 0, KindUnknown},
+	{"IF", kwIf, upper | fn, KindUnknown},
 	{"IMPORT", kwNone, upper, KindOther},
 	{"IN", kwIn, upper, KindUnknown},
 	{"INSERT", kwNone, upper | fn, KindWrite},
 	{"INSTALL", kwNone, upper, KindOther},
 	{"INTO", kwInto, upper, KindUnknown},
+	{"IS", kwIs, upper, KindUnknown},
 	{"KILL", kwNone, upper, KindKill},
-	{"LAST_INSERT_ID", kwLastInsertID, upper | fn, KindUnknown},
 	{"LASTVAL", kwLastval, upper | fn, KindUnknown},
+	{"LAST_INSERT_ID", kwLastInsertID, upper | fn, KindUnknown},
+	{"LIKE", kwLike, upper, KindUnknown},
 	{"LOAD", kwLoad, upper, KindOther},
 	{"LOCAL", kwLocal, upper, KindUnknown},
 	{"LOCK", kwLock, upper, KindOther},
+	{"LOGS", kwLogs, 0, KindUnknown},
+	{"LOOP", kwLoop, upper, KindUnknown},
+	{"MASTER", kwMaster, upper, KindUnknown},
 	{"NAMES", kwNames, upper, KindUnknown},
 	{"NEXT", kwNext, upper, KindUnknown},
 	{"NEXTVAL", kwNextval, upper | fn, KindUnknown},
 	{"NO", kwNo, upper, KindUnknown},
-	{"NO_WRITE_TO_BINLOG", kwNoWriteToBinlog, upper, KindUnknown},
 	{"NOT", kwNot, upper, KindUnknown},
+	{"NO_WRITE_TO_BINLOG", kwNoWriteToBinlog, upper, KindUnknown},
+	{"ON", kwOn, upper, KindUnknown},
 	{"ONLY", kwOnly, upper, KindUnknown},
 	{"OPTIMIZE", kwNone, upper, KindDDL},
 	{"OR", kwOr, upper, KindUnknown},
@@ -187,6 +246,7 @@ var named = []keyword{
 	{"PERSIST_ONLY", kwPersistOnly, upper, KindUnknown},
 	{"PREPARE", kwNone, upper, KindPrepare},
 	{"PREVIOUS", kwPrevious, upper, KindUnknown},
+	{"PROCEDURE", kwProcedure, upper, KindUnknown},
 	{"PROFILE", kwProfile, upper, KindUnknown},
 	{"PROFILES", kwProfiles, upper, KindUnknown},
 	{"PURGE", kwNone, upper, KindOther},
@@ -198,18 +258,21 @@ var named = []keyword{
 	{"RELEASE_LOCK", kwReleaseLock, upper | fn, KindUnknown},
 	{"RENAME", kwNone, upper, KindDDL},
 	{"REPAIR", kwNone, upper, KindDDL},
+	{"REPEAT", kwRepeat, upper | fn, KindUnknown},
 	{"REPLACE", kwReplace, upper | fn, KindWrite},
 	{"RESET", kwNone, upper, KindOther},
 	{"RESIGNAL", kwNone, upper, KindOther},
 	{"RESOURCE", kwResource, upper, KindUnknown},
 	{"RESTART", kwNone, upper, KindOther},
+	{"RETURN", kwReturn, upper, KindUnknown},
+	{"RETURNING", kwReturning, upper, KindUnknown},
 	{"REVOKE", kwNone, upper, KindDDL},
 	{"ROLE", kwRole, upper, KindUnknown},
 	{"ROLLBACK", kwRollback, upper, KindUnknown},
 	{"ROW", kwRow, upper | fn, KindUnknown},
 	{"ROW_COUNT", kwRowCount, upper | fn, KindUnknown},
 	{"SAVEPOINT", kwSavepoint, upper, KindSavepoint},
-	{"SELECT", kwNone, upper, KindSelect},
+	{"SELECT", kwSelect, upper, KindSelect},
 	{"SEQUENCE", kwSequence, upper, KindUnknown},
 	{"SESSION", kwSession, upper, KindUnknown},
 	{"SET", kwSet, upper, KindUnknown},
@@ -226,21 +289,28 @@ var named = []keyword{
 	{"TABLE", kwTable, upper, KindSelect},
 	{"TABLES", kwTables, upper, KindUnknown},
 	{"TEMPORARY", kwTemporary, upper, KindUnknown},
+	{"THEN", kwThen, upper, KindUnknown},
 	{"TO", kwTo, upper, KindUnknown},
 	{"TRANSACTION", kwTransaction, upper, KindUnknown},
+	{"TRIGGER", kwTrigger, upper, KindUnknown},
 	{"TRUNCATE", kwNone, upper | fn, KindDDL},
 	{"UNINSTALL", kwNone, upper, KindOther},
 	{"UNLOCK", kwUnlock, upper, KindOther},
+	{"UNTIL", kwUntil, 0, KindUnknown},
 	{"UPDATE", kwUpdate, upper, KindWrite},
 	{"USE", kwNone, upper, KindUse},
 	{"USER", kwUser, 0, KindUnknown},
 	{"VALUE", kwValue, upper | fn, KindUnknown},
 	{"VALUES", kwValues, upper | fn, KindSelect},
 	{"WARNINGS", kwWarnings, upper, KindUnknown},
+	{"WHEN", kwWhen, upper, KindUnknown},
+	{"WHERE", kwWhere, upper, KindUnknown},
+	{"WHILE", kwWhile, upper, KindUnknown},
 	{"WITH", kwWith, upper, KindUnknown},
 	{"WORK", kwWork, upper, KindUnknown},
 	{"XA", kwNone, upper, KindOther},
 	{"XML", kwXML, upper, KindUnknown},
+	{"XOR", kwXor, upper, KindUnknown},
 }
 
 // reserved are the other words Digest upper-cases: the reserved words of

@@ -18,7 +18,11 @@ func Scan(sql []byte) Statement {
 			s.Kind = kind
 		}
 		n++
+		if flags&FlagCompound != 0 {
+			st.enterCompound()
+		}
 		s.Flags |= flags | scanFlags(&st, body, kind)
+		st.leaveCompound()
 	}
 	if n > 1 {
 		s.Flags |= FlagMulti
@@ -30,6 +34,8 @@ func Scan(sql []byte) Statement {
 // Split calls fn with each non-empty statement of sql, without its ';' and
 // without surrounding whitespace (comments stay: they may hold hints). It
 // stops when fn returns false.
+//
+// A compound statement (see FlagCompound) is one statement, ';' and all.
 func Split(sql []byte, fn func(stmt []byte) bool) {
 	st := newStream(sql)
 	start, last := 0, -1 // last is the end of the statement's last token
@@ -41,8 +47,14 @@ func Split(sql []byte, fn func(stmt []byte) bool) {
 			if st.cur.kind == tEOF {
 				return
 			}
+			st.leaveCompound()
 			start, last = st.cur.end, -1
 		} else {
+			if last < 0 {
+				if _, flags, _ := classify(st); flags&FlagCompound != 0 {
+					st.enterCompound()
+				}
+			}
 			last = st.cur.end
 		}
 		st.shift()
@@ -138,7 +150,7 @@ var flagWords = func() (m [kwMaxLen + 1]uint32) {
 		switch k.id {
 		case kwFor, kwLock, kwInto, kwSQLCalcFoundRows, kwNext, kwPrevious,
 			kwLastInsertID, kwGetLock, kwReleaseLock, kwReleaseAllLocks,
-			kwFoundRows, kwRowCount, kwNextval, kwSetval, kwLastval, kwCurrval:
+			kwFoundRows, kwRowCount, kwNextval, kwSetval, kwLastval, kwCurrval, kwReturning:
 			m[len(k.name)] |= 1 << (k.name[0] - 'A')
 		}
 	}
@@ -194,7 +206,15 @@ func (st *stream) wordFlags(kind Kind) Flags {
 		}
 	case kwLastInsertID:
 		if call {
+			// LAST_INSERT_ID(expr) sets the value as well as reading it.
+			if lx := st.lx; !lx.next().isOp(st.lx.sql, ')') {
+				return FlagLastInsertID | FlagSetsInsertID
+			}
 			return FlagLastInsertID
+		}
+	case kwReturning:
+		if kind == KindWrite {
+			return FlagSetsInsertID
 		}
 	case kwGetLock:
 		if call {

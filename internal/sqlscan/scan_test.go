@@ -145,7 +145,7 @@ var scanCases = []scanCase{
 	{"insert t set a=1", KindWrite, 0},
 	{"INSERT INTO t SELECT * FROM u", KindWrite, 0},
 	{"INSERT INTO t VALUES (LAST_INSERT_ID())", KindWrite, FlagLastInsertID},
-	{"INSERT INTO t VALUES (1) RETURNING id", KindWrite, 0},
+	{"INSERT INTO t VALUES (1) RETURNING id", KindWrite, FlagSetsInsertID},
 	{"UPDATE t SET a=a+1 WHERE id=1", KindWrite, 0},
 	{"DELETE FROM t WHERE id=1", KindWrite, 0},
 	{"REPLACE t VALUES (1)", KindWrite, 0},
@@ -162,7 +162,6 @@ var scanCases = []scanCase{
 	{"CREATE TEMPORARY SEQUENCE s", KindDDL, FlagCreateTemp},
 	{"CREATE TABLE t2 AS SELECT * FROM t", KindDDL, 0},
 	{"CREATE INDEX i ON t (a)", KindDDL, 0},
-	{"CREATE PROCEDURE p() BEGIN SELECT 1; END", KindDDL, FlagMulti},
 	{"DROP TABLE t", KindDDL, 0},
 	{"DROP TEMPORARY TABLE t", KindDDL, FlagDropTemp},
 	{"DROP TEMPORARY TABLE IF EXISTS t", KindDDL, FlagDropTemp},
@@ -180,7 +179,6 @@ var scanCases = []scanCase{
 	{"BEGIN", KindBegin, 0},
 	{"begin work", KindBegin, 0},
 	{"BEGIN;", KindBegin, 0},
-	{"BEGIN NOT ATOMIC SELECT 1; END", KindOther, FlagMulti},
 	{"START TRANSACTION", KindBegin, 0},
 	{"START TRANSACTION READ WRITE", KindBegin, 0},
 	{"START TRANSACTION WITH CONSISTENT SNAPSHOT", KindBegin, 0},
@@ -299,6 +297,78 @@ var scanCases = []scanCase{
 	{"SELECT /* sluice:primaryx */ 1", KindSelect, 0},
 	{"SELECT /* sluice: */ 1", KindSelect, 0},
 	{"SELECT /*! sluice:primary */ 1", KindSelect, 0},
+
+	// Compound statements: one statement, ';' and all.
+	{"CREATE PROCEDURE p() BEGIN SELECT 1; END", KindDDL, FlagCompound},
+	{"CREATE TRIGGER trg BEFORE INSERT ON t1 FOR EACH ROW BEGIN SET NEW.n = NEW.id * 2; SET NEW.n = NEW.n + 1; END", KindDDL, FlagCompound},
+	{"CREATE TRIGGER trg BEFORE INSERT ON t1 FOR EACH ROW BEGIN SET NEW.n = NEW.id * 2; SET NEW.n = NEW.n + 1; END; SELECT 1", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE TRIGGER trg BEFORE INSERT ON t1 FOR EACH ROW SET NEW.n = 1; SET @x = 2", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE OR REPLACE DEFINER = 'root'@'localhost' PROCEDURE p(IN a INT) BEGIN DECLARE x INT DEFAULT 0; SELECT GET_LOCK('l', 1) INTO x; END", KindDDL, FlagCompound},
+	{"CREATE DEFINER=`root`@`%` FUNCTION f(a INT) RETURNS INT DETERMINISTIC BEGIN IF a > 0 THEN RETURN 1; ELSEIF a < 0 THEN RETURN -1; ELSE RETURN 0; END IF; END", KindDDL, FlagCompound},
+	{"CREATE DEFINER=root@localhost PROCEDURE p() BEGIN SELECT 1; END", KindDDL, FlagCompound},
+	{"CREATE DEFINER=CURRENT_USER() PROCEDURE p() BEGIN SELECT 1; END", KindDDL, FlagCompound},
+	{"CREATE DEFINER=CURRENT_USER PROCEDURE p() BEGIN SELECT 1; END", KindDDL, FlagCompound},
+	{"CREATE FUNCTION f(x INT) RETURNS INT RETURN IF(x > 0, 1, 0); SELECT f(1)", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE FUNCTION f() RETURNS INT RETURN (CASE WHEN 1 THEN 2 END); SELECT 1", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE PROCEDURE p() lbl: BEGIN DECLARE i INT DEFAULT 0; l2: LOOP SET i = i + 1; IF i > 3 THEN LEAVE l2; END IF; END LOOP l2; END lbl", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() BEGIN WHILE (SELECT COUNT(*) FROM t) < 10 DO INSERT INTO t VALUES (1); END WHILE; END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() BEGIN DECLARE i INT DEFAULT 0; REPEAT SET i = i + 1; UNTIL i > 5 END REPEAT; SELECT REPEAT('a;', 2); END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p(x INT) BEGIN CASE x WHEN 1 THEN SELECT 'one;'; ELSE BEGIN END; END CASE; SELECT CASE WHEN x THEN 1 ELSE 2 END; END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() BEGIN FOR i IN 1..3 DO SELECT i; END FOR; SELECT 1 FROM t FOR UPDATE; END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() BEGIN SELECT `begin`, `end` FROM r; SELECT begin, end FROM r WHERE end > begin ORDER BY end; END; SELECT 2", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE PROCEDURE p() BEGIN SELECT r.begin, r.end FROM r; END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() BEGIN -- a comment; with a semicolon\n SELECT 1; /* another; */ SELECT ';' ; # and; this\n END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() BEGIN DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END; DECLARE c CURSOR FOR SELECT 1; IF NOT EXISTS (SELECT 1 FROM t) THEN CREATE TABLE IF NOT EXISTS u (a INT); END IF; END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() BEGIN SELECT CASE WHEN a THEN IF(b, 1, 2) ELSE 3 END FROM t; END; SELECT 3", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE PROCEDURE IF NOT EXISTS p() BEGIN IF a THEN SELECT 1; END IF; END", KindDDL, FlagCompound},
+	{"CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO BEGIN DELETE FROM log WHERE ts < NOW(); OPTIMIZE TABLE log; END", KindDDL, FlagCompound},
+	{"ALTER EVENT e DO BEGIN SELECT 1; SELECT 2; END", KindDDL, FlagCompound},
+	{"CREATE AGGREGATE FUNCTION agg(x INT) RETURNS INT BEGIN DECLARE s INT DEFAULT 0; DECLARE CONTINUE HANDLER FOR NOT FOUND RETURN s; LOOP FETCH GROUP NEXT ROW; SET s = s + x; END LOOP; END", KindDDL, FlagCompound},
+	{"CREATE PROCEDURE p() SELECT 1; SELECT 2", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE PROCEDURE p() BEGIN SELECT 1; END; END", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE PROCEDURE p() BEGIN SELECT 1; END; DROP TABLE t", KindDDL, FlagCompound | FlagMulti},
+	{"CREATE PROCEDURE p() BEGIN SELECT 1", KindDDL, FlagCompound},
+	// A misreading, kept here to say so: an alias named begin opens a
+	// block, and the DROP looks like part of the body. The session sends a
+	// compound statement with multi-statements off, so the server refuses
+	// the text (e2e TestCompoundStatementsRunWithoutMultiStatements).
+	{"CREATE PROCEDURE p() BEGIN SELECT id begin FROM t1; END; DROP TABLE t1", KindDDL, FlagCompound},
+	{"BEGIN NOT ATOMIC SELECT 1; END", KindOther, FlagCompound},
+	{"BEGIN NOT ATOMIC DECLARE x INT; SELECT GET_LOCK('a', 1) INTO x; END", KindOther, FlagCompound | FlagGetLock},
+	{"BEGIN NOT ATOMIC SELECT 1; END; SELECT 2", KindOther, FlagCompound | FlagMulti},
+	{"lbl: BEGIN NOT ATOMIC SELECT 1; LEAVE lbl; END lbl", KindOther, FlagCompound},
+	{"IF (SELECT COUNT(*) FROM t) = 0 THEN INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); END IF", KindOther, FlagCompound},
+	{"IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE column_name = 'x') THEN ALTER TABLE t ADD x INT; END IF; SELECT 1", KindOther, FlagCompound | FlagMulti},
+	{"WHILE @i < 3 DO SET @i = @i + 1; END WHILE", KindOther, FlagCompound},
+	{"REPEAT SET @i = @i + 1; UNTIL @i > 3 END REPEAT", KindOther, FlagCompound},
+	{"LOOP LEAVE; END LOOP", KindOther, FlagCompound},
+	{"CASE @x WHEN 1 THEN SELECT 1; ELSE SELECT 2; END CASE", KindOther, FlagCompound},
+	{"FOR i IN 1..3 DO SELECT i; END FOR", KindOther, FlagCompound},
+	{"IF(1, 2, 3); SELECT 1", KindUnknown, FlagMulti},
+	{"BEGIN; SELECT 1", KindBegin, FlagMulti},
+	{"BEGIN WORK; END", KindBegin, FlagMulti},
+	{"SELECT 1 AS begin; SELECT 2 AS end", KindSelect, FlagMulti},
+	{"x: SELECT 1; SELECT 2", KindUnknown, FlagMulti},
+	{"CREATE TABLE t (a INT); CREATE TABLE u (begin INT, end INT)", KindDDL, FlagMulti},
+	{"CREATE VIEW v AS SELECT CASE WHEN a THEN 1 END FROM t; SELECT 1", KindDDL, FlagMulti},
+
+	// Statements that set LAST_INSERT_ID() without an OK packet.
+	{"SELECT LAST_INSERT_ID(42)", KindSelect, FlagLastInsertID | FlagSetsInsertID},
+	{"SELECT last_insert_id( id + 1 ) FROM t", KindSelect, FlagLastInsertID | FlagSetsInsertID},
+	{"SELECT LAST_INSERT_ID( )", KindSelect, FlagLastInsertID},
+	{"UPDATE seq SET id = LAST_INSERT_ID(id + 1)", KindWrite, FlagLastInsertID | FlagSetsInsertID},
+	{"INSERT INTO t (a) VALUES (1) RETURNING id", KindWrite, FlagSetsInsertID},
+	{"REPLACE INTO t (a) VALUES (1) RETURNING *", KindWrite, FlagSetsInsertID},
+	{"SELECT returning FROM t", KindSelect, 0},
+
+	// Statements about the primary's binary log.
+	{"SHOW MASTER STATUS", KindShow, FlagPrimaryOnly},
+	{"show binary logs", KindShow, FlagPrimaryOnly},
+	{"SHOW MASTER LOGS", KindShow, FlagPrimaryOnly},
+	{"SHOW BINLOG EVENTS IN 'mysql-bin.000001' FROM 4 LIMIT 10", KindShow, FlagPrimaryOnly},
+	{"SHOW BINLOG STATUS", KindShow, FlagPrimaryOnly},
+	{"SHOW BINARY", KindShow, 0},
+	{"SHOW SLAVE STATUS", KindShow, 0},
 
 	// Several statements.
 	{"SELECT 1; SELECT 2", KindSelect, FlagMulti},
@@ -420,7 +490,10 @@ func TestSplit(t *testing.T) {
 		{"SELECT `;`;;SELECT 2;", []string{"SELECT `;`", "SELECT 2"}},
 		{"/* sluice:primary */ SELECT 1; SELECT 2", []string{"/* sluice:primary */ SELECT 1", "SELECT 2"}},
 		{"SELECT 'unterminated; SELECT 2", []string{"SELECT 'unterminated; SELECT 2"}},
-		{"CREATE PROCEDURE p() BEGIN SELECT 1; END", []string{"CREATE PROCEDURE p() BEGIN SELECT 1", "END"}},
+		{"CREATE PROCEDURE p() BEGIN SELECT 1; END", []string{"CREATE PROCEDURE p() BEGIN SELECT 1; END"}},
+		{"SET @a = 1; CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END ; SELECT 3", []string{"SET @a = 1", "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END", "SELECT 3"}},
+		{"BEGIN NOT ATOMIC IF 1 THEN SELECT 1; END IF; END;BEGIN;COMMIT", []string{"BEGIN NOT ATOMIC IF 1 THEN SELECT 1; END IF; END", "BEGIN", "COMMIT"}},
+		{"SELECT 1; lbl: LOOP LEAVE lbl; END LOOP lbl; SELECT 2", []string{"SELECT 1", "lbl: LOOP LEAVE lbl; END LOOP lbl", "SELECT 2"}},
 		{"` ", []string{"` "}}, // found by FuzzScan: trimming changed the unterminated name
 		{"SELECT 'a ", []string{"SELECT 'a "}},
 	} {
@@ -468,5 +541,25 @@ func TestScanDoesNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(10, func() { Split(sql, func([]byte) bool { return true }) }); n != 0 {
 			t.Errorf("Split(%q): %v allocations", c.sql, n)
 		}
+	}
+}
+
+// TestIfLookAheadIsBounded: an IF looks ahead for its THEN at most
+// maxCondition tokens, so a body of many IFs (each scanning on through the
+// ones after it, inside unclosed parentheses) costs linear time, not
+// quadratic. A longer condition counts as no IF statement.
+func TestIfLookAheadIsBounded(t *testing.T) {
+	cond := func(n int) []byte { // IF a = 1 AND … THEN: about n tokens
+		return []byte("IF a" + strings.Repeat(" + 1", n/2) + " THEN SELECT 1; END IF")
+	}
+	if s := Scan(cond(100)); s.Flags&FlagCompound == 0 {
+		t.Errorf("a 100-token condition: %v", s.Flags)
+	}
+	if s := Scan(cond(2 * maxCondition)); s.Flags&FlagCompound != 0 {
+		t.Errorf("a %d-token condition was looked through: %v", 2*maxCondition, s.Flags)
+	}
+	sql := []byte("CREATE PROCEDURE p() BEGIN " + strings.Repeat("x IF (", 3000))
+	if s := Scan(sql); s.Kind != KindDDL || s.Flags != FlagCompound {
+		t.Fatalf("Scan = %v [%v]", s.Kind, s.Flags)
 	}
 }

@@ -105,13 +105,32 @@ const (
 	// SHOW PROFILE(S), ROW_COUNT(), @@warning_count, @@error_count. Only the
 	// backend that ran that statement can answer.
 	FlagDiagnostics
+
+	// FlagPrimaryOnly marks a read about the primary's own binary log:
+	// SHOW MASTER STATUS, SHOW BINARY/MASTER LOGS, SHOW BINLOG EVENTS/STATUS.
+	// A replica would answer about its own.
+	FlagPrimaryOnly
+
+	// FlagCompound marks a compound statement, one statement though it
+	// holds ';': a stored program definition (CREATE PROCEDURE, FUNCTION,
+	// TRIGGER, EVENT; ALTER EVENT), whose body raises no flags since it
+	// runs later, or a block run at once (BEGIN NOT ATOMIC … END, IF …
+	// END IF, CASE, LOOP, WHILE, REPEAT, FOR outside a stored program).
+	FlagCompound
+
+	// FlagSetsInsertID marks a statement that may change LAST_INSERT_ID()
+	// and answer with a result set, which carries no insert id the way an
+	// OK packet does: SELECT LAST_INSERT_ID(expr), INSERT/REPLACE …
+	// RETURNING.
+	FlagSetsInsertID
 )
 
 var flagNames = [...]string{
 	"locking", "into", "last_insert_id", "get_lock", "release_lock",
 	"release_all_locks", "calc_found_rows", "found_rows", "create_temp",
 	"drop_temp", "sequence", "user_var_assign", "hint_primary",
-	"hint_replica", "multi", "chain", "diagnostics",
+	"hint_replica", "multi", "chain", "diagnostics", "primary_only",
+	"compound", "sets_insert_id",
 }
 
 // String lists the set flags as "a|b|c", for logs and test failures.
@@ -134,7 +153,7 @@ func (f Flags) String() string {
 // the first statement: the others may write.
 const notRead = FlagLocking | FlagInto | FlagLastInsertID | FlagGetLock |
 	FlagReleaseLock | FlagReleaseAllLocks | FlagCalcFoundRows | FlagFoundRows |
-	FlagSequence | FlagUserVarAssign | FlagDiagnostics | FlagMulti
+	FlagSequence | FlagUserVarAssign | FlagDiagnostics | FlagMulti | FlagPrimaryOnly
 
 // Statement is what Scan learnt about a SQL text.
 type Statement struct {

@@ -7,6 +7,7 @@ type stream struct {
 	cur, nxt token
 	curDot   bool // cur follows a '.' after a name, so cur is a name too
 	nxtDot   bool
+	blk      blocks // inside a compound statement: its blocks (compound.go)
 }
 
 func newStream(sql []byte) stream {
@@ -21,6 +22,9 @@ func (st *stream) shift() {
 	st.cur, st.curDot = st.nxt, st.nxtDot
 	st.nxtDot = st.lx.prevDot // lx.prevDot describes the token just lexed: the new cur
 	st.nxt = st.lx.next()
+	if st.blk.on {
+		st.track()
+	}
 }
 
 func (st *stream) text() []byte { return st.lx.sql[st.cur.start:st.cur.end] }
@@ -43,8 +47,11 @@ func (st *stream) nxtIs(id wordID) bool {
 
 func (st *stream) op(c byte) bool { return st.cur.isOp(st.lx.sql, c) }
 
-// end reports whether cur ends the statement: ';' or the end of the text.
-func (st *stream) end() bool { return st.cur.endsStatement(st.lx.sql) }
+// end reports whether cur ends the statement: ';' or the end of the text,
+// but not a ';' inside a block of a compound statement.
+func (st *stream) end() bool {
+	return st.cur.endsStatement(st.lx.sql) && !(st.blk.on && st.inBlock())
+}
 
 // skipGroup moves past the parenthesised group that starts at cur. It
 // stops early at the end of the statement: a ';' never belongs to a group.

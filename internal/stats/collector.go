@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sluice-proxy/sluice/internal/buildinfo"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
@@ -20,6 +21,7 @@ var (
 	descClientConns      = desc("sluice_client_connections", "Client connections open now.")
 	descClientConnsTotal = desc("sluice_client_connections_total", "Client connections accepted.")
 	descClientRefused    = desc("sluice_client_connections_refused_total", "Client logins that failed, for any cause (sluice_client_login_failures_total has them by cause).")
+	descClientOverLimit  = desc("sluice_client_connections_over_limit_total", "Client connections refused with 1040 because max_client_connections was reached.")
 	descQueued           = desc("sluice_backend_queued_requests", "Requests waiting for a backend connection, all servers.")
 	descServerQueued     = desc("sluice_server_queued_requests", "Requests waiting for a backend connection to the server.", "server")
 	descServerUp         = desc("sluice_server_up", "1 when the monitor counts the server up.", "server")
@@ -48,8 +50,9 @@ var (
 	descSlowDropped      = desc("sluice_slow_queries_dropped_total", "Slow log lines lost because the queue was full or the write failed.")
 	descGraphiteRounds   = desc("sluice_graphite_rounds_total", "Graphite pushes by result.", "result")
 	descCausalReads      = desc("sluice_causal_reads_total", "Reads that had writes to see (routing.consistency), by how their server was found: ready (a replica known to have applied them), waited (MASTER_GTID_WAIT succeeded), timeout (it did not in causal_timeout), no_replica (no replica could catch up in time); the last two took routing.causal_fallback.", "result")
+	descBuildInfo        = desc("sluice_build_info", "Always 1; the labels tell which sluice runs (revision \"unknown\" for a build without VCS information).", "version", "revision", "goversion")
 	allDescs             = []*prometheus.Desc{
-		descClientConns, descClientConnsTotal, descClientRefused, descQueued,
+		descClientConns, descClientConnsTotal, descClientRefused, descClientOverLimit, descQueued,
 		descServerQueued, descServerUp, descServerRole, descServerReadable, descServerLag, descServerConns,
 		descServerQueries, descServerErrors, descServerBytesSent, descServerBytesRecv,
 		descQueryDuration, descQueryErrors,
@@ -57,7 +60,9 @@ var (
 		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
 		descCausalReads, descClientErrors, descLoginFailures,
+		descBuildInfo,
 	}
+	build          = buildinfo.Read()
 	gauge, counter = prometheus.GaugeValue, prometheus.CounterValue
 	boolValue      = map[bool]float64{false: 0, true: 1}
 )
@@ -81,9 +86,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		cur, total := st.src.ClientConns()
 		m(descClientConns, gauge, float64(cur))
 		m(descClientConnsTotal, counter, float64(total))
+		var over uint64
+		if o, ok := st.src.(interface{ RefusedTooMany() uint64 }); ok {
+			over = o.RefusedTooMany()
+		}
+		m(descClientOverLimit, counter, float64(over))
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
 	st.collectClientErrors(m)
+	m(descBuildInfo, gauge, 1, build.Version, build.ShortRevision(), build.GoVersion)
 
 	st.collectServers(m)
 

@@ -3,6 +3,7 @@ package stats
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -154,7 +155,8 @@ func TestGraphite(t *testing.T) {
 
 	// The collector restarts: lines arrive again.
 	col.stop()
-	time.Sleep(50 * time.Millisecond) // let a round or two fail against the closed port
+	dropped := st.graphiteDropped.Load()
+	poll(t, 10*time.Second, "a round dropped against the closed port", func() bool { return st.graphiteDropped.Load() > dropped })
 	col2 := listenCarbon(t, addr)
 	poll(t, 10*time.Second, "lines after the collector restarted", func() bool {
 		return col2.count("test.sluice.client_connections ") >= 2
@@ -277,9 +279,51 @@ func TestGraphiteUnreachable(t *testing.T) {
 	poll(t, 5*time.Second, "dropped rounds", func() bool { return st.graphiteDropped.Load() >= 3 })
 	cancel()
 	<-done
-	// Backoff: far fewer dial attempts than rounds would be made without
-	// it is hard to observe directly; the dropped rounds prove that an
-	// unreachable collector costs rounds, not a hang.
+}
+
+// TestGraphiteBackoff: a round against an unreachable collector dials
+// once and fails; the rounds after it do not dial until the backoff has
+// passed, and every failed dial doubles it, from the interval up to 30 s.
+func TestGraphiteBackoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there
+	st := newStats(t, nil, Options{})
+	const interval = 2 * time.Second
+	g := &pusher{st: st, addr: addr, prefix: "sluice", interval: interval, timeout: time.Second}
+	ctx := context.Background()
+	want := interval
+	for i := range 8 {
+		err := g.round(ctx)
+		if err == nil || errors.Is(err, errBackoff) {
+			t.Fatalf("dial %d: %v, want the dial's error", i, err)
+		}
+		if g.backoff != want {
+			t.Fatalf("after %d failed dials: backoff %s, want %s", i+1, g.backoff, want)
+		}
+		// Within the backoff, rounds are dropped without dialling.
+		for range 3 {
+			if err := g.round(ctx); !errors.Is(err, errBackoff) {
+				t.Fatalf("round within the backoff after dial %d: %v, want errBackoff", i+1, err)
+			}
+		}
+		g.retryAt = time.Now().Add(-time.Millisecond) // the backoff has passed
+		want = min(2*want, graphiteMaxBackoff)
+	}
+	// A collector that comes back resets the backoff at the first round
+	// that reaches it.
+	col := listenCarbon(t, addr)
+	defer col.stop()
+	if err := g.round(ctx); err != nil {
+		t.Fatalf("round with the collector back: %v", err)
+	}
+	if g.backoff != 0 {
+		t.Fatalf("backoff %s after a successful round, want 0", g.backoff)
+	}
+	g.close()
 }
 
 func TestGraphitePaths(t *testing.T) {

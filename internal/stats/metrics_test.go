@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/buildinfo"
 	"github.com/sluice-proxy/sluice/internal/sqlscan"
 	"github.com/sluice-proxy/sluice/internal/topology"
 )
@@ -67,6 +69,7 @@ func TestMetrics(t *testing.T) {
 		{"sluice_client_login_failures_total", []string{"cause=default_database_unavailable"}, 1},
 		{"sluice_client_errors_total", []string{"cause=server_unreachable", "code=9001"}, 2},
 		{"sluice_client_errors_total", []string{"cause=server", "code=1146"}, 1},
+		{"sluice_build_info", []string{"goversion=" + runtime.Version(), "revision=" + buildinfo.Read().ShortRevision(), "version=" + buildinfo.Read().Version}, 1},
 		{"sluice_backend_queued_requests", nil, 3},
 		{"sluice_server_queued_requests", []string{"server=db2"}, 2},
 		{"sluice_server_queued_requests", []string{"server=db3.example"}, 1},

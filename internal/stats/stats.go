@@ -22,6 +22,7 @@
 //	sluice_client_connections_refused_total        counter   logins that failed, for any cause
 //	sluice_client_login_failures_total{cause}      counter   failed logins by cause (bad_credentials, unknown_user, default_database, default_database_unavailable, too_many_connections, handshake_timeout, bad_handshake, client_left)
 //	sluice_client_errors_total{code,cause}         counter   error packets sent to clients, by MySQL error code and cause ("server" for a server's own error)
+//	sluice_client_connections_over_limit_total     counter   connections refused with 1040 at max_client_connections
 //	sluice_backend_queued_requests                 gauge     requests waiting for a backend connection, all servers
 //	sluice_server_queued_requests{server}          gauge     the same, per server
 //	sluice_server_up{server}                       gauge     1 when the monitor counts the server up
@@ -50,6 +51,7 @@
 //	sluice_slow_queries_total                      counter   commands slower than slow_query.threshold
 //	sluice_slow_queries_dropped_total              counter   slow log lines lost (queue full or write failed)
 //	sluice_graphite_rounds_total{result}           counter   Graphite pushes, result="sent" or "dropped" (present once RunGraphite started)
+//	sluice_build_info{version,revision,goversion}  gauge     always 1: which sluice runs (module version, VCS revision or "unknown", Go version)
 //
 // route is "primary" or "replica" as the router chose, "sluice" for
 // commands sluice answered itself, and "other" for any future target. kind

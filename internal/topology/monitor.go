@@ -64,6 +64,8 @@ type Monitor struct {
 
 	lastBeat time.Time // primary-clock time of the last heartbeat written (UTC)
 
+	stillDownEvery time.Duration
+
 	ctl       Control   // the failover manager's decisions, applied to every snapshot
 	roundAt   time.Time // start of the last published check round
 	roundDone chan struct{}
@@ -95,11 +97,18 @@ type probe struct {
 	lagJudged bool // the lag limit has been applied to a measured lag
 	checkedAt time.Time
 	last      Server
+
+	downSince  time.Time // first failed check of the current outage
+	downLogged time.Time // last log line about the outage; zero while up
 }
+
+// stillDownEvery is how often a server that stays down is logged again.
+const stillDownEvery = 5 * time.Minute
 
 // NewMonitor creates a monitor; call Run to start checking.
 func NewMonitor(cfg Config, log *slog.Logger) *Monitor {
-	m := &Monitor{log: log, probes: map[string]*probe{}, kick: make(chan struct{}, 1), admin: map[string]AdminState{}, roundDone: make(chan struct{})}
+	m := &Monitor{log: log, probes: map[string]*probe{}, kick: make(chan struct{}, 1), admin: map[string]AdminState{}, roundDone: make(chan struct{}),
+		stillDownEvery: stillDownEvery}
 	m.cfg.Store(&cfg)
 	m.publish(m.initial(cfg))
 	return m
@@ -389,13 +398,24 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 		p.failRun++
 		p.okRun = 0
 		s.LastError = err.Error()
-		if p.up && p.failRun >= cfg.Fall {
+		switch {
+		case p.up && p.failRun >= cfg.Fall:
 			p.up = false
+			p.downSince, p.downLogged = start, start
 			m.log.Warn("server down", "server", sc.Name, "addr", sc.Addr, "err", err)
+		case !p.up && p.downLogged.IsZero():
+			// Never seen up (unreachable since start, or since it was
+			// added): said once, at once, not at every check.
+			p.downSince, p.downLogged = start, start
+			m.log.Warn("server unreachable", "server", sc.Name, "addr", sc.Addr, "err", err)
+		case !p.up && start.Sub(p.downLogged) >= m.stillDownEvery:
+			p.downLogged = start
+			m.log.Warn("server still down", "server", sc.Name, "addr", sc.Addr, "for", start.Sub(p.downSince).Round(time.Second).String(), "err", err)
 		}
 		// Keep the last known role so an operator sees what went down.
 		s.Role, s.ReadOnly, s.Replicating = p.last.Role, p.last.ReadOnly, p.last.Replicating
 		s.SourceAddr, s.GTIDPos, s.Version = p.last.SourceAddr, p.last.GTIDPos, p.last.Version
+		s.MaxAllowedPacket = p.last.MaxAllowedPacket
 	} else {
 		p.okRun++
 		p.failRun = 0
@@ -403,6 +423,7 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 		// a proxy that starts must not refuse traffic for Rise intervals.
 		if !p.up && (p.okRun >= cfg.Rise || p.checkedAt.IsZero()) {
 			p.up = true
+			p.downLogged = time.Time{}
 			m.log.Info("server up", "server", sc.Name, "addr", sc.Addr)
 		}
 	}
@@ -470,7 +491,7 @@ func lagString(s *Server) string {
 // application reads alone.
 func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 	vars := map[string]string{}
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only','gtid_current_pos','gtid_binlog_pos','version','server_id')")
+	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('read_only','gtid_current_pos','gtid_binlog_pos','version','server_id','max_allowed_packet')")
 	if err != nil {
 		return fmt.Errorf("check %s: %w", s.Addr, err)
 	}
@@ -491,6 +512,9 @@ func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 	s.Version = vars["version"]
 	if id, err := strconv.ParseUint(vars["server_id"], 10, 32); err == nil {
 		s.ServerID = uint32(id)
+	}
+	if n, err := strconv.Atoi(vars["max_allowed_packet"]); err == nil {
+		s.MaxAllowedPacket = n
 	}
 
 	st, err := replstatus.SlaveStatus(ctx, db)

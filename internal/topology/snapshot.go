@@ -50,6 +50,9 @@ type Server struct {
 	LastCheck      time.Time
 	CheckTime      time.Duration
 	ServerID       uint32
+	// MaxAllowedPacket is the server's max_allowed_packet (0 until read):
+	// a larger command is refused by sluice up front, never sent.
+	MaxAllowedPacket int
 
 	// LagExcluded is set while the replica's lag is unknown or over the
 	// limit, and cleared only after Rise checks in a row within it, so a

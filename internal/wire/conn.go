@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -15,9 +16,9 @@ const bufSize = 16 << 10
 // read. It is not safe for concurrent use.
 type Conn struct {
 	NC  net.Conn
-	R   *bufio.Reader
-	W   *bufio.Writer
-	Seq byte // sequence id of the next packet, read or written
+	R   *Reader
+	W   *bufio.Writer // nil while a lending Conn is idle; see Hold
+	Seq byte          // sequence id of the next packet, read or written
 
 	// NoLocalInfile marks a client that did not offer CLIENT_LOCAL_FILES:
 	// Relay does not forward a server's file request to it.
@@ -29,18 +30,67 @@ type Conn struct {
 	buf     []byte
 	scratch []byte
 	hdr     [4]byte
+
+	// The deadlines last armed on NC; a zero time is none. Known is false
+	// until the first Set after NewConn or Reset, when what NC has armed is
+	// not known.
+	rdl, wdl           time.Time
+	rdlKnown, wdlKnown bool
+
+	lend bool // buffers are borrowed while a command runs: see Hold and Idle
 }
 
-// NewConn wraps nc.
+// NewConn wraps nc with buffers of its own, for connections that are busy
+// most of their life (backends).
 func NewConn(nc net.Conn) *Conn {
-	return &Conn{NC: nc, R: bufio.NewReaderSize(nc, bufSize), W: bufio.NewWriterSize(nc, bufSize)}
+	return &Conn{NC: nc, R: NewReader(nc), W: bufio.NewWriterSize(nc, bufSize)}
+}
+
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+
+// NewLendingConn wraps nc for a connection that is idle most of its life
+// (clients): it holds no buffer while it waits for its next command. Call
+// Hold before writing and Idle once a command is answered.
+func NewLendingConn(nc net.Conn) *Conn {
+	c := &Conn{NC: nc, R: NewLendingReader(nc), lend: true}
+	c.Hold()
+	return c
+}
+
+// Hold makes sure the write buffer is there.
+func (c *Conn) Hold() {
+	if c.W == nil {
+		c.W = writers.Get().(*bufio.Writer)
+		c.W.Reset(c.NC)
+	}
+}
+
+// Idle gives the buffers of a lending Conn back to their pools when they
+// hold nothing (a client that pipelined its next command keeps its read
+// buffer), so that an idle client costs only its socket and session.
+func (c *Conn) Idle() {
+	if !c.lend {
+		return
+	}
+	if c.W != nil && c.W.Buffered() == 0 {
+		c.W.Reset(nil)
+		writers.Put(c.W)
+		c.W = nil
+	}
+	c.R.Release()
+	if cap(c.buf) > 4<<10 {
+		c.buf = nil
+	}
+	c.scratch = nil
 }
 
 // Reset points c at a new net.Conn (after a TLS upgrade) keeping Seq.
 func (c *Conn) Reset(nc net.Conn) {
 	c.NC = nc
 	c.R.Reset(nc)
+	c.Hold()
 	c.W.Reset(nc)
+	c.rdlKnown, c.wdlKnown = false, false
 }
 
 // ReadHeader reads one physical packet header and checks its sequence id.
@@ -153,21 +203,39 @@ func (c *Conn) WriteCommand(payload []byte) error {
 }
 
 // SetReadTimeout arms a read deadline d from now; d <= 0 clears it.
+//
+// A deadline is moved only when it would move by more than d/16: one
+// armed moments ago for the same d is left alone, so a connection that
+// runs statement after statement re-arms its timer a few times per d
+// instead of several times per statement. The wait it bounds may so end
+// up to d/16 early, never late.
 func (c *Conn) SetReadTimeout(d time.Duration) {
-	if d <= 0 {
-		c.NC.SetReadDeadline(time.Time{})
-		return
+	if dl, ok := nextDeadline(c.rdl, c.rdlKnown, d); ok {
+		c.NC.SetReadDeadline(dl)
+		c.rdl, c.rdlKnown = dl, true
 	}
-	c.NC.SetReadDeadline(time.Now().Add(d))
 }
 
-// SetWriteTimeout arms a write deadline d from now; d <= 0 clears it.
+// SetWriteTimeout arms a write deadline d from now; d <= 0 clears it. See
+// SetReadTimeout.
 func (c *Conn) SetWriteTimeout(d time.Duration) {
-	if d <= 0 {
-		c.NC.SetWriteDeadline(time.Time{})
-		return
+	if dl, ok := nextDeadline(c.wdl, c.wdlKnown, d); ok {
+		c.NC.SetWriteDeadline(dl)
+		c.wdl, c.wdlKnown = dl, true
 	}
-	c.NC.SetWriteDeadline(time.Now().Add(d))
+}
+
+// nextDeadline returns the deadline to arm for a timeout d, and false
+// when the armed one (cur) is close enough.
+func nextDeadline(cur time.Time, known bool, d time.Duration) (time.Time, bool) {
+	if d <= 0 {
+		return time.Time{}, !known || !cur.IsZero()
+	}
+	dl := time.Now().Add(d)
+	if known && !cur.IsZero() && dl.Sub(cur) >= 0 && dl.Sub(cur) <= d/16 {
+		return cur, false
+	}
+	return dl, true
 }
 
 // Close closes the network connection.
@@ -177,3 +245,8 @@ func (c *Conn) Close() error { return c.NC.Close() }
 func (c *Conn) WriteError(e *Error) error {
 	return c.WriteFlush(AppendError(nil, e))
 }
+
+// Detach makes the next ReadPacket use a new buffer, leaving the payload
+// returned last intact for whoever still holds it (the statement text of a
+// LOAD DATA LOCAL INFILE while the file's packets are read).
+func (c *Conn) Detach() { c.buf = nil }

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -262,7 +261,7 @@ func TestResetKeepsSequence(t *testing.T) {
 }
 
 func TestReadHeaderLength(t *testing.T) {
-	c := &Conn{R: bufio.NewReader(bytes.NewReader([]byte{0x01, 0x02, 0x03, 0x00}))}
+	c := &Conn{R: NewReader(bytes.NewReader([]byte{0x01, 0x02, 0x03, 0x00}))}
 	n, err := c.ReadHeader()
 	if err != nil || n != 0x030201 {
 		t.Fatalf("ReadHeader = %#x, %v; want 0x030201", n, err)

@@ -35,7 +35,9 @@ const (
 	ErrParse               uint16 = 1064
 	ErrNoSuchThread        uint16 = 1094 // ER_NO_SUCH_THREAD
 	ErrKillDenied          uint16 = 1095 // ER_KILL_DENIED_ERROR
+	ErrHostBlocked         uint16 = 1129 // ER_HOST_IS_BLOCKED: too many failed logins from the host
 	ErrNetPacketTooLarge   uint16 = 1153 // ER_NET_PACKET_TOO_LARGE
+	ErrNetRead             uint16 = 1158 // ER_NET_READ_ERROR: a malformed answer from a server
 	ErrNetReadInterrupted  uint16 = 1159 // ER_NET_READ_INTERRUPTED
 	ErrUnknownStmtHandler  uint16 = 1243 // ER_UNKNOWN_STMT_HANDLER
 	ErrNotSupportedYet     uint16 = 1235 // ER_NOT_SUPPORTED_YET
@@ -43,10 +45,15 @@ const (
 	ErrReadOnlyTransaction uint16 = 1792 // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 	ErrConnectionKilled    uint16 = 1927 // ER_CONNECTION_KILLED
 	ErrStatementTimeout    uint16 = 1969 // ER_STATEMENT_TIMEOUT
-	ErrLostConnection      uint16 = 2013 // CR_SERVER_LOST: also what applications retry on
-	ErrServerGone          uint16 = 2006 // CR_SERVER_GONE_ERROR
-	ErrUnavailable         uint16 = 9001 // sluice: no server can take this statement now
-	ErrCausalTimeout       uint16 = 9002 // sluice: no replica applied the GTIDs a read needs within routing.causal_timeout (causal_fallback: error)
+	// ErrLostConnection and ErrServerGone are client-library codes: a C
+	// client (libmariadb, libmysqlclient) turns an ERR packet carrying a
+	// code in 2000-2999 into 2027 "malformed packet". sluice never sends
+	// them; it closes the client connection so the library reports its own.
+	ErrLostConnection uint16 = 2013 // CR_SERVER_LOST
+	ErrServerGone     uint16 = 2006 // CR_SERVER_GONE_ERROR
+	ErrUserBlocked    uint16 = 4151 // ER_USER_IS_BLOCKED: too many failed logins for the account
+	ErrUnavailable    uint16 = 9001 // sluice: no server can take this statement now
+	ErrCausalTimeout  uint16 = 9002 // sluice: no replica applied the GTIDs a read needs within routing.causal_timeout (causal_fallback: error)
 )
 
 // ErrPacketTooLarge is returned when a logical packet exceeds the limit given

@@ -588,23 +588,52 @@ func TestRelayReadTimeout(t *testing.T) {
 	}
 }
 
-// The deadline is re-armed before each wait for the backend, so a backend
-// that keeps sending is not cut off by a timeout shorter than the whole
-// response.
+// The deadline bounds each wait for the backend, not the whole response: a
+// backend that keeps sending is not cut off by a timeout shorter than the
+// whole response.
 func TestRelayTimeoutIsPerWait(t *testing.T) {
 	response := resultSet(auto, auto, []string{"a"}, textRow("1"), textRow("2"))
-	nc := &packetConn{}
-	seq := byte(1)
-	for _, p := range response {
-		nc.packets = append(nc.packets, frame(nil, &seq, p))
-	}
-	src := NewConn(nc)
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() {
+		seq := byte(1)
+		for _, p := range response {
+			time.Sleep(150 * time.Millisecond) // paces the backend: 6 × 150 ms > the timeout
+			if _, err := b.Write(frame(nil, &seq, p)); err != nil {
+				return
+			}
+		}
+	}()
+	src := NewConn(a)
 	src.Seq = 1
-	if _, err := Relay(nil, src, ModeText, time.Minute, 0); err != nil {
+	if _, err := Relay(nil, src, ModeText, 500*time.Millisecond, 0); err != nil {
 		t.Fatal(err)
 	}
-	if nc.deadlines < len(response) {
-		t.Errorf("read deadline armed %d times for %d packets arriving one by one", nc.deadlines, len(response))
+}
+
+// Deadlines move only when they would move by more than a sixteenth of the
+// timeout, and never later than asked.
+func TestNextDeadline(t *testing.T) {
+	d := time.Minute
+	now := time.Now()
+	if _, ok := nextDeadline(now.Add(d), true, d); ok {
+		t.Error("re-armed a deadline armed just now for the same timeout")
+	}
+	if dl, ok := nextDeadline(now.Add(d/2), true, d); !ok || dl.Sub(now) < d-time.Second {
+		t.Errorf("deadline half gone: %v, %v; want re-armed to about now+d", dl, ok)
+	}
+	if dl, ok := nextDeadline(now.Add(time.Hour), true, d); !ok || dl.After(now.Add(d+time.Second)) {
+		t.Errorf("a later deadline (%v, %v) was kept for a shorter timeout", dl, ok)
+	}
+	if _, ok := nextDeadline(time.Time{}, true, 0); ok {
+		t.Error("cleared a deadline that is not armed")
+	}
+	if _, ok := nextDeadline(time.Time{}, false, 0); !ok {
+		t.Error("did not clear an unknown deadline")
+	}
+	if _, ok := nextDeadline(now.Add(d), true, 0); !ok {
+		t.Error("did not clear an armed deadline")
 	}
 }
 

@@ -1,0 +1,82 @@
+package backend
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/wire"
+)
+
+// QueryUint runs a query whose answer is one row of one unsigned integer
+// (SELECT LAST_INSERT_ID()) and returns that integer. Backends speak
+// without CLIENT_DEPRECATE_EOF, so the answer is: column count, column
+// definition, EOF, row, EOF.
+func (c *Conn) QueryUint(sql string, timeout time.Duration) (uint64, error) {
+	buf := make([]byte, 0, 1+len(sql))
+	buf = append(append(buf, wire.ComQuery), sql...)
+	c.SetWriteTimeout(timeout)
+	if err := c.WriteCommand(buf); err != nil {
+		c.broken = true
+		return 0, err
+	}
+	c.SetReadTimeout(timeout)
+	defer c.SetReadTimeout(0)
+	var v uint64
+	var verr error
+	for i := 0; ; i++ {
+		p, err := c.ReadPacket(0)
+		if err != nil {
+			c.broken = true
+			return 0, err
+		}
+		switch {
+		case len(p) > 0 && p[0] == 0xFF:
+			return 0, wire.ParseError(p)
+		case i == 0 && len(p) > 0 && p[0] == 0x00:
+			return 0, fmt.Errorf("%q returned no result set", sql)
+		case len(p) > 0 && p[0] == 0xFE && len(p) < 9:
+			if i > 2 { // the EOF after the row
+				return v, verr
+			}
+		case i == 3:
+			s, _, ok := wire.ReadLenEncString(p)
+			if !ok {
+				verr = fmt.Errorf("%q: malformed row", sql)
+				continue
+			}
+			v, verr = strconv.ParseUint(string(s), 10, 64)
+		}
+	}
+}
+
+// SetMultiStatements turns the server's multi-statement support for this
+// connection on or off (COM_SET_OPTION). sluice connects with it on; a
+// statement from a client without it can be sent with it off, so that
+// the server itself refuses a second statement, as it would for that
+// client. The answer is one EOF (or OK) packet, or an error.
+func (c *Conn) SetMultiStatements(on bool, timeout time.Duration) error {
+	opt := wire.OptionMultiStatementsOff
+	if on {
+		opt = wire.OptionMultiStatementsOn
+	}
+	c.SetWriteTimeout(timeout)
+	if err := c.WriteCommand([]byte{wire.ComSetOption, byte(opt), byte(opt >> 8)}); err != nil {
+		c.broken = true
+		return err
+	}
+	c.SetReadTimeout(timeout)
+	defer c.SetReadTimeout(0)
+	p, err := c.ReadPacket(0)
+	switch {
+	case err != nil:
+		c.broken = true
+		return err
+	case len(p) > 0 && p[0] == 0xFF:
+		return wire.ParseError(p)
+	case len(p) > 0 && (p[0] == 0xFE || p[0] == 0x00):
+		return nil
+	}
+	c.broken = true
+	return fmt.Errorf("COM_SET_OPTION: unexpected answer %#x", p)
+}
