@@ -41,7 +41,7 @@ func (m *Manager) tick(ctx context.Context) {
 		return
 	}
 	m.fenceOnSight(ctx, snap, st)
-	if des.Up {
+	if des.Up && m.cleared(des) {
 		m.endSuspect(true)
 	}
 	switch {
@@ -125,6 +125,7 @@ func (m *Manager) holdForSuspect(primary string, d time.Duration) {
 	m.mu.Unlock()
 	switch {
 	case !taken:
+		m.markSuspect(time.Now())
 		m.startHold("primary "+primary+" lost: waiting for the failover", d) // ended by endSuspect
 		m.mu.Lock()
 		m.suspect, m.suspectFor = m.hold, primary

@@ -117,6 +117,7 @@ type Manager struct {
 	hold        *holdState
 	suspect     *holdState // the hold taken when the primary went down, before the failover
 	suspectFor  string     // the primary whose loss took it
+	suspectAt   time.Time  // when it was taken
 	promoted    string     // a server promoted moments ago, until a check round has seen it
 	inProgress  string
 	busy        string // the change that claimed op (see claim)

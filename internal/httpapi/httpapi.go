@@ -315,7 +315,7 @@ func servers(src Source) []ServerView {
 	out := make([]ServerView, 0, len(snap.Servers))
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
-		v := ServerView{Name: s.Name, Address: s.Addr, Role: s.Role.String(), State: s.State(), Up: s.Up,
+		v := ServerView{Name: s.Name, Address: s.Addr, Role: snap.RoleName(i), State: s.State(), Up: s.Up,
 			Backup: s.Backup, Weight: s.Weight, ReadOnly: s.ReadOnly, IORunning: s.IORunning, SQLRunning: s.SQLRunning,
 			GTID: s.GTIDPos, Version: s.Version, LastError: s.LastError, LastCheck: s.LastCheck,
 			CheckMillis: float64(s.CheckTime.Microseconds()) / 1000,
@@ -330,7 +330,7 @@ func servers(src Source) []ServerView {
 		case i == snap.Primary:
 			v.Usable = s.Admin == topology.AdminNone
 		case s.Role == topology.RolePrimary:
-			v.Role = "writable-ignored" // a second writable server: never written to
+			// a second writable server (or a dead old one): never written to
 		default:
 			v.Usable = s.Readable
 		}

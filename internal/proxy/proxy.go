@@ -309,7 +309,7 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 			MaxConns: s.MaxConnections, MaxIdle: cfg.Pool.MaxIdle,
 			IdleTimeout: cfg.Pool.IdleTimeout.D(), MaxLifetime: cfg.Pool.MaxLifetime.D(),
 			ConnectTimeout: cfg.Timeouts.Connect.D(), WaitTimeout: cfg.Timeouts.PoolWait.D(),
-			QueryTimeout: cfg.Timeouts.Query.D(),
+			QueryTimeout: syncTimeout(cfg),
 		}
 		if old != nil {
 			if op := old.pools[s.Name]; op != nil && op.Addr == s.Address && op.SameLimit(settings) && !op.Closed() {
@@ -634,4 +634,25 @@ func loadRSAKey(path string) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("%s: not an RSA key", path)
 	}
 	return rk, nil
+}
+
+// SuspectPrimary implements session.PrimaryWatcher: a session could not
+// reach the primary, so the failover manager holds writes for a failover
+// at once rather than after the monitor's fall checks.
+func (p *Proxy) SuspectPrimary(server string) (*topology.Hold, string) {
+	return p.failover.Suspect(server)
+}
+
+// syncTimeout bounds the pool's state sync (schema, replayed SETs) on a
+// connection it lends: sluice's own small statements, part of setting the
+// connection up, so bounded like connecting rather than by timeouts.query
+// (an hour by default), which would leave a session taking an idle
+// connection to a frozen server waiting that long before its statement
+// even starts.
+func syncTimeout(cfg *config.Config) time.Duration {
+	q, c := cfg.Timeouts.Query.D(), cfg.Timeouts.Connect.D()
+	if c > 0 && (q <= 0 || c < q) {
+		return c
+	}
+	return q
 }

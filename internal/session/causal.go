@@ -126,7 +126,7 @@ func (s *Session) lent(ctx context.Context, c *backend.Conn, name string, routed
 	if routed == router.Primary && !c.TracksGTID {
 		if err := c.TrackGTIDs(s.env.Limits().Query); err != nil {
 			s.dropConn(c, name)
-			return nil, "", target, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
+			return nil, name, routed, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
 		}
 	}
 	if pol.Causal != nil && c.GTIDSink == nil {

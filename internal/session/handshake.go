@@ -82,6 +82,7 @@ func (s *Session) handshake(ctx context.Context) error {
 	s.state.Collation = resp.Collation
 	if resp.Database != "" && s.caps&wire.ClientConnectWithDB != 0 {
 		if e := s.useSchema(ctx, resp.Database); e != nil {
+			s.loginCause = schemaLoginCause(e)
 			return s.loginError(e)
 		}
 	}
@@ -109,6 +110,10 @@ type prefixConn struct {
 func (c *prefixConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 func (s *Session) loginError(e *wire.Error) error {
+	if s.loginCause == "" {
+		s.loginCause = LoginBadHandshake
+	}
+	s.countError(e.Code, s.loginCause)
 	s.c.WriteError(e)
 	return e
 }
@@ -157,6 +162,9 @@ func (s *Session) guardedAuthenticate(user, plugin string, answer []byte) (Accou
 func (s *Session) accessDenied(user string, usedPassword bool) error {
 	host := s.clientHost()
 	user = cut(user, maxNameInMessage)
+	if s.loginCause == "" {
+		s.loginCause = LoginBadCredentials
+	}
 	yn := "NO"
 	if usedPassword {
 		yn = "YES"
@@ -169,6 +177,7 @@ func (s *Session) accessDenied(user string, usedPassword bool) error {
 // what the client sent with its handshake response (or COM_CHANGE_USER).
 func (s *Session) authenticate(user, plugin string, answer []byte) (Account, error) {
 	acc, known := s.env.Account(user)
+	s.loginCause = ""
 	want := wire.NativePassword
 	if known && acc.AuthPlugin != "" {
 		want = acc.AuthPlugin
@@ -187,6 +196,7 @@ func (s *Session) authenticate(user, plugin string, answer []byte) (Account, err
 		answer = append([]byte(nil), p...)
 	}
 	if !known {
+		s.loginCause = LoginUnknownUser
 		// Unknown users get the same answer as wrong passwords, so the
 		// error does not reveal which accounts exist.
 		return acc, s.accessDenied(user, len(answer) > 0)

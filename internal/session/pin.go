@@ -155,6 +155,12 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 		s.log.Warn("backend timeout", "server", server, "timeout", lim.Query)
 	} else {
 		s.log.Warn("backend lost during a statement; closing the client connection", "server", server, "err", err)
+		// The client sees the connection lost (2013 in its library): it
+		// cannot know whether the statement took effect.
+		s.countError(wire.ErrLostConnection, CauseBackendLost)
+		if snap := s.env.Snapshot(); server == snap.Designated || server == primaryName(snap) {
+			s.suspectPrimary(server) // the next writes wait for a failover rather than fail
+		}
 		return errBackendLost
 	}
 	_ = partial // an ERR packet may follow rows: it ends the result set for the client
@@ -165,30 +171,69 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 // exists and the user may use it; the pinned connection takes the change
 // directly, otherwise the new state is applied lazily by the pool.
 func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
-	next := s.state
-	next.Schema = db
-	var c *backend.Conn
-	var server string
 	if s.pinned != nil {
-		c, server = s.pinned, s.pinnedServer
-	} else {
-		target := router.Primary
-		if _, err := router.PrimaryOf(s.env.Snapshot()); err != nil {
-			target = router.Replica
+		return s.schemaOn(s.pinned, s.pinnedServer, db, true)
+	}
+	// Any healthy server can say whether the schema exists, so a login
+	// with a database does not depend on the primary being alive: a
+	// replica first, the primary only to confirm a refusal (the schema may
+	// be too new to have reached the replica).
+	skip := ""
+	var refused *wire.Error
+	for _, target := range []router.Target{router.Replica, router.Primary} {
+		if target == router.Primary && (refused == nil || schemaTarget(s.env.Snapshot()) != router.Primary) {
+			break
 		}
-		var e *wire.Error
 		s.dropNextPin(sqlscan.Statement{Kind: sqlscan.KindUse})
-		c, server, _, e = s.acquire(ctx, target, "")
+		s.noPrimaryWait = true
+		c, server, routed, e := s.acquire(ctx, target, skip)
+		if e != nil && server != "" && skip == "" {
+			skip = server // unreachable: ask another
+			c, server, routed, e = s.acquire(ctx, router.Replica, skip)
+		}
+		s.noPrimaryWait = false
 		if e != nil {
+			if refused != nil {
+				return refused
+			}
 			return e
 		}
+		e = s.schemaOn(c, server, db, false)
+		if e != nil && e.Code == wire.ErrLostConnection && skip == "" {
+			// The server died under the check: ask another.
+			skip = server
+			if c, server, routed, e = s.acquire(ctx, router.Replica, skip); e == nil {
+				e = s.schemaOn(c, server, db, false)
+			}
+		}
+		if e == nil || (e.Code != errBadDB && e.Code != errDBAccessDenied) || routed == router.Primary {
+			return e
+		}
+		refused = e
 	}
-	lim := s.env.Limits()
+	return refused
+}
+
+// MariaDB's answers to a schema that does not exist or may not be used.
+const (
+	errBadDB          = 1049
+	errDBAccessDenied = 1044
+)
+
+// schemaOn runs COM_INIT_DB for db on c and, when it succeeds, makes db
+// the session's schema; c goes back to the pool unless pinned.
+func (s *Session) schemaOn(c *backend.Conn, server, db string, pinned bool) *wire.Error {
 	payload := append([]byte{wire.ComInitDB}, db...)
-	res, err := c.Command(payload, wire.ModeText, lim.Query)
+	// Active, so that a server found lost (a frozen primary) interrupts
+	// the check rather than leave a login waiting on it.
+	s.setActive(c, server, nil)
+	res, err := c.Command(payload, wire.ModeText, s.env.Limits().Query)
+	s.clearActive()
 	if err != nil {
 		if res.Err != nil {
-			s.release(c, server)
+			if !pinned {
+				s.release(c, server)
+			}
 			return res.Err
 		}
 		s.dropConn(c, server)
@@ -196,7 +241,9 @@ func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
 	}
 	s.state.Schema = db
 	c.Adopt(&s.state)
-	s.release(c, server)
+	if !pinned {
+		s.release(c, server)
+	}
 	return nil
 }
 

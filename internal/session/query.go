@@ -134,6 +134,8 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 	for attempt := 0; ; attempt++ {
 		s.dropNextPin(st)
 		if e := s.leaveReplicaTxn(st); e != nil {
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		c, server, routed, e := s.acquire(ctx, target, skip)
@@ -179,6 +181,8 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.clearActive()
+			ev.Err, ev.Duration = true, time.Since(start)
+			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
 		// sluice counts a compound statement as one by its own reading; the
@@ -240,6 +244,9 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			return res, s.backendFailed(server, err, res.Wrote)
 		}
 		s.afterResult(c, server, routed, st, sql, res)
+		if res.Err != nil {
+			s.countError(res.Err.Code, CauseServer)
+		}
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
 		s.env.Observer().Statement(s, ev)
@@ -331,6 +338,12 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 	} else {
 		srv, err := router.PrimaryOf(snap)
 		if err != nil {
+			if snap.Designated != "" {
+				// The epoch's primary is down: wait for its failover.
+				if retry, _ := s.awaitPrimary(ctx, snap.Designated, nil); retry {
+					return s.acquire(ctx, target, skip)
+				}
+			}
 			return nil, "", target, unavailable(err)
 		}
 		name = srv.Name
@@ -348,8 +361,18 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		if errors.Is(err, backend.ErrPoolFull) {
 			return nil, "", target, wire.Errorf(wire.ErrConCount, "08004", "Too many connections: %v", err)
 		}
+		if routed == router.Primary && target == router.Primary {
+			// The primary refused or timed out the connection: wait for
+			// the failover rather than fail (see awaitPrimary).
+			if retry, e := s.awaitPrimary(ctx, name, err); retry {
+				return s.acquire(ctx, target, skip)
+			} else if e != nil {
+				return nil, "", target, e
+			}
+		}
 		return nil, name, routed, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
 	}
+	s.primaryWaits = 0
 	if routed == router.Primary && s.env.Snapshot().Hold != nil {
 		// A hold began while the connection was lent: the primary may be
 		// changing, so wait and route again. The hold is published before
@@ -361,7 +384,17 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		}
 		return s.acquire(ctx, target, skip)
 	}
-	return s.lent(ctx, c, name, routed, target, skip)
+	lc, ln, lr, le := s.lent(ctx, c, name, routed, target, skip)
+	if le != nil && lc == nil && ln == name && routed == router.Primary && target == router.Primary {
+		// The new connection broke as it was set up: the primary is
+		// dying too.
+		if retry, e := s.awaitPrimary(ctx, name, errors.New(le.Message)); retry {
+			return s.acquire(ctx, target, skip)
+		} else if e != nil {
+			return nil, "", target, e
+		}
+	}
+	return lc, ln, lr, le
 }
 
 // waitHold waits while new primary work is held for a primary change,

@@ -51,6 +51,10 @@ type Session struct {
 	multiStmt        bool
 	failedChangeUser int // failed COM_CHANGE_USER attempts (see changeUser)
 
+	primaryWaits  int    // waits for a failover by the current statement (see awaitPrimary)
+	noPrimaryWait bool   // the current acquire does not wait for a failover
+	loginCause    string // why sluice refused the login (see loginCauseOf)
+
 	state        backend.State
 	autocommit   bool
 	inTxn        bool
@@ -276,6 +280,7 @@ func (s *Session) handshakeStep() error {
 	if err := s.handshake(s.ctx); err != nil {
 		s.log.Debug("handshake failed", "err", err)
 		s.env.Observer().Login(false)
+		s.loginFailed(err)
 		return err
 	}
 	s.env.Observer().Login(true)
@@ -310,6 +315,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	if errors.Is(err, wire.ErrPacketTooLarge) {
 		// The server closes the connection after 1153; so do we, but only
 		// after saying why.
+		s.countError(wire.ErrNetPacketTooLarge, CauseClient)
 		s.c.WriteError(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
 			"Got a packet bigger than 'max_allowed_packet' bytes (limit %d)", lim.MaxAllowedPacket))
 		return err
@@ -405,6 +411,7 @@ func (s *Session) ok(affected, lastID uint64) error {
 // fail answers the current command with an error; the session goes on.
 func (s *Session) fail(e *wire.Error) error {
 	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	s.countError(e.Code, errCause(e))
 	return s.c.WriteError(e)
 }
 

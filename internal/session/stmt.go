@@ -74,6 +74,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		return s.backendFailed(server, err, false)
 	}
 	if wire.IsERR(first) {
+		s.countError(wire.ParseError(first).Code, CauseServer)
 		err := s.forwardPacket(first, 1, true)
 		s.clearActive()
 		s.releaseAfter(c, server)

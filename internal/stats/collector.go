@@ -20,12 +20,12 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descClientConns      = desc("sluice_client_connections", "Client connections open now.")
 	descClientConnsTotal = desc("sluice_client_connections_total", "Client connections accepted.")
-	descClientRefused    = desc("sluice_client_connections_refused_total", "Client logins refused: bad credentials, or the client left during the handshake.")
+	descClientRefused    = desc("sluice_client_connections_refused_total", "Client logins that failed, for any cause (sluice_client_login_failures_total has them by cause).")
 	descClientOverLimit  = desc("sluice_client_connections_over_limit_total", "Client connections refused with 1040 because max_client_connections was reached.")
 	descQueued           = desc("sluice_backend_queued_requests", "Requests waiting for a backend connection, all servers.")
 	descServerQueued     = desc("sluice_server_queued_requests", "Requests waiting for a backend connection to the server.", "server")
 	descServerUp         = desc("sluice_server_up", "1 when the monitor counts the server up.", "server")
-	descServerRole       = desc("sluice_server_role", "1 for the server's current role, 0 for the others.", "server", "role")
+	descServerRole       = desc("sluice_server_role", "1 for the server's one current role (primary, replica, down, fenced, writable-ignored, unknown), 0 for the others; only sluice's primary has role primary.", "server", "role")
 	descServerReadable   = desc("sluice_server_readable", "1 when the server may take new reads as a replica.", "server")
 	descServerLag        = desc("sluice_server_replication_lag_seconds", "Replication lag; absent while unknown.", "server")
 	descServerConns      = desc("sluice_server_connections", "Backend connections to the server by state.", "server", "state")
@@ -59,11 +59,10 @@ var (
 		descReloads, descConfigErrors, descLastReloadOK, descFailovers,
 		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
-		descCausalReads,
+		descCausalReads, descClientErrors, descLoginFailures,
 		descBuildInfo,
 	}
 	build          = buildinfo.Read()
-	roles          = []topology.Role{topology.RolePrimary, topology.RoleReplica, topology.RoleUnknown}
 	gauge, counter = prometheus.GaugeValue, prometheus.CounterValue
 	boolValue      = map[bool]float64{false: 0, true: 1}
 )
@@ -94,6 +93,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		m(descClientOverLimit, counter, float64(over))
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
+	st.collectClientErrors(m)
 	m(descBuildInfo, gauge, 1, build.Version, build.ShortRevision(), build.GoVersion)
 
 	st.collectServers(m)
@@ -158,8 +158,9 @@ func (st *Stats) collectServers(m func(*prometheus.Desc, prometheus.ValueType, f
 		for i := range snap.Servers {
 			s := &snap.Servers[i]
 			m(descServerUp, gauge, boolValue[s.Up], s.Name)
-			for _, r := range roles {
-				m(descServerRole, gauge, boolValue[s.Role == r], s.Name, r.String())
+			role := snap.RoleName(i)
+			for _, r := range topology.RoleNames {
+				m(descServerRole, gauge, boolValue[role == r], s.Name, r)
 			}
 			m(descServerReadable, gauge, boolValue[s.Readable], s.Name)
 			m(descServerFenced, gauge, boolValue[s.Fenced], s.Name)

@@ -48,6 +48,11 @@ func TestMetrics(t *testing.T) {
 	st.Login(false)
 	st.Login(false)
 	st.Login(true)
+	st.LoginFailed("bad_credentials")
+	st.LoginFailed("default_database_unavailable")
+	st.ClientError(9001, "server_unreachable")
+	st.ClientError(9001, "server_unreachable")
+	st.ClientError(1146, "server")
 	st.Reload(true)
 	st.Reload(false)
 
@@ -60,6 +65,10 @@ func TestMetrics(t *testing.T) {
 		{"sluice_client_connections", nil, 7},
 		{"sluice_client_connections_total", nil, 42},
 		{"sluice_client_connections_refused_total", nil, 2},
+		{"sluice_client_login_failures_total", []string{"cause=bad_credentials"}, 1},
+		{"sluice_client_login_failures_total", []string{"cause=default_database_unavailable"}, 1},
+		{"sluice_client_errors_total", []string{"cause=server_unreachable", "code=9001"}, 2},
+		{"sluice_client_errors_total", []string{"cause=server", "code=1146"}, 1},
 		{"sluice_build_info", []string{"goversion=" + runtime.Version(), "revision=" + buildinfo.Read().ShortRevision(), "version=" + buildinfo.Read().Version}, 1},
 		{"sluice_backend_queued_requests", nil, 3},
 		{"sluice_server_queued_requests", []string{"server=db2"}, 2},
@@ -69,7 +78,9 @@ func TestMetrics(t *testing.T) {
 		{"sluice_server_role", []string{"role=primary", "server=db1"}, 1},
 		{"sluice_server_role", []string{"role=replica", "server=db1"}, 0},
 		{"sluice_server_role", []string{"role=replica", "server=db2"}, 1},
-		{"sluice_server_role", []string{"role=unknown", "server=db3.example"}, 1},
+		{"sluice_server_role", []string{"role=fenced", "server=db3.example"}, 1},
+		{"sluice_server_role", []string{"role=down", "server=db3.example"}, 0},
+		{"sluice_server_role", []string{"role=unknown", "server=db3.example"}, 0},
 		{"sluice_server_readable", []string{"server=db2"}, 1},
 		{"sluice_server_readable", []string{"server=db1"}, 0},
 		{"sluice_server_replication_lag_seconds", []string{"server=db2"}, 1.5},
@@ -167,6 +178,8 @@ func TestMetricNamesLintAndDocumented(t *testing.T) {
 	st := newStats(t, testSource(), Options{SlowThreshold: time.Nanosecond})
 	st.graphiteOn.Store(true)
 	st.Statement(nil, query("SELECT 1", time.Millisecond))
+	st.ClientError(9001, "server_unreachable")
+	st.LoginFailed("bad_credentials")
 	mfs, err := st.Gather()
 	if err != nil {
 		t.Fatal(err)

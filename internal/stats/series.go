@@ -15,7 +15,7 @@ type Point struct {
 	QPS    float64 `json:"qps"`    // commands that finished in that second
 	P50    float64 `json:"p50_ms"` // milliseconds, 0 when no command finished
 	P99    float64 `json:"p99_ms"` // milliseconds, 0 when no command finished
-	Errors float64 `json:"errors"` // commands that ended in an error
+	Errors float64 `json:"errors"` // error packets sent to clients (Stats.ClientError)
 }
 
 // ringSize is a power of two above SeriesSeconds, so that the second
@@ -48,6 +48,17 @@ func (r *series) add(sec, ns int64, err bool) {
 		s.errors.Add(1)
 	}
 	s.hist[logBucket(ns)].Add(1)
+}
+
+// addError counts an error in second sec (see Stats.ClientError).
+func (r *series) addError(sec int64) {
+	s := &r.slots[sec&(ringSize-1)]
+	if cur := s.sec.Load(); cur != sec {
+		if cur > sec || !s.rotate(sec) {
+			return
+		}
+	}
+	s.errors.Add(1)
 }
 
 // rotate clears the slot for sec, unless another goroutine did it first.

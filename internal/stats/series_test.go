@@ -18,6 +18,9 @@ func TestSeries(t *testing.T) {
 		ev := query("SELECT 1", time.Duration(i)*time.Millisecond)
 		ev.Err = i%20 == 0
 		st.Statement(nil, ev)
+		if ev.Err {
+			st.ClientError(1064, "server")
+		}
 	}
 	// Second t0+1: nothing. Second t0+2: 10 commands of 2 ms.
 	c.Add(2 * time.Second)

@@ -19,12 +19,14 @@
 //
 //	sluice_client_connections                      gauge     client connections open now
 //	sluice_client_connections_total                counter   client connections accepted
-//	sluice_client_connections_refused_total        counter   logins refused (bad credentials, or the client left during the handshake)
+//	sluice_client_connections_refused_total        counter   logins that failed, for any cause
+//	sluice_client_login_failures_total{cause}      counter   failed logins by cause (bad_credentials, unknown_user, default_database, default_database_unavailable, too_many_connections, handshake_timeout, bad_handshake, client_left)
+//	sluice_client_errors_total{code,cause}         counter   error packets sent to clients, by MySQL error code and cause ("server" for a server's own error)
 //	sluice_client_connections_over_limit_total     counter   connections refused with 1040 at max_client_connections
 //	sluice_backend_queued_requests                 gauge     requests waiting for a backend connection, all servers
 //	sluice_server_queued_requests{server}          gauge     the same, per server
 //	sluice_server_up{server}                       gauge     1 when the monitor counts the server up
-//	sluice_server_role{server,role}                gauge     1 for the server's current role (primary, replica, unknown), 0 for the others
+//	sluice_server_role{server,role}                gauge     1 for the server's one current role (primary, replica, down, fenced, writable-ignored, unknown), 0 for the others
 //	sluice_server_readable{server}                 gauge     1 when the server may take new reads as a replica
 //	sluice_server_replication_lag_seconds{server}  gauge     replication lag; absent while the lag is unknown
 //	sluice_server_connections{server,state}        gauge     backend connections, state="in_use" or "idle"
@@ -135,10 +137,12 @@ type Stats struct {
 	digests *digestTable
 	series  series
 
-	refused   atomic.Uint64
-	reloadsOK atomic.Uint64
-	reloadErr atomic.Uint64
-	lastOK    atomic.Bool
+	refused    atomic.Uint64
+	clientErrs errCounts[errKey]
+	loginFails errCounts[string]
+	reloadsOK  atomic.Uint64
+	reloadErr  atomic.Uint64
+	lastOK     atomic.Bool
 
 	slowCount   atomic.Uint64
 	slowDropped atomic.Uint64
@@ -272,7 +276,9 @@ func (st *Stats) Statement(_ *session.Session, ev *session.Event) {
 	if ev.Server != "" {
 		st.servers.get(ev.Server).shards[shard].add(route, ev)
 	}
-	st.series.add(now.Unix(), ns, ev.Err)
+	// The series' errors are counted by ClientError: every error a client
+	// got, whether or not it ended a statement.
+	st.series.add(now.Unix(), ns, false)
 
 	var e *digestEntry
 	if len(ev.SQL) > 0 {
@@ -283,9 +289,8 @@ func (st *Stats) Statement(_ *session.Session, ev *session.Event) {
 	}
 }
 
-// Login counts refused logins (ok false: bad credentials, or the client
-// left during the handshake). Accepted connections are counted by the
-// Source.
+// Login counts failed logins (ok false), whatever the cause (LoginFailed
+// counts them by cause). Accepted connections are counted by the Source.
 func (st *Stats) Login(ok bool) {
 	if !ok {
 		st.refused.Add(1)

@@ -354,7 +354,7 @@ func (m *Monitor) heartbeatLag(ctx context.Context, cfg *Config, db *sql.DB, s *
 	last := m.lastBeat
 	m.mu.Unlock()
 	s.Lag, s.LagKnown = 0, false
-	if last.IsZero() || !s.IORunning || !s.SQLRunning {
+	if last.IsZero() || !(s.IORunning || s.IOReconnecting) || !s.SQLRunning {
 		return
 	}
 	var ts string
@@ -429,6 +429,11 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 	}
 	p.checkedAt = start
 	s.Up = p.up
+	if err == nil && s.IOReconnecting && s.SQLRunning && !s.LagKnown && p.last.LagKnown {
+		// Lost its source and applied all it received: it stays at the
+		// lag it had when it last measured one.
+		s.Lag, s.LagKnown = p.last.Lag, true
+	}
 	m.judgeLag(cfg, p, &s)
 	p.last = s
 }
@@ -443,12 +448,15 @@ func (m *Monitor) judgeLag(cfg *Config, p *probe, s *Server) {
 		s.LagExcluded = p.lagBad
 		return
 	}
-	good := s.IORunning && s.SQLRunning && (cfg.MaxLag <= 0 || (s.LagKnown && s.Lag <= cfg.MaxLag))
+	// A reconnecting IO thread is judged by its lag; whether its source is
+	// lost (so that it stays readable) is decided with every server's
+	// state at publish.
+	good := (s.IORunning || s.IOReconnecting) && s.SQLRunning && (cfg.MaxLag <= 0 || (s.LagKnown && s.Lag <= cfg.MaxLag))
 	// A running replica's heartbeat lag is unknown until sluice has written
 	// a first heartbeat, which says nothing about the replica: it stays
 	// out until measured, and the first measured good check readmits it at
 	// once, so that a start does not keep every replica out for Rise checks.
-	unmeasured := cfg.HeartbeatTable != "" && cfg.MaxLag > 0 && !s.LagKnown && s.IORunning && s.SQLRunning
+	unmeasured := cfg.HeartbeatTable != "" && cfg.MaxLag > 0 && !s.LagKnown && (s.IORunning || s.IOReconnecting) && s.SQLRunning
 	first := !p.lagJudged
 	if !unmeasured {
 		p.lagJudged = true
@@ -516,9 +524,12 @@ func probeServer(ctx context.Context, db *sql.DB, s *Server) error {
 	if st != nil {
 		s.Replicating = true
 		s.IORunning = st["Slave_IO_Running"] == "Yes"
+		s.IOReconnecting = st["Slave_IO_Running"] == "Connecting"
 		s.SQLRunning = st["Slave_SQL_Running"] == "Yes"
 		s.SourceAddr = net.JoinHostPort(st["Master_Host"], st["Master_Port"])
-		if v := st["Seconds_Behind_Master"]; v != "" && s.IORunning && s.SQLRunning {
+		// With the IO thread reconnecting, the server still reports the lag
+		// while its SQL thread applies what it received (NULL once done).
+		if v := st["Seconds_Behind_Master"]; v != "" && (s.IORunning || s.IOReconnecting) && s.SQLRunning {
 			if n, err := strconv.Atoi(v); err == nil {
 				s.Lag, s.LagKnown = time.Duration(n)*time.Second, true
 			}
@@ -545,7 +556,11 @@ func (m *Monitor) publish(servers []Server) {
 		if ctl.Promoted == s.Name && s.Up {
 			s.Role, s.ReadOnly, s.Replicating, s.IORunning, s.SQLRunning = RolePrimary, false, false, false, false
 		}
-		s.Readable = s.Up && s.Role == RoleReplica && s.IORunning && s.SQLRunning && !s.LagExcluded && s.Admin == AdminNone
+	}
+	for i := range servers {
+		s := &servers[i]
+		s.SourceLost = s.IOReconnecting && sourceFailing(servers, s.SourceAddr)
+		s.Readable = s.Up && s.Role == RoleReplica && (s.IORunning || s.SourceLost) && s.SQLRunning && !s.LagExcluded && s.Admin == AdminNone
 	}
 	m.mu.Unlock()
 	snap := &Snapshot{Servers: servers, Primary: pickPrimary(servers, ctl.Designated), Seq: m.seq.Add(1), Time: time.Now(),
@@ -607,4 +622,17 @@ func pickPrimary(servers []Server, designated string) int {
 		}
 	}
 	return best
+}
+
+// sourceFailing reports whether the configured server at addr fails
+// sluice's checks too (its last check failed, or it is down): a replica
+// that lost it lost it because it is failing, so the replica is not behind
+// anything that is still being written.
+func sourceFailing(servers []Server, addr string) bool {
+	for i := range servers {
+		if s := &servers[i]; s.Addr == addr {
+			return !s.Up || s.LastError != ""
+		}
+	}
+	return false
 }

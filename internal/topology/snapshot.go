@@ -37,16 +37,19 @@ type Server struct {
 	ReadOnly    bool
 	Replicating bool // has a replication source configured
 	IORunning   bool
-	SQLRunning  bool
-	Lag         time.Duration
-	LagKnown    bool
-	SourceAddr  string // host:port it replicates from
-	GTIDPos     string
-	Version     string
-	LastError   string
-	LastCheck   time.Time
-	CheckTime   time.Duration
-	ServerID    uint32
+	// IOReconnecting: the IO thread is not stopped but retrying its
+	// connection to the source (Slave_IO_Running = Connecting): it lost it.
+	IOReconnecting bool
+	SQLRunning     bool
+	Lag            time.Duration
+	LagKnown       bool
+	SourceAddr     string // host:port it replicates from
+	GTIDPos        string
+	Version        string
+	LastError      string
+	LastCheck      time.Time
+	CheckTime      time.Duration
+	ServerID       uint32
 	// MaxAllowedPacket is the server's max_allowed_packet (0 until read):
 	// a larger command is refused by sluice up front, never sent.
 	MaxAllowedPacket int
@@ -58,6 +61,11 @@ type Server struct {
 	// Admin is the operator's state: "" (in rotation), "drain" or
 	// "maintenance".
 	Admin AdminState
+	// SourceLost is set on a replica whose IO thread lost a source that
+	// sluice's own checks cannot reach either: the source is failing, not
+	// the replica, so it keeps serving reads at the lag it had (nothing
+	// newer can be written meanwhile, short of a new primary).
+	SourceLost bool
 	// Readable: may take new reads as a replica now.
 	Readable bool
 	// Fenced: demoted by a failover and never written to until an operator
@@ -82,7 +90,7 @@ func (s *Server) State() string {
 		return string(s.Admin)
 	case !s.Up:
 		return "down"
-	case s.Role == RoleReplica && (!s.IORunning || !s.SQLRunning):
+	case s.Role == RoleReplica && (!s.IORunning && !s.SourceLost || !s.SQLRunning):
 		return "stopped"
 	case s.Role == RoleReplica && s.LagExcluded:
 		return "lagging"
