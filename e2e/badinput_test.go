@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testbed"
 	"github.com/sluice-proxy/sluice/internal/wire"
@@ -589,10 +590,15 @@ func TestBackendFreezesMidQuery(t *testing.T) {
 			replica.Resume()
 		}
 	})
-	p := startSluice(t, sluiceOpts{topo: topo, yaml: "routing: {read_your_writes: false}\ntimeouts: {query: 2s}\n"})
+	// The monitor must not see the freeze before timeouts.query (2 s) ends
+	// the statement: checks that take 3 s to time out, two of them to call
+	// the server down, leave the query timeout alone to answer.
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: "routing: {read_your_writes: false}\ntimeouts: {query: 2s}\n", mutate: func(c *config.Config) {
+		c.Health.Timeout = config.Duration(3 * time.Second)
+	}})
 	d := openDB(t, p, "")
 	by := bystander(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // catches a hang
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // catches a hang
 	defer cancel()
 
 	t.Run("a read in a transaction gets 1969", func(t *testing.T) {

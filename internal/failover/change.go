@@ -114,7 +114,9 @@ func (m *Manager) failover(ctx context.Context, trigger, target string) (Record,
 	cand, _ := snap.ByName(plan.Candidate)
 	rec.New = plan.Candidate
 	cdb := m.db(cand.Name, cand.Addr)
-	wctx, cancel := context.WithTimeout(ctx, cfg.MaxCatchup)
+	// WaitApplied gives the server waitMargin less than the context: the
+	// candidate gets the whole max_catchup to apply its relay log.
+	wctx, cancel := context.WithTimeout(ctx, cfg.MaxCatchup+waitMargin)
 	err := WaitApplied(wctx, cdb, plan.CatchUpTo)
 	cancel()
 	if err != nil {

@@ -179,9 +179,9 @@ func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
 	// replica first, the primary only to confirm a refusal (the schema may
 	// be too new to have reached the replica).
 	skip := ""
-	var refused *wire.Error
+	var refused, noReplica *wire.Error
 	for _, target := range []router.Target{router.Replica, router.Primary} {
-		if target == router.Primary && (refused == nil || schemaTarget(s.env.Snapshot()) != router.Primary) {
+		if target == router.Primary && ((refused == nil && noReplica == nil) || schemaTarget(s.env.Snapshot()) != router.Primary) {
 			break
 		}
 		s.dropNextPin(sqlscan.Statement{Kind: sqlscan.KindUse})
@@ -195,6 +195,12 @@ func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
 		if e != nil {
 			if refused != nil {
 				return refused
+			}
+			if target == router.Replica {
+				// No replica can answer (none readable, with read_fallback:
+				// error, or none reachable): the primary can.
+				noReplica = e
+				continue
 			}
 			return e
 		}
@@ -211,7 +217,10 @@ func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
 		}
 		refused = e
 	}
-	return refused
+	if refused != nil {
+		return refused
+	}
+	return noReplica
 }
 
 // MariaDB's answers to a schema that does not exist or may not be used.
