@@ -145,6 +145,7 @@ func (c *Conn) handshake(o DialOptions) error {
 	if h.Capabilities&wire.ClientSessionTrack != 0 && strings.Contains(h.ServerVersion, "MariaDB") {
 		caps |= wire.ClientSessionTrack
 		c.canTrack = true
+		c.Conn.SessionTrack = true
 	}
 	plugin := h.AuthPlugin
 	if plugin != wire.CachingSHA2Password {

@@ -26,6 +26,10 @@ type Conn struct {
 	// GTIDSink, on a backend connection, hears every GTID the server
 	// reports for it (see StripSessionState).
 	GTIDSink GTIDSink
+	// SessionTrack: the peer negotiated CLIENT_SESSION_TRACK, so its OK
+	// packets may carry session state that Relay strips for clients. A
+	// peer that did not may send any bytes after the status there.
+	SessionTrack bool
 
 	buf     []byte
 	scratch []byte

@@ -261,6 +261,9 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 // StripSessionState) and records the GTID it reported, telling the sink
 // before the packet is forwarded.
 func (c *Conn) trackOK(p []byte, res *Result) []byte {
+	if !c.SessionTrack {
+		return p
+	}
 	p, g, ok := StripSessionState(p)
 	if ok {
 		res.GTID, res.HasGTID = g, true

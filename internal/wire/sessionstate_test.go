@@ -104,7 +104,7 @@ func TestRelayStripsSessionState(t *testing.T) {
 	ok := trackedOK(1, 0, StatusAutocommit|StatusSessionStateChange, 0, "", sysvarEntry("last_gtid", "0-1-77"))
 	srv := readerConn(frameAll(0, ok))
 	var sink recordingSink
-	srv.GTIDSink = &sink
+	srv.GTIDSink, srv.SessionTrack = &sink, true
 	var out bytes.Buffer
 	cli := NewConn(&memConn{w: &out})
 	res, err := Relay(cli, srv, ModeText, 0, 0)
