@@ -394,6 +394,13 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 		m.heartbeatLag(cctx, cfg, p.db, &s)
 	}
 	s.CheckTime = time.Since(start)
+	m.record(cfg, sc, p, &s, err)
+}
+
+// record applies a check's outcome to the server's state: rise and fall,
+// the down log, and the lag judgement.
+func (m *Monitor) record(cfg *Config, sc ServerConfig, p *probe, s *Server, err error) {
+	start := s.LastCheck
 	if err != nil {
 		p.failRun++
 		p.okRun = 0
@@ -416,6 +423,13 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 		s.Role, s.ReadOnly, s.Replicating = p.last.Role, p.last.ReadOnly, p.last.Replicating
 		s.SourceAddr, s.GTIDPos, s.Version = p.last.SourceAddr, p.last.GTIDPos, p.last.Version
 		s.MaxAllowedPacket = p.last.MaxAllowedPacket
+		// A failed check says nothing about replication: a server that is
+		// still up (fewer than fall failures in a row, as HAProxy counts)
+		// keeps the replication state and lag it last showed. Read as
+		// "threads stopped", one check timing out on a loaded machine
+		// excluded every replica from reads until rise good checks.
+		s.IORunning, s.IOReconnecting, s.SQLRunning = p.last.IORunning, p.last.IOReconnecting, p.last.SQLRunning
+		s.Lag, s.LagKnown = p.last.Lag, p.last.LagKnown
 	} else {
 		p.okRun++
 		p.failRun = 0
@@ -434,8 +448,12 @@ func (m *Monitor) check(ctx context.Context, cfg *Config, sc ServerConfig, p *pr
 		// lag it had when it last measured one.
 		s.Lag, s.LagKnown = p.last.Lag, true
 	}
-	m.judgeLag(cfg, p, &s)
-	p.last = s
+	if err != nil && s.Up {
+		s.LagExcluded = p.lagBad // judged again at the next check that answers
+	} else {
+		m.judgeLag(cfg, p, s)
+	}
+	p.last = *s
 }
 
 // judgeLag applies the lag limit with hysteresis: a replica is excluded as
