@@ -22,7 +22,9 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		}
 	}
 	sql := pkt[1:]
-	st := sqlscan.Scan(sql)
+	// The digest comes from the same pass as the kind, for the observer:
+	// lexing the text twice cost more than anything else sluice did with it.
+	st, digest := sqlscan.ScanDigest(sql)
 	if st.Flags&sqlscan.FlagMulti != 0 && !s.multiStmt {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000",
 			"You have an error in your SQL syntax: multi-statements are not enabled on this connection (CLIENT_MULTI_STATEMENTS)"))
@@ -54,6 +56,8 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		}
 	}
 	target := s.decide(st, sql)
+	s.stmtDigest = digest
+	defer func() { s.stmtDigest = 0 }()
 	return s.execute(ctx, pkt, st, target, wire.ModeText, nil)
 }
 
