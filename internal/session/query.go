@@ -83,7 +83,12 @@ func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
 		// other connection that serves the session.
 		return router.Primary
 	}
-	return router.Decide(st, router.Session{Autocommit: s.autocommit, LastWrite: s.lastWrite}, s.env.Policy(), time.Now())
+	pol := s.env.Policy()
+	var now time.Time // the clock is read only when read-your-writes asks it
+	if pol.ReadYourWrites > 0 && !s.lastWrite.IsZero() {
+		now = time.Now()
+	}
+	return router.Decide(st, router.Session{Autocommit: s.autocommit, LastWrite: s.lastWrite}, pol, now)
 }
 
 // writes reports whether a statement may change data, for read-your-writes.
