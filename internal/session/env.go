@@ -72,7 +72,7 @@ type Event struct {
 	Schema   string
 	Command  byte
 	SQL      []byte // statement text (COM_QUERY, or the prepared statement's); aliases a buffer: valid only during the call
-	Digest   uint64 // sqlscan.DigestHash(SQL) when already known (prepared statements), else 0
+	Digest   uint64 // sqlscan.DigestHash(SQL) when already known (prepared statements, text queries), else 0
 	Kind     string
 	Target   string // "primary", "replica" or "" when answered by sluice
 	Server   string

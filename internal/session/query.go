@@ -22,7 +22,9 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		}
 	}
 	sql := pkt[1:]
-	st := sqlscan.Scan(sql)
+	// The digest comes from the same pass as the kind, for the observer:
+	// lexing the text twice cost more than anything else sluice did with it.
+	st, digest := sqlscan.ScanDigest(sql)
 	if st.Flags&sqlscan.FlagMulti != 0 && !s.multiStmt {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000",
 			"You have an error in your SQL syntax: multi-statements are not enabled on this connection (CLIENT_MULTI_STATEMENTS)"))
@@ -54,6 +56,8 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		}
 	}
 	target := s.decide(st, sql)
+	s.stmtDigest = digest
+	defer func() { s.stmtDigest = 0 }()
 	return s.execute(ctx, pkt, st, target, wire.ModeText, nil)
 }
 
@@ -79,7 +83,12 @@ func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
 		// other connection that serves the session.
 		return router.Primary
 	}
-	return router.Decide(st, router.Session{Autocommit: s.autocommit, LastWrite: s.lastWrite}, s.env.Policy(), time.Now())
+	pol := s.env.Policy()
+	var now time.Time // the clock is read only when read-your-writes asks it
+	if pol.ReadYourWrites > 0 && !s.lastWrite.IsZero() {
+		now = time.Now()
+	}
+	return router.Decide(st, router.Session{Autocommit: s.autocommit, LastWrite: s.lastWrite}, pol, now)
 }
 
 // writes reports whether a statement may change data, for read-your-writes.

@@ -68,7 +68,7 @@ type Session struct {
 	causal       causalState
 
 	stmtText    []byte // text of the prepared statement being executed, for events
-	stmtDigest  uint64 // its digest hash, computed once per statement
+	stmtDigest  uint64 // digest hash of the statement being executed (prepared or text), computed once
 	stmts       map[uint32]*stmt
 	nextStmtID  uint32
 	cursors     int

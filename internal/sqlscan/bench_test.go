@@ -62,3 +62,30 @@ func BenchmarkDigestHash(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScanThenDigestHash is what a text query cost before ScanDigest:
+// two passes over the text.
+func BenchmarkScanThenDigestHash(b *testing.B) {
+	for _, q := range benchQueries {
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(q.sql)))
+			for b.Loop() {
+				Scan(q.sql)
+				DigestHash(q.sql)
+			}
+		})
+	}
+}
+
+func BenchmarkScanDigest(b *testing.B) {
+	for _, q := range benchQueries {
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(q.sql)))
+			for b.Loop() {
+				ScanDigest(q.sql)
+			}
+		})
+	}
+}

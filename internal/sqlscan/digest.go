@@ -64,12 +64,15 @@ const (
 )
 
 // digester writes either into out or into the hash h, so that Digest and
-// DigestHash cannot disagree.
+// DigestHash cannot disagree. It is fed one token at a time (token), so
+// that Scan can digest a text in the same pass that classifies it.
 type digester struct {
 	out  []byte
 	h    uint64
 	hash bool
 	prev class
+	skip int  // tokens that start before this offset were written already: IN lists, VALUES rows, signs
+	semi bool // a ';' came since the last token written
 }
 
 func (d *digester) byte(c byte) {
@@ -144,49 +147,73 @@ func (d *digester) unary() bool {
 func (d *digester) run(sql []byte) {
 	st := newStream(sql)
 	for st.cur.kind != tEOF {
-		switch st.cur.kind {
-		case tWord:
-			d.word(&st)
-			continue
-		case tQuoted:
-			d.put(cName, 0, st.text())
-		case tVar:
-			d.put(cValue, 0, st.text())
-		case tString, tNumber, tHex, tParam:
-			d.putString(cValue, 0, "?")
-		case tOp:
-			d.op(&st)
-			continue
-		}
+		d.token(&st)
 		st.shift()
 	}
 }
 
-// word writes the word at st.cur and moves past what it consumed.
+// token writes the token at st.cur, unless an earlier token already wrote
+// it. It looks ahead on copies of st and never moves st itself, so the
+// caller may be reading the same stream for something else.
+func (d *digester) token(st *stream) {
+	if st.cur.start < d.skip || st.cur.kind == tEOF {
+		return
+	}
+	if st.op(';') {
+		d.semi = true
+		return
+	}
+	if d.semi {
+		d.semi = false
+		if d.prev != cNone {
+			d.putString(cSemi, ';', ";")
+		}
+	}
+	switch st.cur.kind {
+	case tWord:
+		d.word(st)
+	case tQuoted:
+		d.put(cName, 0, st.text())
+	case tVar:
+		d.put(cValue, 0, st.text())
+	case tString, tNumber, tHex, tParam:
+		d.putString(cValue, 0, "?")
+	case tOp:
+		d.op(st)
+	}
+}
+
+// word writes the word at st.cur and, when it writes what follows too,
+// marks those tokens as written.
 func (d *digester) word(st *stream) {
 	k := st.word()
 	if k.attr&upper == 0 || st.nxt.isOp(st.lx.sql, '.') {
 		d.put(cName, 0, st.text())
-		st.shift()
 		return
 	}
 	switch {
 	case k.id == kwIn:
 		d.putString(cWord, 0, k.name)
-		st.shift()
-		if la, ok := literalList(*st); ok {
+		la := *st
+		la.blk = blocks{}
+		la.shift()
+		if la, ok := literalList(la); ok {
 			d.putString(cValue, '(', "(...)")
-			*st = la
+			d.skip = la.cur.start
 		}
 		return
 	case (k.id == kwValues || k.id == kwValue) && d.prev != cOp && d.prev != cOpen:
-		if la, row, ok := valueRows(*st); ok {
+		// A stream that follows the blocks of a compound statement would
+		// look through a ';' in a block: Digest reads them as ends.
+		la := *st
+		la.blk = blocks{}
+		if la, row, ok := valueRows(la); ok {
 			d.putString(cWord, 0, k.name)
 			if row {
 				d.putString(cName, 0, "ROW")
 			}
 			d.putString(cValue, '(', "(...)")
-			*st = la
+			d.skip = la.cur.start
 			return
 		}
 	}
@@ -198,7 +225,6 @@ func (d *digester) word(st *stream) {
 		c = cValue
 	}
 	d.putString(c, 0, k.name)
-	st.shift()
 }
 
 // literalList reports whether st.cur opens a list of literals, or the
@@ -258,7 +284,8 @@ func valueRows(st stream) (after stream, row, ok bool) {
 	}
 }
 
-// op writes the operator at st.cur and moves past what it consumed.
+// op writes the operator at st.cur (';' never comes here) and, for a run
+// of signs, what it wrote with them.
 func (d *digester) op(st *stream) {
 	s := st.lx.sql
 	var b byte // the operator when it has one byte
@@ -266,14 +293,6 @@ func (d *digester) op(st *stream) {
 		b = s[st.cur.start]
 	}
 	switch b {
-	case ';':
-		for st.op(';') {
-			st.shift()
-		}
-		if st.cur.kind != tEOF && d.prev != cNone {
-			d.putString(cSemi, ';', ";")
-		}
-		return
 	case '(':
 		d.put(cOpen, b, st.text())
 	case ')':
@@ -292,23 +311,22 @@ func (d *digester) op(st *stream) {
 			break
 		}
 		la := *st
+		la.blk = blocks{}
 		for la.op('-') || la.op('+') {
 			la.shift()
 		}
 		if la.cur.isLiteral() {
 			d.putString(cValue, 0, "?")
-			*st = la
+			d.skip = la.cur.end
 			break
 		}
 		// Not a signed literal: write the signs as they are, all at once,
 		// so that a long run of them is not looked through again for each.
-		for st.cur != la.cur {
-			d.put(cOp, 0, st.text())
-			st.shift()
+		for sg := *st; sg.cur != la.cur; sg.shift() {
+			d.put(cOp, 0, sg.text())
 		}
-		return
+		d.skip = la.cur.start
 	default:
 		d.put(cOp, b, st.text())
 	}
-	st.shift()
 }

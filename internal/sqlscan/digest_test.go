@@ -162,6 +162,30 @@ func checkDigestHash(t *testing.T, sql []byte) {
 	}
 }
 
+func TestScanDigestMatchesScanAndDigest(t *testing.T) {
+	for _, q := range allInputs() {
+		checkScanDigest(t, []byte(q))
+	}
+}
+
+// checkScanDigest checks that the one-pass ScanDigest tells what Scan and
+// Digest tell on their own, without allocating.
+func checkScanDigest(t *testing.T, sql []byte) {
+	t.Helper()
+	h := fnv.New64a()
+	h.Write(Digest(nil, sql))
+	st, got := ScanDigest(sql)
+	if want := Scan(sql); st != want {
+		t.Errorf("ScanDigest(%q) classified %v [%v], Scan %v [%v]", sql, st.Kind, st.Flags, want.Kind, want.Flags)
+	}
+	if want := h.Sum64(); got != want {
+		t.Errorf("ScanDigest(%q) hash %x, want fnv64a(Digest) = %x", sql, got, want)
+	}
+	if n := testing.AllocsPerRun(1, func() { ScanDigest(sql) }); n != 0 {
+		t.Errorf("ScanDigest(%q): %v allocations", sql, n)
+	}
+}
+
 func TestDigestIdempotent(t *testing.T) {
 	for _, q := range allInputs() {
 		checkIdempotent(t, []byte(q))

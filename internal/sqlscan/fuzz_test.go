@@ -7,8 +7,9 @@ import (
 
 // The fuzz targets check invariants that hold for any input: no panic, no
 // endless loop (the fuzzer's per-input timeout catches those), no
-// allocation in Scan, Split and FlagMulti agreeing, a text scanning and
-// digesting like its statements one by one, DigestHash matching Digest,
+// allocation in Scan, Split and FlagMulti agreeing, ScanDigest telling
+// what Scan and Digest tell, a text scanning and digesting like its
+// statements one by one, DigestHash matching Digest,
 // and Digest being idempotent.
 
 func FuzzScan(f *testing.F) {
@@ -49,6 +50,7 @@ func FuzzDigest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, sql []byte) {
 		checkDigestHash(t, sql)
+		checkScanDigest(t, sql)
 		checkIdempotent(t, sql)
 	})
 }

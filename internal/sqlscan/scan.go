@@ -4,12 +4,26 @@ package sqlscan
 // first statement; Flags are the union over all statements, plus FlagMulti
 // when there is more than one. Empty statements (";;", a trailing ';' or
 // comment) do not count.
-func Scan(sql []byte) Statement {
+func Scan(sql []byte) Statement { return scan(sql, nil) }
+
+// ScanDigest is Scan and DigestHash in one pass over the text, without
+// allocating: a text query needs both, and lexing it once costs less.
+func ScanDigest(sql []byte) (Statement, uint64) {
+	d := digester{hash: true, h: fnvOffset}
+	s := scan(sql, &d)
+	return s, d.h
+}
+
+// scan is Scan that also feeds every token to d, when d is not nil.
+func scan(sql []byte, d *digester) Statement {
 	var s Statement
 	st := newStream(sql)
 	n := 0
 	for st.cur.kind != tEOF {
 		if st.op(';') {
+			if d != nil {
+				d.token(&st)
+			}
 			st.shift()
 			continue
 		}
@@ -21,7 +35,7 @@ func Scan(sql []byte) Statement {
 		if flags&FlagCompound != 0 {
 			st.enterCompound()
 		}
-		s.Flags |= flags | scanFlags(&st, body, kind)
+		s.Flags |= flags | scanFlags(&st, body, kind, d)
 		st.leaveCompound()
 	}
 	if n > 1 {
@@ -97,18 +111,25 @@ func sysVar(v []byte) (name []byte, global bool) {
 
 // scanFlags reads the statement at st.cur up to its ';' or the end and
 // returns the flags its tokens raise. Tokens before body only move the
-// stream on: they belong to a SET STATEMENT prefix.
-func scanFlags(st *stream, body int, kind Kind) Flags {
+// stream on: they belong to a SET STATEMENT prefix. Every token it moves
+// past goes to d too, when d is not nil.
+func scanFlags(st *stream, body int, kind Kind, d *digester) Flags {
 	var f Flags
 	// In a SET, "@x :=" at the start of an assignment is the SET itself,
 	// not a side effect of an expression.
 	set, item := false, false
 	if k := kind; st.cur.start == body && (k == KindSet || k == KindSetGlobal || k == KindSetTransaction) {
 		set, item = true, true
+		if d != nil {
+			d.token(st)
+		}
 		st.shift() // SET
 	}
 	depth := 0
 	for ; !st.end(); st.shift() {
+		if d != nil {
+			d.token(st)
+		}
 		if st.cur.start < body {
 			continue
 		}
