@@ -315,7 +315,7 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 				if wasTxn && s.txnReplay(ctx, name) {
 					return s.acquire(ctx, target, skip) // the transaction goes on on the new primary
 				}
-				return nil, "", t, n.err()
+				return nil, "", t, s.withRefusal(n.err())
 			}
 			// Only a pending SHOW WARNINGS was pinned: route as usual.
 			return s.acquire(ctx, target, skip)
@@ -329,8 +329,8 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 			if wasTxn && s.txnReplay(ctx, name) {
 				return s.acquire(ctx, target, skip)
 			}
-			return nil, "", t, wire.Errorf(wire.ErrConnectionKilled, "70100",
-				"sluice: %s was demoted by a failover (epoch %d); the session's transaction and connection state on it are gone: run it again", name, snap.Epoch)
+			return nil, "", t, s.withRefusal(wire.Errorf(wire.ErrConnectionKilled, "70100",
+				"sluice: %s was demoted by a failover (epoch %d); the session's transaction and connection state on it are gone: run it again", name, snap.Epoch))
 		}
 		if ok && srv.Admin == topology.AdminMaintenance {
 			// The operator took the server away: whatever lived on the

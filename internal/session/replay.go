@@ -70,6 +70,8 @@ type txnLog struct {
 	schema string // session state the transaction began under
 	sets   uint64
 
+	refused string // why the last cut transaction was not replayed, for its error
+
 	staged bool     // the current statement is cur
 	cur    txnEntry // the current statement, entered once answered
 	ends   bool     // the current statement may end the transaction
@@ -174,7 +176,7 @@ func (s *Session) txnNote() {
 }
 
 func (l *txnLog) reset(server string) {
-	l.on, l.server, l.result, l.why = false, server, "", ""
+	l.on, l.server, l.result, l.why, l.refused = false, server, "", "", ""
 	if cap(l.buf) > 64<<10 {
 		l.buf = nil // a big transaction's buffer is not kept by an idle session
 	}
@@ -315,13 +317,16 @@ func (s *Session) txnReplay(ctx context.Context, server string) bool {
 	if l.result != "" {
 		s.replayed(l.result)
 		s.log.Warn("transaction cut by a primary change is not replayable", "server", server, "result", l.result, "why", l.why)
+		why := l.why
 		l.reset("")
+		l.refused = "not replayable: " + why
 		return false
 	}
 	if s.state.Schema != l.schema || s.state.SetsHash != l.sets {
 		s.replayed(ReplayNotReplayable)
 		s.log.Warn("transaction cut by a primary change is not replayable: the session's state changed in it", "server", server)
 		l.reset("")
+		l.refused = "not replayable: the session's default schema changed in it"
 		return false
 	}
 	if snap := s.env.Snapshot(); server == snap.Designated || server == primaryName(snap) {
@@ -335,6 +340,10 @@ func (s *Session) txnReplay(ctx context.Context, server string) bool {
 		s.replayed(result)
 		s.log.Warn("transaction cut by a primary change not replayed", "server", server, "result", result, "why", why)
 		l.reset("")
+		l.refused = "replay refused: " + why
+		if result == ReplayFailed {
+			l.refused = "replay failed: " + why
+		}
 		return false
 	}
 	c, name, routed, e := s.acquire(ctx, router.Primary, "")
@@ -354,7 +363,7 @@ func (s *Session) txnReplay(ctx context.Context, server string) bool {
 	l.on, l.server = true, name
 	s.releaseDroppedStmts(c)
 	s.replayed(ReplayOK)
-	s.log.Warn("transaction replayed on the new primary", "old", server, "new", name, "statements", len(l.ents))
+	s.log.Info("transaction replayed on the new primary", "old", server, "new", name, "statements", len(l.ents))
 	return true
 }
 
@@ -438,4 +447,15 @@ func (s *Session) releaseDroppedStmts(c *backend.Conn) {
 		}
 		st.on = nil
 	}
+}
+
+// withRefusal adds to the error of a transaction cut by a primary change
+// why it was not replayed, once.
+func (s *Session) withRefusal(e *wire.Error) *wire.Error {
+	if s.txn == nil || s.txn.refused == "" {
+		return e
+	}
+	why := s.txn.refused
+	s.txn.refused = ""
+	return wire.Errorf(e.Code, e.State, "%s (transaction %s)", e.Message, why)
 }
