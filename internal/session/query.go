@@ -246,7 +246,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				skip = server
 				continue
 			}
-			if s.txn != nil && !wire.IsTimeout(err) {
+			if s.txn != nil && attempt < 4 && !wire.IsTimeout(err) {
 				again, e := s.txnLost(ctx, server, res.Wrote || res.Partial)
 				if again {
 					continue // the transaction was replayed: the statement runs there now

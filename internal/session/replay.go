@@ -75,6 +75,8 @@ type txnLog struct {
 	staged bool     // the current statement is cur
 	cur    txnEntry // the current statement, entered once answered
 	ends   bool     // the current statement may end the transaction
+	fresh  bool     // no transaction was open before it: it opens one
+	begin  bool     // it is BEGIN / START TRANSACTION
 }
 
 type txnEntry struct {
@@ -114,10 +116,12 @@ func (s *Session) txnStage(server string, routed router.Target, st sqlscan.State
 		l = &txnLog{}
 		s.txn = l
 	}
-	if !s.inTxn || !l.on || l.server != server {
+	l.fresh = !s.inTxn || !l.on || l.server != server
+	if l.fresh {
 		l.reset(server)
 		l.txSet, l.schema, l.sets = s.pendingTxSet, s.state.Schema, s.state.SetsHash
 	}
+	l.begin = st.Kind == sqlscan.KindBegin
 	l.staged = true
 	l.cur = txnEntry{cmd: pkt[0], flags: st.Flags, lastID: s.lastInsertID}
 	l.ends = endsTxn(st)
@@ -280,6 +284,16 @@ func (s *Session) txnLost(ctx context.Context, server string, wrote bool) (again
 	l := s.txn
 	staged := l.staged
 	l.staged = false
+	if staged && l.fresh && l.server == server && !wrote && (l.begin || !l.ends) {
+		// The statement was to open a transaction (BEGIN, or the first
+		// one with autocommit off): whatever it did died with the
+		// connection, so it runs again once there is a primary, as a
+		// new transaction would. SET TRANSACTION, sent before it, goes
+		// with it.
+		s.pendingTxSet = l.txSet
+		l.reset("")
+		return true, nil
+	}
 	if !staged || !l.on || l.server != server {
 		return false, nil
 	}
