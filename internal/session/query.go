@@ -185,7 +185,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				}
 				ev.Err, ev.Duration = true, time.Since(start)
 				s.env.Observer().Statement(s, ev)
-				return wire.Result{}, s.fail(pe)
+				return wire.Result{}, s.fail(s.withRefusal(pe))
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {

@@ -204,3 +204,28 @@ func TestRecordingDoesNotAllocatePerStatement(t *testing.T) {
 		t.Errorf("%.1f allocations per transaction of 12 statements recorded, %.1f with replay off; want no more", on, off)
 	}
 }
+
+// BenchmarkTxnRecord: the recorder's cost per statement in a transaction
+// (stage, arm, note), without I/O.
+func BenchmarkTxnRecord(b *testing.B) {
+	a, p := net.Pipe()
+	b.Cleanup(func() { a.Close(); p.Close() })
+	env := &replayEnv{testEnv: &testEnv{}, max: 1 << 20}
+	s := New(1, a, env)
+	s.inTxn = true
+	sql := []byte("UPDATE t SET v = v + 1 WHERE id = 1")
+	pkt := append([]byte{wire.ComQuery}, sql...)
+	st := sqlscan.Scan(sql)
+	s.txnStage("db1", router.Primary, st, pkt)
+	s.pinnedServer = "db1"
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%100 == 0 {
+			s.txn.reset("db1") // a transaction of 100 statements
+			s.txn.on = true
+		}
+		s.txnStage("db1", router.Primary, st, pkt)
+		s.txn.arm()
+		s.txnNote()
+	}
+}

@@ -105,3 +105,45 @@ func TestResultSumDoesNotAllocate(t *testing.T) {
 		t.Errorf("%.1f allocations per summed response, want 0", allocs)
 	}
 }
+
+// FuzzResultSum: a response sums the same whether Relay forwards it to a
+// client or discards it (as a replay does), and summing never changes
+// what is relayed or how much is read.
+func FuzzResultSum(f *testing.F) {
+	for _, s := range relaySeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		stream = renumber(stream, 1)
+		for mode := ModeText; mode <= ModeSingle; mode++ {
+			run := func(toClient, sum bool) (Result, error, uint64, int, []byte) {
+				src := readerConn(stream)
+				src.Seq = 1
+				var rs ResultSum
+				rs.Reset()
+				if sum {
+					src.Sum = &rs
+				}
+				var out bytes.Buffer
+				var dst *Conn
+				if toClient {
+					dst = NewConn(&memConn{w: &out})
+				}
+				res, err := Relay(dst, src, mode, time.Second, time.Second)
+				if dst != nil {
+					dst.Flush()
+				}
+				return res, err, rs.Sum64(), src.R.Buffered(), out.Bytes()
+			}
+			res1, err1, sum1, left1, out1 := run(true, true)
+			res2, err2, sum2, _, _ := run(false, true)
+			res3, err3, _, left3, out3 := run(true, false)
+			if (err1 == nil) != (err3 == nil) || left1 != left3 || !bytes.Equal(out1, out3) || res1.Rows != res3.Rows {
+				t.Fatalf("mode %d: summing changed the relay: err %v / %v, left %d / %d", mode, err1, err3, left1, left3)
+			}
+			if err1 == nil && err2 == nil && !res1.LocalInfile && res1.Rows == res2.Rows && sum1 != sum2 {
+				t.Fatalf("mode %d: sums %x relayed, %x discarded", mode, sum1, sum2)
+			}
+		}
+	})
+}
