@@ -115,6 +115,14 @@ func TestTransactionReplayAcrossSwitchover(t *testing.T) {
 	for i := range n {
 		txns = append(txns, beginReplayTxn(t, ctx, d, schema, int64(1000+10*i)))
 	}
+	// One runs with autocommit off: its first statement opened it.
+	ac := conn(t, d)
+	mustExec(t, ac, "SET autocommit = 0")
+	var v string
+	if err := ac.QueryRowContext(ctx, "SELECT v FROM `"+schema+"`.t WHERE id = 1").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, ac, "INSERT INTO `"+schema+"`.t (id, v) VALUES (?, ?)", 3000, "ac")
 	// One transaction has a statement running on the old primary when the
 	// drain ends: nothing of its result reached the client, so it runs
 	// again on the new primary.
@@ -149,16 +157,21 @@ func TestTransactionReplayAcrossSwitchover(t *testing.T) {
 	if err := <-busyDone; err != nil {
 		t.Errorf("the transaction whose statement the switchover cut: %v", err)
 	}
+	if _, err := ac.ExecContext(ctx, "INSERT INTO `"+schema+"`.t (id, v) VALUES (3001, 'ac')"); err != nil {
+		t.Errorf("autocommit=0 transaction after the switchover: %v", err)
+	} else if _, err := ac.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Errorf("autocommit=0 transaction: COMMIT: %v", err)
+	}
 	ids := tableIDs(t, topo.ByName("db2"), schema)
-	for _, r := range append(txns, busy) {
+	for _, r := range append(txns, busy, &replayTxn{id: 3000}) {
 		if !ids[r.id] || !ids[r.id+1] {
 			t.Errorf("txn %d: rows %d, %d on db2: %v, %v; want both", r.id, r.id, r.id+1, ids[r.id], ids[r.id+1])
 		}
 	}
 	got := replays(st)
-	t.Logf("switchover with %d idle transactions and one running a statement: replays %v", n, got)
-	if got["ok"] != n+1 || len(got) != 1 {
-		t.Errorf("sluice_transaction_replays_total %v, want ok=%d only", got, n+1)
+	t.Logf("switchover with %d idle transactions, one with autocommit off and one running a statement: replays %v", n, got)
+	if got["ok"] != n+2 || len(got) != 1 {
+		t.Errorf("sluice_transaction_replays_total %v, want ok=%d only", got, n+2)
 	}
 }
 

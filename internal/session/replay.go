@@ -181,11 +181,17 @@ func (s *Session) txnNote() {
 
 func (l *txnLog) reset(server string) {
 	l.on, l.server, l.result, l.why, l.refused = false, server, "", "", ""
-	if cap(l.buf) > 64<<10 {
-		l.buf = nil // a big transaction's buffer is not kept by an idle session
+	// A session keeps what a small transaction needs, so that the next
+	// one records without allocating; a bigger one's buffers go, so that
+	// idle sessions hold at most a few KiB each.
+	if cap(l.buf) > 1<<10 {
+		l.buf = nil
 	}
 	l.buf, l.used = l.buf[:0], 0
 	clear(l.ents) // statements kept alive only by the record
+	if cap(l.ents) > 32 {
+		l.ents = nil
+	}
 	l.ents = l.ents[:0]
 	l.txSet, l.schema, l.sets = "", "", 0
 }
