@@ -64,6 +64,7 @@ type txnLog struct {
 	why    string // the detail of result, for the log
 	buf    []byte // the statements' packets, back to back
 	used   int    // bytes of buf that belong to entries
+	texts  int    // bytes of the prepared statements' text the entries keep
 	ents   []txnEntry
 	sum    wire.ResultSum
 	txSet  string // SET TRANSACTION sent before the first statement
@@ -83,6 +84,7 @@ type txnEntry struct {
 	cmd    byte
 	off, n int   // its packet in buf
 	st     *stmt // COM_STMT_EXECUTE: the statement, to prepare it on the new primary
+	text   int   // len(st.sql), counted against replay_max_size
 	flags  sqlscan.Flags
 	lastID uint64 // the session's LAST_INSERT_ID() before it ran
 	sum    uint64
@@ -138,11 +140,13 @@ func (s *Session) txnStage(server string, routed router.Target, st sqlscan.State
 		x := &s.exec
 		l.cur.st = x.st
 		l.buf = appendExecute(l.buf, pkt, x.st)
+		// The entry keeps the statement, closed or not, for its text.
+		l.cur.text = len(x.st.sql)
 	} else {
 		l.buf = append(l.buf, pkt...)
 	}
 	l.cur.n = len(l.buf) - l.cur.off
-	if len(l.buf)+(len(l.ents)+1)*entryCost > max {
+	if len(l.buf)+l.texts+l.cur.text+(len(l.ents)+1)*entryCost > max {
 		l.spoil(ReplayTooBig, fmt.Sprintf("over failover.replay_max_size (%d bytes)", max))
 	}
 }
@@ -175,6 +179,7 @@ func (s *Session) txnNote() {
 		return
 	}
 	l.cur.sum = l.sum.Sum64()
+	l.texts += l.cur.text
 	l.ents = append(l.ents, l.cur)
 	l.used = len(l.buf)
 }
@@ -187,7 +192,7 @@ func (l *txnLog) reset(server string) {
 	if cap(l.buf) > 1<<10 {
 		l.buf = nil
 	}
-	l.buf, l.used = l.buf[:0], 0
+	l.buf, l.used, l.texts = l.buf[:0], 0, 0
 	clear(l.ents) // statements kept alive only by the record
 	if cap(l.ents) > 32 {
 		l.ents = nil
@@ -199,7 +204,7 @@ func (l *txnLog) reset(server string) {
 // spoil marks the transaction not replayable and lets go of what it kept.
 func (l *txnLog) spoil(result, why string) {
 	l.result, l.why = result, why
-	l.buf, l.used = l.buf[:0], 0
+	l.buf, l.used, l.texts = l.buf[:0], 0, 0
 	clear(l.ents)
 	l.ents = l.ents[:0]
 }
