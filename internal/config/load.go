@@ -176,15 +176,18 @@ func Default() *Config {
 		},
 		Graphite: Graphite{Prefix: "sluice", Interval: Duration(10 * time.Second)},
 		Failover: Failover{
-			StateFile:         DefaultStateFile,
-			MaxLag:            Duration(10 * time.Second),
-			MaxCatchup:        Duration(30 * time.Second),
-			HoldTimeout:       Duration(10 * time.Second),
-			DrainTimeout:      Duration(5 * time.Second),
-			MinInterval:       Duration(5 * time.Minute),
+			StateFile:    DefaultStateFile,
+			MaxLag:       Duration(10 * time.Second),
+			MaxCatchup:   Duration(30 * time.Second),
+			HoldTimeout:  Duration(10 * time.Second),
+			DrainTimeout: Duration(5 * time.Second),
+			MinInterval:  Duration(5 * time.Minute),
+			Hooks:        Hooks{Timeout: Duration(hooks.DefaultTimeout)},
+
+			// Transaction replay is on: it carries on only when the client
+			// cannot tell (see the session package).
 			TransactionReplay: true,
 			ReplayMaxSize:     1 << 20,
-			Hooks:             Hooks{Timeout: Duration(hooks.DefaultTimeout)},
 		},
 		MaxAllowedPacket:   64 << 20,
 		MaxLongData:        64 << 20,
