@@ -98,7 +98,7 @@ const entryCost = 64
 // transaction: only those are recorded, so an autocommit session pays one
 // test per statement.
 func (s *Session) mayOpenTxn(st sqlscan.Statement) bool {
-	return s.inTxn || !s.autocommit || st.Kind == sqlscan.KindBegin
+	return s.inTxn || !s.autocommit || st.Kind == sqlscan.KindBegin || st.Kind == sqlscan.KindBeginReadOnly
 }
 
 // txnStage records the statement about to be sent on c (to server) as part
@@ -118,12 +118,18 @@ func (s *Session) txnStage(server string, routed router.Target, st sqlscan.State
 		l = &txnLog{}
 		s.txn = l
 	}
-	l.fresh = !s.inTxn || !l.on || l.server != server
-	if l.fresh {
+	l.fresh = !s.inTxn
+	if !s.inTxn || !l.on || l.server != server {
 		l.reset(server)
 		l.txSet, l.schema, l.sets = s.pendingTxSet, s.state.Schema, s.state.SetsHash
+		if s.inTxn {
+			// Opened by a statement not recorded (XA START, replay
+			// turned on by a reload, a transaction begun on another
+			// server): its start is unknown.
+			l.spoil(ReplayNotReplayable, "the transaction began before sluice recorded it")
+		}
 	}
-	l.begin = st.Kind == sqlscan.KindBegin
+	l.begin = st.Kind == sqlscan.KindBegin || st.Kind == sqlscan.KindBeginReadOnly
 	l.staged = true
 	l.cur = txnEntry{cmd: pkt[0], flags: st.Flags, lastID: s.lastInsertID}
 	l.ends = endsTxn(st)

@@ -131,6 +131,19 @@ func TestTransactionsThatCannotBeReplayed(t *testing.T) {
 	}
 }
 
+func TestTransactionBegunUnrecordedIsNotReplayable(t *testing.T) {
+	s, c := newReplaySession(t, 1<<20)
+	// XA START is not recorded; the session is in a transaction after it.
+	txnStep(s, c, "XA START 'x'", ok(autocommit|inTxn))
+	txnStep(s, c, "INSERT INTO t VALUES (1)", ok(autocommit|inTxn))
+	if l := s.txn; l == nil || !l.on || l.result != ReplayNotReplayable {
+		t.Fatalf("a transaction whose start was not recorded: %+v, want not replayable", l)
+	}
+	if s.txn.fresh {
+		t.Error("a statement inside a transaction is taken for one that opens it")
+	}
+}
+
 func TestReplayOffRecordsNothing(t *testing.T) {
 	s, c := newReplaySession(t, 0)
 	txnStep(s, c, "BEGIN", ok(autocommit|inTxn))
