@@ -504,12 +504,19 @@ func TestRestartAfterFailoverWritesOnlyToNewPrimary(t *testing.T) {
 }
 
 // A transaction left open on the primary when it froze belongs to the old
-// epoch: after the failover its COMMIT must fail, never wait for the old
-// primary to wake and commit there, where no replica and no new primary
-// will ever see it.
+// epoch: after the failover its COMMIT must never wait for the old primary
+// to wake and commit there, where no replica and no new primary will ever
+// see it. With transaction replay (the default) it is replayed on the new
+// primary and commits there; without, the COMMIT fails.
 func TestTransactionOpenOnFrozenPrimaryIsNotCommittedThere(t *testing.T) {
+	for _, replay := range []bool{true, false} {
+		t.Run(fmt.Sprintf("transaction_replay=%v", replay), func(t *testing.T) { frozenPrimaryTxn(t, replay) })
+	}
+}
+
+func frozenPrimaryTxn(t *testing.T, replay bool) {
 	topo := testbed.StartT(t, testbed.Options{Replicas: 2, ExtraArgs: serverArgs})
-	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML("")})
+	p := startSluice(t, sluiceOpts{topo: topo, yaml: foYAML(fmt.Sprintf(", transaction_replay: %v", replay))})
 	schema := foSchema(t, topo)
 	c := conn(t, openDB(t, p, ""))
 	mustExec(t, c, "BEGIN")
@@ -546,7 +553,10 @@ func TestTransactionOpenOnFrozenPrimaryIsNotCommittedThere(t *testing.T) {
 		t.Errorf("COMMIT got no answer for 5 s after the failover; it was answered %s after %s resumed: %v",
 			res.at.Sub(resumed).Round(time.Millisecond), old.Name, res.err)
 	}
-	if res.err == nil {
+	if replay && res.err != nil {
+		t.Errorf("COMMIT of a transaction begun on %s, replayed on %s: %v", old.Name, newName, res.err)
+	}
+	if !replay && res.err == nil {
 		t.Errorf("COMMIT of a transaction begun on %s succeeded after the failover to %s", old.Name, newName)
 	}
 	if old.Paused() {
@@ -561,9 +571,10 @@ func TestTransactionOpenOnFrozenPrimaryIsNotCommittedThere(t *testing.T) {
 	if v := fenceGlobalVar(t, old, "read_only"); v != "ON" {
 		t.Errorf("%s read_only=%s after its fence, want ON", old.Name, v)
 	}
-	for _, s := range []*testbed.Server{old, topo.ByName(newName)} {
-		if ids := tableIDs(t, s, schema); ids[1] {
-			t.Errorf("%s has the row of the transaction begun on %s before the failover", s.Name, old.Name)
-		}
+	if ids := tableIDs(t, old, schema); ids[1] {
+		t.Errorf("%s has the row of the transaction begun on it before the failover", old.Name)
+	}
+	if ids := tableIDs(t, topo.ByName(newName), schema); ids[1] != replay {
+		t.Errorf("%s has the row of the transaction begun on %s: %v, want %v (replayed and committed there)", newName, old.Name, ids[1], replay)
 	}
 }

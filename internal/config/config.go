@@ -291,6 +291,13 @@ type Failover struct {
 	// MinInterval forbids a second automatic failover this soon after the
 	// previous primary change (default 5m); operators can still trigger one.
 	MinInterval Duration `yaml:"min_interval" json:"min_interval"`
+	// TransactionReplay replays a transaction cut by a primary change on
+	// the new primary, and carries on only if every result the client saw
+	// comes out the same there (default true).
+	TransactionReplay bool `yaml:"transaction_replay" json:"transaction_replay"`
+	// ReplayMaxSize bounds the statement bytes one transaction keeps for
+	// a replay (default 1MiB); a bigger transaction is not replayed.
+	ReplayMaxSize ByteSize `yaml:"replay_max_size" json:"replay_max_size"`
 	// Replication is the account replicas use to connect to a new primary
 	// (CHANGE MASTER TO MASTER_USER). Required for failover and switchover.
 	Replication Credentials `yaml:"replication" json:"replication"`

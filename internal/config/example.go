@@ -147,6 +147,8 @@ failover:
   hold_timeout: 10s              # longest time new writes and transactions are held during a change
   drain_timeout: 5s              # switchover: wait for running transactions, then roll them back; < hold_timeout
   min_interval: 5m               # no second automatic failover this soon after a change; an operator still can
+  transaction_replay: true       # replay a transaction cut by a primary change on the new one, if every result matches
+  replay_max_size: 1MiB          # statement bytes kept per transaction for that; a bigger one is not replayed
   # The account replicas use to connect to the new primary (CHANGE MASTER TO
   # MASTER_USER). Needed to fail over or switch over; required when auto is
   # true. Or password: ... instead of password_env (not both).

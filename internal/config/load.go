@@ -183,6 +183,11 @@ func Default() *Config {
 			DrainTimeout: Duration(5 * time.Second),
 			MinInterval:  Duration(5 * time.Minute),
 			Hooks:        Hooks{Timeout: Duration(hooks.DefaultTimeout)},
+
+			// Transaction replay is on: it carries on only when the client
+			// cannot tell (see the session package).
+			TransactionReplay: true,
+			ReplayMaxSize:     1 << 20,
 		},
 		MaxAllowedPacket:   64 << 20,
 		MaxLongData:        64 << 20,

@@ -478,6 +478,10 @@ func (d *decoder) checkFailover(c *Config, getenv func(string) string) {
 		d.report("failover.drain_timeout", "must be less than failover.hold_timeout (%v), got %v: writes are held while transactions drain", f.HoldTimeout, f.DrainTimeout)
 	}
 
+	if f.ReplayMaxSize < minReplaySize || f.ReplayMaxSize > maxReplaySize {
+		d.report("failover.replay_max_size", "must be between %v and %v, got %v: it is kept per open transaction", ByteSize(minReplaySize), ByteSize(maxReplaySize), f.ReplayMaxSize)
+	}
+
 	r := &f.Replication
 	switch {
 	case r.User != "":
@@ -548,3 +552,10 @@ func (d *decoder) checkHooks(h *Hooks, getenv func(string) string) {
 		d.report(path, "%s", msg)
 	}
 }
+
+// Bounds of failover.replay_max_size: below 1KiB hardly a transaction
+// fits; above 1GiB a few sessions could hold the machine's memory.
+const (
+	minReplaySize = 1 << 10
+	maxReplaySize = 1 << 30
+)

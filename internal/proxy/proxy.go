@@ -297,6 +297,9 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		MaxAllowedPacket: int(cfg.MaxAllowedPacket),
 		MaxLongData:      int(cfg.MaxLongData),
 	}
+	if cfg.Failover.TransactionReplay {
+		rt.limits.ReplayMaxSize = int(cfg.Failover.ReplayMaxSize)
+	}
 	if cfg.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
 		if err != nil {

@@ -32,6 +32,7 @@ type Limits struct {
 	WarningsPin      time.Duration // idle hold of a connection kept for SHOW WARNINGS
 	MaxAllowedPacket int
 	MaxLongData      int // COM_STMT_SEND_LONG_DATA buffered per session
+	ReplayMaxSize    int // statement bytes kept per transaction for a replay; 0: no transaction replay
 }
 
 // Env is everything a session needs from the running proxy. The proxy

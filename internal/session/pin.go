@@ -147,7 +147,7 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 	lim := s.env.Limits()
 	var e *wire.Error
 	if n, ok := s.takeAbort(server); ok {
-		e = n.err()
+		e = s.withRefusal(n.err())
 		s.log.Warn("statement aborted by a primary change", "server", server)
 	} else if wire.IsTimeout(err) {
 		e = wire.Errorf(wire.ErrStatementTimeout, "70100",

@@ -170,6 +170,11 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			s.env.Observer().Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
+		if s.mayOpenTxn(st) {
+			s.txnStage(server, routed, st, pkt)
+		} else if s.txn != nil {
+			s.txn.staged = false
+		}
 		text := sql
 		if text == nil {
 			text = s.stmtText
@@ -182,10 +187,14 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			var pe *wire.Error
 			if send, pe = prep(c); pe != nil {
 				s.clearActive()
+				lost, wasTxn := c.IsBroken() || c.Closed(), s.inTxn
 				pe = s.failedBeforeSend(c, server, pe)
+				if lost && wasTxn && s.txn != nil && s.txn.staged && s.txnReplay(ctx, server) {
+					continue // preparing failed on the lost primary: on the new one now
+				}
 				ev.Err, ev.Duration = true, time.Since(start)
 				s.env.Observer().Statement(s, ev)
-				return wire.Result{}, s.fail(pe)
+				return wire.Result{}, s.fail(s.withRefusal(pe))
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {
@@ -203,7 +212,11 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				return wire.Result{}, s.fail(s.failedBeforeSend(c, server, asWireError(err)))
 			}
 		}
+		if s.txn != nil {
+			c.Conn.Sum = s.txn.arm()
+		}
 		res, err := s.roundTrip(c, send, mode)
+		c.Conn.Sum = nil
 		if guard && err == nil && c.SetMultiStatements(true, s.env.Limits().Query) != nil {
 			c.MarkBroken() // state replay needs multi-statements: never pool it
 		}
@@ -242,6 +255,17 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				skip = server
 				continue
 			}
+			if s.txn != nil && attempt < 4 && !wire.IsTimeout(err) {
+				again, e := s.txnLost(ctx, server, res.Wrote || res.Partial)
+				if again {
+					continue // the transaction was replayed: the statement runs there now
+				}
+				if e != nil {
+					ev.Err, ev.Duration = true, time.Since(start)
+					s.env.Observer().Statement(s, ev)
+					return res, s.fail(e)
+				}
+			}
 			ev.Err, ev.Duration = true, time.Since(start)
 			s.env.Observer().Statement(s, ev)
 			if res.Partial {
@@ -253,6 +277,9 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			return res, s.backendFailed(server, err, res.Wrote)
 		}
 		s.afterResult(c, server, routed, st, sql, res)
+		if s.txn != nil && s.txn.staged {
+			s.txnNote()
+		}
 		if res.Err != nil {
 			s.countError(res.Err.Code, CauseServer)
 		}
@@ -291,9 +318,13 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		t := router.Primary
 		if n, ok := s.takeAbort(s.pinnedServer); ok {
 			soft := n.soft && !s.inTxn && s.pins == pinNext
+			name, wasTxn := s.pinnedServer, s.inTxn
 			s.dropConn(s.pinned, s.pinnedServer)
 			if !soft {
-				return nil, "", t, n.err()
+				if wasTxn && s.txnReplay(ctx, name) {
+					return s.acquire(ctx, target, skip) // the transaction goes on on the new primary
+				}
+				return nil, "", t, s.withRefusal(n.err())
 			}
 			// Only a pending SHOW WARNINGS was pinned: route as usual.
 			return s.acquire(ctx, target, skip)
@@ -302,10 +333,13 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		srv, ok := snap.ByName(s.pinnedServer)
 		if ok && srv.Fenced {
 			// Demoted by a failover: nothing of the session's may run there.
-			name := s.pinnedServer
+			name, wasTxn := s.pinnedServer, s.inTxn
 			s.dropConn(s.pinned, name)
-			return nil, "", t, wire.Errorf(wire.ErrConnectionKilled, "70100",
-				"sluice: %s was demoted by a failover (epoch %d); the session's transaction and connection state on it are gone: run it again", name, snap.Epoch)
+			if wasTxn && s.txnReplay(ctx, name) {
+				return s.acquire(ctx, target, skip)
+			}
+			return nil, "", t, s.withRefusal(wire.Errorf(wire.ErrConnectionKilled, "70100",
+				"sluice: %s was demoted by a failover (epoch %d); the session's transaction and connection state on it are gone: run it again", name, snap.Epoch))
 		}
 		if ok && srv.Admin == topology.AdminMaintenance {
 			// The operator took the server away: whatever lived on the

@@ -66,6 +66,7 @@ type Session struct {
 	lastInsertID uint64
 	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
 	causal       causalState
+	txn          *txnLog // the open transaction, kept for a replay (replay.go)
 
 	stmtText    []byte // text of the prepared statement being executed, for events
 	stmtDigest  uint64 // digest hash of the statement being executed (prepared or text), computed once

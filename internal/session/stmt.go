@@ -70,7 +70,11 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	first, err := s.sendPrepare(c, server, pkt)
 	if err != nil {
 		s.clearActive()
+		wasTxn := s.inTxn
 		s.dropConn(c, server)
+		if wasTxn && s.txnReplay(ctx, server) {
+			return s.stmtPrepare(ctx, pkt) // on the new primary, in the replayed transaction
+		}
 		return s.backendFailed(server, err, false)
 	}
 	if wire.IsERR(first) {

@@ -59,7 +59,7 @@ var (
 		descReloads, descConfigErrors, descLastReloadOK, descFailovers,
 		descFailoverEvents, descFailoverEpoch, descFailoverAlert, descFailoverPause, descServerFenced,
 		descDigests, descDigestEvictions, descSlowQueries, descSlowDropped, descGraphiteRounds,
-		descCausalReads, descClientErrors, descLoginFailures,
+		descCausalReads, descClientErrors, descLoginFailures, descReplays,
 		descBuildInfo,
 	}
 	build          = buildinfo.Read()
@@ -94,6 +94,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	m(descClientRefused, counter, float64(st.refused.Load()))
 	st.collectClientErrors(m)
+	st.collectReplays(m)
 	m(descBuildInfo, gauge, 1, build.Version, build.ShortRevision(), build.GoVersion)
 
 	st.collectServers(m)

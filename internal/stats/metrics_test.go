@@ -180,6 +180,7 @@ func TestMetricNamesLintAndDocumented(t *testing.T) {
 	st.Statement(nil, query("SELECT 1", time.Millisecond))
 	st.ClientError(9001, "server_unreachable")
 	st.LoginFailed("bad_credentials")
+	st.TransactionReplay("ok")
 	mfs, err := st.Gather()
 	if err != nil {
 		t.Fatal(err)

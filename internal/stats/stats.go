@@ -22,6 +22,7 @@
 //	sluice_client_connections_refused_total        counter   logins that failed, for any cause
 //	sluice_client_login_failures_total{cause}      counter   failed logins by cause (bad_credentials, unknown_user, default_database, default_database_unavailable, too_many_connections, handshake_timeout, bad_handshake, client_left)
 //	sluice_client_errors_total{code,cause}         counter   error packets sent to clients, by MySQL error code and cause ("server" for a server's own error)
+//	sluice_transaction_replays_total{result}       counter   transactions cut by a primary change, by outcome: ok, mismatch, too_big, not_replayable, failed, commit_unknown
 //	sluice_client_connections_over_limit_total     counter   connections refused with 1040 at max_client_connections
 //	sluice_backend_queued_requests                 gauge     requests waiting for a backend connection, all servers
 //	sluice_server_queued_requests{server}          gauge     the same, per server
@@ -140,6 +141,7 @@ type Stats struct {
 	refused    atomic.Uint64
 	clientErrs errCounts[errKey]
 	loginFails errCounts[string]
+	replays    errCounts[string] // transactions cut by a primary change, by outcome
 	reloadsOK  atomic.Uint64
 	reloadErr  atomic.Uint64
 	lastOK     atomic.Bool

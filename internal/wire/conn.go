@@ -30,6 +30,9 @@ type Conn struct {
 	// packets may carry session state that Relay strips for clients. A
 	// peer that did not may send any bytes after the status there.
 	SessionTrack bool
+	// Sum, on a backend connection, hears what Relay reads of responses
+	// (transaction replay); nil when nobody records.
+	Sum *ResultSum
 
 	buf     []byte
 	scratch []byte

@@ -135,6 +135,13 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 				// Drained even when the header could not be written, or
 				// the next header would be read from the middle of this
 				// payload.
+				if src.Sum != nil {
+					if err := src.sumDiscard(n, timeout); err != nil {
+						return res, &RelayError{SideBackend, err}
+					}
+					res.Bytes += int64(n)
+					continue
+				}
 				if _, err := src.R.Discard(n); err != nil {
 					return res, &RelayError{SideBackend, err}
 				}
@@ -157,6 +164,7 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 		// come.
 		res.Bytes += int64(n)
 		done := false
+		prev := state
 		switch state {
 		case stFirst:
 			switch {
@@ -230,6 +238,9 @@ func Relay(dst, src *Conn, mode RelayMode, timeout, dstTimeout time.Duration) (R
 				done = true
 			}
 		}
+		if src.Sum != nil {
+			src.Sum.add(prev, mode, p)
+		}
 		if res.LocalInfile && dst != nil && dst.NoLocalInfile {
 			// The client cannot answer a file request; the caller refuses
 			// it on the client's behalf.
@@ -300,9 +311,29 @@ func copyN(dst, src *Conn, n int, dstErr *error, timeout, dstTimeout time.Durati
 		if _, err := io.ReadFull(src.R, chunk); err != nil {
 			return err
 		}
+		if src.Sum != nil {
+			src.Sum.addLarge(chunk)
+		}
 		if *dstErr == nil {
 			_, *dstErr = dst.W.Write(chunk)
 		}
+		n -= len(chunk)
+	}
+	return nil
+}
+
+// sumDiscard reads and sums n payload bytes nobody receives (a replayed
+// statement's large row).
+func (c *Conn) sumDiscard(n int, timeout time.Duration) error {
+	for n > 0 {
+		chunk := c.small(min(n, 32<<10))
+		if c.R.Buffered() < len(chunk) {
+			c.SetReadTimeout(timeout)
+		}
+		if _, err := io.ReadFull(c.R, chunk); err != nil {
+			return err
+		}
+		c.Sum.addLarge(chunk)
 		n -= len(chunk)
 	}
 	return nil
