@@ -239,3 +239,19 @@ func (p *Proxy) Hold(ctx context.Context, objs []placement.Object) (release func
 		}
 	}
 }
+
+// ClusterSnapshot and ClusterReport are a cluster's topology and failover
+// state (metrics); zero values for an unknown name.
+func (p *Proxy) ClusterSnapshot(name string) *topology.Snapshot {
+	if c := p.byName[name]; c != nil {
+		return c.monitor.Snapshot()
+	}
+	return &topology.Snapshot{Primary: -1}
+}
+
+func (p *Proxy) ClusterReport(name string) failover.Report {
+	if c := p.byName[name]; c != nil {
+		return c.failover.Report()
+	}
+	return failover.Report{}
+}

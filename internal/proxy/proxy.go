@@ -272,7 +272,11 @@ func (p *Proxy) abortOnLoss(old, cur *topology.Snapshot) {
 // SetAdmin puts a server in drain or maintenance, or back in rotation. The
 // state survives reloads.
 func (p *Proxy) SetAdmin(server string, st topology.AdminState) error {
-	if !p.monitor.SetAdmin(server, st) {
+	mon := p.monitor
+	if c := p.byName[p.ClusterOf(server)]; c != nil {
+		mon = c.monitor
+	}
+	if !mon.SetAdmin(server, st) {
 		return fmt.Errorf("no server named %q", server)
 	}
 	p.log.Info("operator state changed", "server", server, "state", string(st))
