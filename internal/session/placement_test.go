@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,14 +16,25 @@ import (
 // placingEnv is a testEnv fronting clusters c1, c2, c3.
 type placingEnv struct {
 	*testEnv
+	mu    sync.Mutex // the test changes m and holds while a session reads them, as a move does
 	m     *placement.Map
 	holds []*Hold
 	envs  map[string]Env
 }
 
-func (p *placingEnv) Placement() *placement.Map  { return p.m }
+func (p *placingEnv) Placement() *placement.Map {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m
+}
+
 func (p *placingEnv) ClusterEnv(name string) Env { return p.envs[name] }
-func (p *placingEnv) Holds() []*Hold             { return p.holds }
+
+func (p *placingEnv) Holds() []*Hold {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.holds
+}
 
 func newPlacingSession(t *testing.T) (*Session, *placingEnv) {
 	t.Helper()
@@ -94,7 +106,9 @@ func TestHoldWaitsForTouchedObjects(t *testing.T) {
 	s, env := newPlacingSession(t)
 	s.state.Schema = "app"
 	h := &Hold{Objs: []placement.Object{{DB: "app", Table: "bucket_0002"}}, Done: make(chan struct{})}
+	env.mu.Lock()
 	env.holds = []*Hold{h}
+	env.mu.Unlock()
 	// Other objects flow on.
 	if e := s.placeStmt(context.Background(), []byte("SELECT * FROM bucket_0003")); e != nil {
 		t.Fatal(e)
@@ -118,7 +132,9 @@ func TestHoldWaitsForTouchedObjects(t *testing.T) {
 		t.Fatalf("a statement on a held table ran: %v", e)
 	case <-time.After(50 * time.Millisecond):
 	}
+	env.mu.Lock()
 	env.m, env.holds = moved, nil
+	env.mu.Unlock()
 	close(h.Done)
 	select {
 	case e := <-done:
