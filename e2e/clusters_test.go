@@ -392,4 +392,30 @@ func TestClustersSysbenchAndSwitchoverOfOne(t *testing.T) {
 		_, err := app.ExecContext(ctx, "INSERT INTO t (v) VALUES (1)")
 		return err == nil
 	})
+
+	// A restarted sluice reads each cluster's epoch from the state file:
+	// c1's new primary, c2's unchanged one.
+	epoch1, primary1 := p.ClusterFailover("c1").Report().Epoch, p.ClusterFailover("c1").Report().Primary
+	state := p.Config().Failover.StateFile
+	p.Close()
+	p2 := startClusters(t, topos, "placement:\n  default_cluster: c1\n  databases:\n    - {name: sbtest, cluster: c2}\n", state)
+	for _, c := range []struct {
+		name, primary string
+		epoch         uint64
+	}{{"c1", primary1, epoch1}, {"c2", primary2, epoch2}} {
+		if r := p2.ClusterFailover(c.name).Report(); r.Epoch != c.epoch || r.Primary != c.primary {
+			t.Errorf("after restart cluster %s: epoch %d primary %s; want %d %s", c.name, r.Epoch, r.Primary, c.epoch, c.primary)
+		}
+	}
+	app2 := openDB(t, p2, "app")
+	mustExec(t, app2, "INSERT INTO t (v) VALUES (2)")
+	var port string
+	if err := app2.QueryRowContext(ctx, "SELECT @@port FROM t LIMIT 1 FOR UPDATE").Scan(&port); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range topos[0].Servers {
+		if serverName(0, s) == primary1 && fmt.Sprint(s.Port) != port {
+			t.Errorf("after restart c1's writes went to port %s, not its epoch's primary %s (port %d)", port, primary1, s.Port)
+		}
+	}
 }
