@@ -34,20 +34,43 @@ func adminCmd(action string, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
+	if fs.NArg() > 0 {
+		// Flags may follow the cluster or server named: "switchover c2
+		// --to c2-db2".
+		first := fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return exitError(2)
+		}
+		if err := fs.Parse(append([]string{"--", first}, fs.Args()...)); err != nil {
+			return exitError(2)
+		}
+	}
 	var endpoint string
 	switch action {
 	case "switchover", "failover":
-		// "sluice switchover db2" reads as a target: accept it, once.
+		// "sluice switchover db2" reads as a target, and "sluice
+		// switchover c2" as a cluster (the API tells them apart);
+		// "sluice switchover c2 --to c2-db2" names both.
+		cluster := ""
 		switch {
-		case fs.NArg() > 1 || (fs.NArg() == 1 && *to != "" && *to != fs.Arg(0)):
-			fmt.Fprintf(os.Stderr, "usage: sluice %s [-c sluice.yaml] [--to NAME]\n", action)
+		case fs.NArg() > 1:
+			fmt.Fprintf(os.Stderr, "usage: sluice %s [-c sluice.yaml] [CLUSTER] [--to NAME]\n", action)
 			return exitError(2)
+		case fs.NArg() == 1 && *to != "" && *to != fs.Arg(0):
+			cluster = fs.Arg(0)
 		case fs.NArg() == 1:
 			*to = fs.Arg(0)
 		}
 		endpoint = "/api/" + action
+		q := url.Values{}
+		if cluster != "" {
+			q.Set("cluster", cluster)
+		}
 		if *to != "" {
-			endpoint += "?to=" + url.QueryEscape(*to)
+			q.Set("to", *to)
+		}
+		if len(q) > 0 {
+			endpoint += "?" + q.Encode()
 		}
 	case "rejoin":
 		if fs.NArg() != 1 {

@@ -26,8 +26,11 @@ Usage:
   sluice check -c sluice.yaml   validate a configuration, print every problem
   sluice check --example        print a complete, commented example configuration
   sluice demo                   start a local primary + 2 replicas + sluice to try it out
-  sluice switchover [--to NAME] move the primary of a running sluice (-c sluice.yaml, or --http ADDR --token T)
-  sluice failover [--to NAME]   promote a replica of a running sluice whose primary is down
+  sluice switchover [CLUSTER] [--to NAME]
+                                move the primary of a running sluice (-c sluice.yaml, or --http ADDR --token T);
+                                with several clusters, name the cluster or the server to promote
+  sluice failover [CLUSTER] [--to NAME]
+                                promote a replica of a running sluice whose primary is down
   sluice rejoin NAME            make a fenced old primary a replica of the current primary
   sluice version                print the module version, VCS revision and Go version
 `
@@ -102,7 +105,11 @@ func checkCmd(args []string, out io.Writer) error {
 		fmt.Fprintln(os.Stderr, err)
 		return exitError(1)
 	}
-	fmt.Fprintf(out, "%s: OK (%d servers, %d users, listen %s)\n", *path, len(cfg.Servers), len(cfg.Users), cfg.Listen)
+	if len(cfg.Clusters) > 0 {
+		fmt.Fprintf(out, "%s: OK (%d clusters, %d servers, %d users, listen %s)\n", *path, len(cfg.Clusters), len(cfg.Servers), len(cfg.Users), cfg.Listen)
+	} else {
+		fmt.Fprintf(out, "%s: OK (%d servers, %d users, listen %s)\n", *path, len(cfg.Servers), len(cfg.Users), cfg.Listen)
+	}
 	return nil
 }
 

@@ -5,7 +5,11 @@
 // the running state.
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/sluice-proxy/sluice/internal/placement"
+)
 
 // Config is the whole sluice configuration file. The json tags mirror the
 // YAML keys so that the admin API shows Redacted() in the file's own terms.
@@ -28,6 +32,12 @@ type Config struct {
 	Users   []User      `yaml:"users" json:"users"`
 	Monitor Credentials `yaml:"monitor" json:"monitor"`
 	Servers []Server    `yaml:"servers" json:"servers"`
+	// Clusters replaces Servers when sluice fronts several clusters; see
+	// Cluster. Servers alone form one cluster named "default".
+	Clusters []Cluster `yaml:"clusters" json:"clusters,omitempty"`
+	// Placement says which cluster owns each database and table: the
+	// initial map, until the state store holds one.
+	Placement placement.Config `yaml:"placement" json:"placement"`
 
 	Health   Health   `yaml:"health" json:"health"`
 	Routing  Routing  `yaml:"routing" json:"routing"`

@@ -427,7 +427,9 @@ var keyPaths = func() map[string][]string {
 			if ft.Kind() == reflect.Slice {
 				ft, sub = ft.Elem(), sub+"[]"
 			}
-			if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) {
+			if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) && sub != "clusters[]" {
+				// A cluster's sections mirror the top-level ones: hints
+				// name those.
 				walk(ft, sub)
 			}
 		}

@@ -58,6 +58,38 @@ servers:
     backup: true             # takes reads only when no other replica can
     no_promotion: true       # e.g. a replica in another data centre
 
+# Several clusters behind one sluice: write clusters: instead of servers:
+# (not both). Server names are unique across clusters. Each cluster has its
+# own monitor, read/write split, failover and epoch; health, routing and
+# failover keys written in a cluster override the top-level ones for it
+# (failover.state_file stays top-level). servers: alone is one cluster
+# named "default".
+# clusters:
+#   - name: east
+#     servers:
+#       - {name: e1, address: 10.0.1.1:3306}
+#       - {name: e2, address: 10.0.1.2:3306}
+#     health: {interval: 500ms}
+#     routing: {read_fallback: error}
+#     failover: {auto: true}
+#   - name: west
+#     servers:
+#       - {name: w1, address: 10.0.2.1:3306}
+
+# Which cluster owns each database and table (with clusters:). Tables
+# placed apart from their database take precedence: an exact name, or a
+# numbered family with one {A..B} range (a leading zero pads every number
+# to the bounds' width). A statement or transaction touching two clusters
+# is refused with error 9005. This is the initial map: once the state
+# file holds one (after the first start, or a move), the state file wins.
+# placement:
+#   default_cluster: east      # owns everything unplaced; default: the first cluster
+#   databases:
+#     - {name: shop, cluster: west}
+#   tables:
+#     - {database: app, tables: "bucket_{0000..0511}", cluster: west}
+#     - {database: app, tables: audit_log, cluster: east}
+
 # Monitor timing. A server is up after rise good checks in a row and down
 # after fall bad ones (as in HAProxy).
 health:

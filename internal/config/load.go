@@ -296,6 +296,14 @@ func (c *Config) Redacted() *Config {
 	redact(&r.Failover.Hooks.Token, &r.Failover.Hooks.secret)
 	r.Failover.Hooks.Command = slices.Clone(c.Failover.Hooks.Command)
 	r.Failover.Hooks.Webhook = redactURL(c.Failover.Hooks.Webhook)
+	r.Clusters = slices.Clone(c.Clusters)
+	for i := range r.Clusters {
+		f := &r.Clusters[i].Failover
+		redact(&f.Replication.Password, &f.Replication.secret)
+		redact(&f.Hooks.Token, &f.Hooks.secret)
+		f.Hooks.Command = slices.Clone(f.Hooks.Command)
+		f.Hooks.Webhook = redactURL(f.Hooks.Webhook)
+	}
 	return &r
 }
 

@@ -22,7 +22,11 @@ import (
 func (d *decoder) validate(c *Config, getenv func(string) string) {
 	d.checkListeners(c, getenv)
 	d.checkUsers(c, getenv)
-	d.checkServers(c)
+	if len(c.Clusters) > 0 {
+		d.checkClusters(c, getenv)
+	} else {
+		d.checkServers(c)
+	}
 	d.checkMonitor(c, getenv)
 	d.checkHealth(c.Health)
 	d.checkRouting(c.Routing)
@@ -56,6 +60,14 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 	d.checkSlowQuery(&c.SlowQuery)
 	d.checkGraphite(c.Graphite)
 	d.checkFailover(c, getenv)
+	if len(c.Clusters) > 0 {
+		// After the top-level sections are checked and their secrets
+		// resolved: clusters start from copies of them.
+		for i := range c.Clusters {
+			d.overlay(fmt.Sprintf("clusters[%d]", i), &c.Clusters[i], c, getenv)
+		}
+	}
+	d.checkPlacement(c)
 }
 
 // maxDigests bounds digests.max: an entry takes about 1 KiB with its text.

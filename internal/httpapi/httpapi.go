@@ -88,6 +88,7 @@ func Handler(src Source, obs Observability) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, list)
 	})
+	api.HandleFunc("GET /api/clusters", handleClusters(src))
 	api.HandleFunc("GET /api/sessions", func(w http.ResponseWriter, r *http.Request) {
 		list := src.Sessions()
 		if list == nil {
@@ -110,7 +111,11 @@ func Handler(src Source, obs Observability) http.Handler {
 			st = topology.AdminNone
 		case "rejoin":
 			runChange(w, r, func(ctx context.Context) (failover.Record, error) {
-				return src.Failover().Rejoin(ctx, r.PathValue("name"))
+				fm, name, err := failoverFor(src, "", r.PathValue("name"))
+				if err != nil {
+					return failover.Record{}, err
+				}
+				return fm.Rejoin(ctx, name)
 			})
 			return
 		default:
@@ -129,16 +134,32 @@ func Handler(src Source, obs Observability) http.Handler {
 		}
 	})
 	api.HandleFunc("GET /api/failover", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, src.Failover().Report())
+		fm := src.Failover()
+		if c := r.URL.Query().Get("cluster"); c != "" {
+			var err error
+			if fm, _, err = failoverFor(src, c, ""); err != nil {
+				writeError(w, http.StatusNotFound, err.Error())
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, fm.Report())
 	})
 	api.HandleFunc("POST /api/switchover", func(w http.ResponseWriter, r *http.Request) {
 		runChange(w, r, func(ctx context.Context) (failover.Record, error) {
-			return src.Failover().Switchover(ctx, r.URL.Query().Get("to"))
+			fm, to, err := failoverFor(src, r.URL.Query().Get("cluster"), r.URL.Query().Get("to"))
+			if err != nil {
+				return failover.Record{}, err
+			}
+			return fm.Switchover(ctx, to)
 		})
 	})
 	api.HandleFunc("POST /api/failover", func(w http.ResponseWriter, r *http.Request) {
 		runChange(w, r, func(ctx context.Context) (failover.Record, error) {
-			return src.Failover().Failover(ctx, r.URL.Query().Get("to"))
+			fm, to, err := failoverFor(src, r.URL.Query().Get("cluster"), r.URL.Query().Get("to"))
+			if err != nil {
+				return failover.Record{}, err
+			}
+			return fm.Failover(ctx, to)
 		})
 	})
 	api.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
@@ -276,6 +297,7 @@ func runChange(w http.ResponseWriter, r *http.Request, do func(context.Context) 
 // ServerView is a server as the API shows it.
 type ServerView struct {
 	Name        string    `json:"name"`
+	Cluster     string    `json:"cluster"`
 	Address     string    `json:"address"`
 	Role        string    `json:"role"`
 	State       string    `json:"state"` // up, down, drain, maintenance, lagging, stopped
@@ -309,13 +331,20 @@ type ServerView struct {
 }
 
 func servers(src Source) []ServerView {
-	snap := src.Snapshot()
+	names, snaps := snapshots(src)
 	stats := src.PoolStats()
 	procs, _ := src.(ProcessSource)
-	out := make([]ServerView, 0, len(snap.Servers))
+	out := []ServerView{}
+	for k, snap := range snaps {
+		out = appendServers(out, names[k], snap, stats, procs)
+	}
+	return out
+}
+
+func appendServers(out []ServerView, cluster string, snap *topology.Snapshot, stats map[string]backend.Stats, procs ProcessSource) []ServerView {
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
-		v := ServerView{Name: s.Name, Address: s.Addr, Role: snap.RoleName(i), State: s.State(), Up: s.Up,
+		v := ServerView{Name: s.Name, Cluster: cluster, Address: s.Addr, Role: snap.RoleName(i), State: s.State(), Up: s.Up,
 			Backup: s.Backup, Weight: s.Weight, ReadOnly: s.ReadOnly, IORunning: s.IORunning, SQLRunning: s.SQLRunning,
 			GTID: s.GTIDPos, Version: s.Version, LastError: s.LastError, LastCheck: s.LastCheck,
 			CheckMillis: float64(s.CheckTime.Microseconds()) / 1000,

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,9 @@ type runtime struct {
 	cfg      *config.Config
 	accounts map[string]session.Account
 	policy   router.Policy
+	// policies are each cluster's routing, by cluster name; policy is the
+	// first cluster's.
+	policies map[string]*router.Policy
 	limits   session.Limits
 	pools    map[string]*backend.Pool
 	tls      *tls.Config
@@ -49,6 +53,11 @@ type Proxy struct {
 	failover *failover.Manager
 	store    *statestore.File
 	balancer router.Balancer
+	// clusters are the configured clusters in order; monitor, failover
+	// and balancer above are the first one's (a single cluster's).
+	clusters []*cluster
+	byName   map[string]*cluster
+	place    placeState
 	causal   causal.Tracker // outlives reloads, like the balancer
 	observer session.Observer
 
@@ -110,31 +119,59 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 	p.rt.Store(rt)
 	p.fdLimit = RaiseFDLimit()
 	p.applyLimits(cfg)
-	p.monitor = topology.NewMonitor(monitorConfig(cfg), o.Logger)
-	p.monitor.Watch(p.abortOnLoss)
-	p.monitor.Watch(p.forgetLostPositions)
 	p.store, err = statestore.OpenFile(cfg.Failover.StateFile)
 	if err != nil {
 		return nil, fmt.Errorf("failover.state_file: %w", err)
 	}
-	p.failover, err = failover.NewManager(failoverConfig(cfg), p.monitor, p.store, p, o.Logger)
-	if err != nil {
+	p.byName = map[string]*cluster{}
+	for i, cc := range cfg.ClusterList() {
+		c := &cluster{name: cc.Name}
+		if i == 0 {
+			c.balancer = &p.balancer
+		} else {
+			c.balancer = new(router.Balancer)
+		}
+		log := o.Logger
+		if len(cfg.Clusters) > 0 {
+			log = log.With("cluster", cc.Name)
+		}
+		c.monitor = topology.NewMonitor(monitorConfigFor(cfg, cc), log)
+		c.monitor.Watch(p.abortOnLoss)
+		c.monitor.Watch(p.forgetLostPositions)
+		c.failover, err = failover.NewManager(failoverConfigFor(cfg, cc), c.monitor, p.store.Cluster(cc.Name), p, log)
+		if err != nil {
+			p.store.Close()
+			return nil, fmt.Errorf("failover.state_file: %w", err)
+		}
+		c.env = &clusterEnv{Proxy: p, c: c}
+		p.clusters = append(p.clusters, c)
+		p.byName[cc.Name] = c
+	}
+	p.monitor, p.failover = p.clusters[0].monitor, p.clusters[0].failover
+	if err := p.loadPlacement(cfg); err != nil {
 		p.store.Close()
-		return nil, fmt.Errorf("failover.state_file: %w", err)
+		return nil, err
 	}
 	return p, nil
 }
 
 func failoverConfig(cfg *config.Config) failover.Config {
-	f := cfg.Failover
+	return failoverConfigFor(cfg, cfg.ClusterList()[0])
+}
+
+func failoverConfigFor(cfg *config.Config, cl config.Cluster) failover.Config {
+	f := cl.Failover
 	fc := failover.Config{
 		Auto: f.Auto, MaxLag: f.MaxLag.D(), MaxCatchup: f.MaxCatchup.D(), HoldTimeout: f.HoldTimeout.D(),
 		DrainTimeout: f.DrainTimeout.D(), MinInterval: f.MinInterval.D(),
 		MonitorUser: cfg.Monitor.User, MonitorPassword: cfg.Monitor.Secret(),
 		ReplUser: f.Replication.User, ReplPassword: f.Replication.Secret(),
-		Timeout: cfg.Health.Timeout.D(), Hooks: cfg.HooksConfig(),
+		Timeout: cl.Health.Timeout.D(), Hooks: cfg.HooksConfig(),
 	}
-	for _, s := range cfg.Servers {
+	if len(cfg.Clusters) > 0 {
+		fc.Hooks, fc.Cluster = hooksConfig(f.Hooks), cl.Name
+	}
+	for _, s := range cl.Servers {
 		fc.Servers = append(fc.Servers, failover.Server{Name: s.Name, Addr: s.Address, NoPromotion: s.NoPromotion, Priority: s.Priority})
 	}
 	return fc
@@ -235,7 +272,11 @@ func (p *Proxy) abortOnLoss(old, cur *topology.Snapshot) {
 // SetAdmin puts a server in drain or maintenance, or back in rotation. The
 // state survives reloads.
 func (p *Proxy) SetAdmin(server string, st topology.AdminState) error {
-	if !p.monitor.SetAdmin(server, st) {
+	mon := p.monitor
+	if c := p.byName[p.ClusterOf(server)]; c != nil {
+		mon = c.monitor
+	}
+	if !mon.SetAdmin(server, st) {
 		return fmt.Errorf("no server named %q", server)
 	}
 	p.log.Info("operator state changed", "server", server, "state", string(st))
@@ -273,7 +314,7 @@ func (p *Proxy) ClientConns() (current int64, total uint64) {
 }
 
 func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
-	rt := &runtime{cfg: cfg, accounts: map[string]session.Account{}, pools: map[string]*backend.Pool{}}
+	rt := &runtime{cfg: cfg, accounts: map[string]session.Account{}, pools: map[string]*backend.Pool{}, policies: map[string]*router.Policy{}}
 	for _, u := range cfg.Users {
 		rt.accounts[u.Name] = session.Account{Name: u.Name, Password: u.Secret(), AuthPlugin: u.AuthPlugin}
 	}
@@ -286,6 +327,23 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 		CausalTimeout:       cfg.Routing.CausalTimeout.D(),
 		CausalFallbackError: cfg.Routing.CausalFallback == "error",
 		Causal:              &p.causal,
+	}
+	for i, cl := range cfg.ClusterList() {
+		pol := rt.policy
+		if i > 0 || len(cfg.Clusters) > 0 {
+			r := cl.Routing
+			pol = router.Policy{
+				ReadYourWrites: r.ReadYourWrites.Window, FallbackError: r.ReadFallback == "error", Balance: r.Balance,
+				Consistency: router.ParseConsistency(r.Consistency), CausalTimeout: r.CausalTimeout.D(),
+				CausalFallbackError: r.CausalFallback == "error", Causal: &p.causal,
+			}
+		}
+		if i == 0 {
+			rt.policy = pol
+			rt.policies[cl.Name] = &rt.policy
+		} else {
+			rt.policies[cl.Name] = &pol
+		}
 	}
 	rt.limits = session.Limits{
 		Handshake:        cfg.Timeouts.Handshake.D(),
@@ -326,14 +384,14 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 	return rt, nil
 }
 
-func monitorConfig(cfg *config.Config) topology.Config {
+func monitorConfigFor(cfg *config.Config, cl config.Cluster) topology.Config {
 	mc := topology.Config{
 		User: cfg.Monitor.User, Password: cfg.Monitor.Secret(),
-		Interval: cfg.Health.Interval.D(), Timeout: cfg.Health.Timeout.D(),
-		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
-		MaxLag: cfg.Routing.MaxReplicationLag.D(), HeartbeatTable: cfg.Routing.HeartbeatTable,
+		Interval: cl.Health.Interval.D(), Timeout: cl.Health.Timeout.D(),
+		Rise: cl.Health.Rise, Fall: cl.Health.Fall,
+		MaxLag: cl.Routing.MaxReplicationLag.D(), HeartbeatTable: cl.Routing.HeartbeatTable,
 	}
-	for _, s := range cfg.Servers {
+	for _, s := range cl.Servers {
 		mc.Servers = append(mc.Servers, topology.ServerConfig{Name: s.Name, Addr: s.Address, Backup: s.Backup, Weight: s.Weight, MaxConn: s.MaxConnections})
 	}
 	return mc
@@ -351,16 +409,22 @@ func (p *Proxy) Start(ctx context.Context) error {
 	p.mu.Lock()
 	p.lns, p.cancel = lns, cancel
 	p.mu.Unlock()
-	first := p.monitor.Subscribe()
-	go p.monitor.Run(ctx)
-	p.bg.Add(1)
-	go func() {
-		defer p.bg.Done()
-		p.failover.Run(ctx)
-	}()
-	select {
-	case <-first:
-	case <-time.After(cfg.Health.Timeout.D() + time.Second):
+	var firsts []<-chan struct{}
+	for _, c := range p.clusters {
+		firsts = append(firsts, c.monitor.Subscribe())
+		go c.monitor.Run(ctx)
+		p.bg.Add(1)
+		go func() {
+			defer p.bg.Done()
+			c.failover.Run(ctx)
+		}()
+	}
+	wait := time.After(cfg.Health.Timeout.D() + time.Second)
+	for _, first := range firsts {
+		select {
+		case <-first:
+		case <-wait:
+		}
 	}
 	go p.reap(ctx)
 	var accepting sync.WaitGroup
@@ -460,8 +524,10 @@ func (p *Proxy) Close() error {
 	// A primary change in progress finishes first: the sessions it holds
 	// are released to the new primary, and the topology is never left
 	// half changed.
-	fc := failoverConfig(p.rt.Load().cfg)
-	p.failover.Close(fc.ChangeBound())
+	for _, c := range p.clusters {
+		fc := failoverConfigFor(p.rt.Load().cfg, c.config(p.rt.Load().cfg))
+		c.failover.Close(fc.ChangeBound())
+	}
 	cancel()
 	<-p.done
 	p.bg.Wait()
@@ -488,6 +554,9 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	if cfg.Failover.StateFile != old.cfg.Failover.StateFile {
 		return fmt.Errorf("failover.state_file cannot change at run time (%s -> %s); restart sluice", old.cfg.Failover.StateFile, cfg.Failover.StateFile)
 	}
+	if !slices.Equal(cfg.ClusterNames(), old.cfg.ClusterNames()) {
+		return fmt.Errorf("clusters cannot be added, removed or renamed at run time (%v -> %v); restart sluice", old.cfg.ClusterNames(), cfg.ClusterNames())
+	}
 	rt, err := p.build(cfg, old)
 	if err != nil {
 		return err
@@ -509,8 +578,11 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	}
 	p.rt.Store(rt)
 	p.applyLimits(cfg)
-	p.monitor.Update(monitorConfig(cfg))
-	p.failover.Update(failoverConfig(cfg))
+	for _, c := range p.clusters {
+		cc := c.config(cfg)
+		c.monitor.Update(monitorConfigFor(cfg, cc))
+		c.failover.Update(failoverConfigFor(cfg, cc))
+	}
 	for _, pool := range retired {
 		pool.Close()
 	}

@@ -171,6 +171,9 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 // exists and the user may use it; the pinned connection takes the change
 // directly, otherwise the new state is applied lazily by the pool.
 func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
+	if e := s.placeSchema(ctx, db); e != nil {
+		return e
+	}
 	if s.pinned != nil {
 		return s.schemaOn(s.pinned, s.pinnedServer, db, true)
 	}
@@ -329,6 +332,7 @@ func (s *Session) mayKillOthers(ctx context.Context) bool {
 // resetSession implements COM_RESET_CONNECTION: everything the session set
 // up is dropped, as on the server; the default schema stays.
 func (s *Session) resetSession() {
+	s.forgetPlacement()
 	s.unpinForReset()
 	for id := range s.stmts {
 		s.dropStmt(id)

@@ -29,6 +29,9 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000",
 			"You have an error in your SQL syntax: multi-statements are not enabled on this connection (CLIENT_MULTI_STATEMENTS)"))
 	}
+	if handled, err := s.placeQuery(ctx, sql, st); handled {
+		return err
+	}
 	switch st.Kind {
 	case sqlscan.KindKill:
 		id, queryOnly, ok := sqlscan.KillTarget(sql)
@@ -64,6 +67,9 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 // decide picks primary or replica for a statement outside a pinned
 // connection.
 func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
+	if s.place.pendingBegin != "" && st.Kind != sqlscan.KindSet && st.Kind != sqlscan.KindUse {
+		return router.Primary // it begins the held-back transaction
+	}
 	if st.Flags&sqlscan.FlagMulti != 0 && st.Flags&sqlscan.FlagHintPrimary == 0 {
 		// A multi-statement may go to a replica only if every part may.
 		allRead := true
@@ -395,7 +401,7 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 	if pool == nil {
 		return nil, "", target, unavailable(fmt.Errorf("server %s is not configured", name))
 	}
-	c, err := pool.Get(ctx, s.key(), s.account.Password, &s.state)
+	c, err := pool.Get(ctx, s.key(), s.account.Password, s.stateFor())
 	if err != nil {
 		var me *wire.Error
 		if errors.As(err, &me) {
@@ -491,6 +497,9 @@ func unavailable(err error) *wire.Error {
 // held-back SET TRANSACTION, and the session's LAST_INSERT_ID() value when
 // the statement reads it on a connection that did not produce it.
 func (s *Session) beforeSend(c *backend.Conn, st sqlscan.Statement) *wire.Error {
+	if e := s.beginPending(c, st); e != nil {
+		return e
+	}
 	lim := s.env.Limits()
 	if s.pendingTxSet != "" {
 		q := s.pendingTxSet

@@ -99,6 +99,8 @@ type Session struct {
 	// abort is set by AbortPinned from another goroutine: the session's
 	// work on that server was cut by a primary change.
 	abort atomic.Pointer[abortNote]
+
+	place placeState // clusters and placement (placement.go)
 }
 
 // abortNote: soft marks a session that was only pinned for the statement
@@ -118,7 +120,7 @@ func New(id uint32, nc net.Conn, env Env) *Session {
 	return &Session{
 		ID: id, env: env, log: env.Logger().With("session", id, "client", addr),
 		c: wire.NewLendingConn(nc), raw: nc, addr: addr, autocommit: true,
-		stmts: map[uint32]*stmt{}, started: time.Now(),
+		stmts: map[uint32]*stmt{}, started: time.Now(), place: placeState{home: env},
 	}
 }
 
@@ -301,6 +303,7 @@ func (s *Session) commandStep() error {
 // waitNext readies the session to wait for its next command: what other
 // goroutines may read is published, and buffers go back to their pools.
 func (s *Session) waitNext() {
+	s.placeDone()
 	s.publishInfo()
 	s.c.Idle()
 }
@@ -465,11 +468,13 @@ func (s *Session) killOnServer(server string, thread uint32) {
 }
 
 func (s *Session) killOnServerAs(server string, acc Account, thread uint32) {
-	pool := s.env.Pool(server)
+	// s.place.home, not s.env: this runs on other goroutines too, and
+	// s.env changes with the cluster serving the session.
+	pool := s.place.home.Pool(server)
 	if pool == nil {
 		return
 	}
-	go killBackendQuery(pool.Addr, acc, thread, s.env.Limits().Handshake)
+	go killBackendQuery(pool.Addr, acc, thread, s.place.home.Limits().Handshake)
 }
 
 func killBackendQuery(addr string, acc Account, thread uint32, timeout time.Duration) error {

@@ -57,6 +57,9 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	if st.scan.Flags&sqlscan.FlagMulti != 0 {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000", "This command is not supported in the prepared statement protocol yet: multiple statements"))
 	}
+	if e := s.placeStmt(ctx, st.sql); e != nil {
+		return s.fail(e)
+	}
 	target := s.decide(st.scan, st.sql)
 	s.dropNextPin(st.scan)
 	c, server, _, e := s.acquire(ctx, target, "")
@@ -201,6 +204,9 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		// Re-executing closes the previous cursor on the server.
 		st.cursorConn = nil
 		s.cursorClosed()
+	}
+	if e := s.placeStmt(ctx, st.sql); e != nil {
+		return s.fail(e)
 	}
 	target := s.decide(st.scan, st.sql)
 	if cursor && st.scan.Flags&sqlscan.FlagHintReplica == 0 {

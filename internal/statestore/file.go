@@ -36,6 +36,9 @@ type File struct {
 	mu     sync.Mutex
 	closed bool
 
+	wmu      sync.Mutex
+	watchers map[chan Entry]string
+
 	// wrap, when set by tests, wraps the writer of the temporary file to
 	// inject failures.
 	wrap func(io.Writer) io.Writer
@@ -112,18 +115,7 @@ func (f *File) Save(s State) error {
 	if f.closed {
 		return ErrClosed
 	}
-	cur, err := f.load()
-	if err != nil {
-		return err
-	}
-	if s.Epoch <= cur.Epoch {
-		return fmt.Errorf("%w: cannot save epoch %d over epoch %d (primary %q) in %s", ErrStaleEpoch, s.Epoch, cur.Epoch, cur.Primary, f.path)
-	}
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return fmt.Errorf("statestore: encode state: %w", err)
-	}
-	return f.write(append(data, '\n'))
+	return f.saveCluster(DefaultCluster, s)
 }
 
 // Close releases the lock. Load and Save fail afterwards.
@@ -138,23 +130,28 @@ func (f *File) Close() error {
 }
 
 func (f *File) load() (State, error) {
+	doc, err := f.loadDoc()
+	return doc.State, err
+}
+
+func (f *File) loadDoc() (document, error) {
 	data, err := os.ReadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return State{}, nil
+		return document{}, nil
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("statestore: read state file: %w", err)
+		return document{}, fmt.Errorf("statestore: read state file: %w", err)
 	}
-	var s State
-	if err := decode(data, &s); err != nil {
-		return State{}, fmt.Errorf("statestore: state file %s is corrupt: %w; it is never reset automatically: restore it, or remove it once you have checked which server is the primary", f.path, err)
+	var doc document
+	if err := decode(data, &doc); err != nil {
+		return document{}, fmt.Errorf("statestore: state file %s is corrupt: %w; it is never reset automatically: restore it, or remove it once you have checked which server is the primary", f.path, err)
 	}
-	return s, nil
+	return doc, nil
 }
 
 // decode parses exactly one JSON object. Unknown fields are allowed, so
 // that a state written by a newer sluice can still be read.
-func decode(data []byte, s *State) error {
+func decode(data []byte, s any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errors.New("empty file")
 	}

@@ -98,6 +98,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m(descBuildInfo, gauge, 1, build.Version, build.ShortRevision(), build.GoVersion)
 
 	st.collectServers(m)
+	if st.src != nil {
+		st.collectClusters(m)
+	}
 
 	for r := range st.lat {
 		for k := range st.lat[r] {
@@ -150,12 +153,20 @@ func (st *Stats) collectServers(m func(*prometheus.Desc, prometheus.ValueType, f
 		}
 		m(descQueued, gauge, float64(queued))
 	}
+	var snaps []*topology.Snapshot
 	if snap != nil {
-		names := make([]string, len(snap.Servers))
+		snaps = st.clusterSnapshots()
+	}
+	var names []string
+	for _, snap := range snaps {
 		for i := range snap.Servers {
-			names[i] = snap.Servers[i].Name
+			names = append(names, snap.Servers[i].Name)
 		}
+	}
+	if snaps != nil {
 		st.servers.ensure(names)
+	}
+	for _, snap := range snaps {
 		for i := range snap.Servers {
 			s := &snap.Servers[i]
 			m(descServerUp, gauge, boolValue[s.Up], s.Name)

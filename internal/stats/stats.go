@@ -46,6 +46,10 @@
 //	sluice_failover_alert                          gauge     1 while a primary loss is unhandled or a failover was refused
 //	sluice_failover_last_pause_seconds{kind}       gauge     how long writes were held by the last successful switchover / failover
 //	sluice_server_fenced{server}                   gauge     1 for a fenced old primary
+//	sluice_server_cluster{server,cluster}          gauge     always 1: the server's cluster (join on server for a cluster label)
+//	sluice_cluster_epoch{cluster}                  gauge     the cluster's failover epoch
+//	sluice_cluster_alert{cluster}                  gauge     1 while the cluster's failover manager reports a problem
+//	sluice_cluster_primary_up{cluster}             gauge     1 when the cluster has a primary taking writes
 //	sluice_causal_reads_total{result}              counter   reads that had writes to see, by outcome (ready, waited, timeout, no_replica)
 //	sluice_digests                                 gauge     entries in the digest table
 //	sluice_digest_evictions_total                  counter   digest entries evicted to make room
