@@ -346,6 +346,8 @@ func (m *Move) undo() {
 	if m.dst == nil {
 		return
 	}
+	t0 := time.Now()
+	defer func() { m.log.Info("move: undo", "took", time.Since(t0)) }()
 	if m.connCreated {
 		if err := removeConnection(ctx, m.dst, m.opts.Connection); err != nil {
 			m.warn("undo: remove replication connection %s on %s: %v", m.opts.Connection, m.spec.Target.Primary, err)

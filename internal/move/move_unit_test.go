@@ -105,18 +105,16 @@ func TestPhaseTransitions(t *testing.T) {
 
 func TestSlavePos(t *testing.T) {
 	snap, _ := gtid.Parse("0-1-100,1-101-50,2-201-7")
-	target, _ := gtid.Parse("1-101-900,2-201-3")
-	got := slavePos(snap, target, 0).String()
-	// Domain 1 is the target's own and further in its binlog: left out.
-	// Domain 2 is behind the snapshot: kept.
-	if got != "0-1-100,2-201-7" {
+	target, _ := gtid.Parse("1-101-900,2-201-3,3-301-4")
+	// Domain 1 is further in the target's binlog: the target's entry.
+	// Domain 2 is behind the snapshot: the snapshot's. Domain 3 only the
+	// target has: kept, or strict mode refuses the position.
+	if got := slavePos(snap, target, 0).String(); got != "0-1-100,1-101-900,2-201-7,3-301-4" {
 		t.Errorf("slavePos = %q", got)
 	}
-	// The source's own domain is always kept (the move refuses earlier
-	// when the target is ahead in it).
-	got = slavePos(snap, target, 1).String()
-	if !strings.Contains(got, "1-101-50") {
-		t.Errorf("slavePos with source domain 1 = %q, lost it", got)
+	// The source's own domain is always the snapshot's.
+	if got := slavePos(snap, target, 1).String(); !strings.Contains(got, "1-101-50") {
+		t.Errorf("slavePos with source domain 1 = %q, lost the snapshot", got)
 	}
 }
 

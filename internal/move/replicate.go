@@ -15,18 +15,23 @@ import (
 )
 
 // slavePos is the gtid_slave_pos the replication connection starts from:
-// the snapshot's position, without domains where the target's own binary
-// log is already further (its own domain, or one an earlier move brought
-// in). The connection replicates only the source's domain (DO_DOMAIN_IDS),
-// so those entries do not matter to it, and with gtid_strict_mode the
-// server refuses a gtid_slave_pos behind its binary log.
+// the snapshot's position, merged with the target's own binary log for the
+// other domains. With gtid_strict_mode the server refuses a gtid_slave_pos
+// that lacks, or is behind, a domain of its binary log (its own domain, or
+// one an earlier move brought in). The connection replicates only the
+// source's domain (DO_DOMAIN_IDS), and a source asked for a domain it has
+// never seen ignores it (as for any multi-source replica), so the extra
+// entries change nothing but satisfy the check. In the source's domain the
+// snapshot wins: startSnapshot made sure it is not behind the target.
 func slavePos(snapshot, targetBinlog gtid.Pos, sourceDomain uint32) gtid.Pos {
 	out := gtid.Pos{}
 	for d, g := range snapshot {
-		if t, ok := targetBinlog[d]; ok && d != sourceDomain && t.Seq > g.Seq {
-			continue
-		}
 		out[d] = g
+	}
+	for d, g := range targetBinlog {
+		if s, ok := out[d]; d != sourceDomain && (!ok || g.Seq > s.Seq) {
+			out[d] = g
+		}
 	}
 	return out
 }
