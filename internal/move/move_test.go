@@ -392,11 +392,49 @@ func TestMoveSourceFailover(t *testing.T) {
 		t.Errorf("connections left: %v", n)
 	}
 
-	// Rerun from the promoted primary (no replica left to copy from).
+	// Bring the old primary back as a replica of the new one, then fail
+	// the new primary while the move catches up (its first cutover is
+	// refused by the router): the move notices the source is gone and
+	// aborts after BrokenAfter.
 	a.reopen(t)
 	w.verify(t) // everything acknowledged before the failover is on the new primary
+	old := a.topo.ByName("db1")
+	if err := old.Rebuild(ctx, a.topo.Primary); err != nil {
+		t.Fatal(err)
+	}
+	w2 := startWorkload(r, all, 2)
+	waitFor(t, "the second workload to run", 30*time.Second, func() bool { return w2.ops.Load() > 200 })
+	r.onHold = func([]move.Object) error {
+		r.onHold = nil
+		w2.finish()
+		if err := a.topo.WaitReplicated(ctx); err != nil {
+			return err
+		}
+		if err := a.topo.Primary.Kill(); err != nil {
+			return err
+		}
+		return errors.New("test router: not now")
+	}
+	m, err = runMove(t, move.Spec{Objects: objs, Source: a.endpoint(true), Target: b.endpoint(false), Options: move.Options{BrokenAfter: time.Second}}, r)
+	st = m.Status()
+	t.Logf("move during the second failover: phase=%s error=%s", st.Phase, st.Error)
+	if !errors.Is(err, move.ErrAborted) || st.Phase != move.PhaseFailed || !strings.Contains(st.Error, "(a failover?)") {
+		t.Fatalf("move across a failover during catch-up: err %v, status %+v", err, st)
+	}
+	if dbExists(t, b.app, "shard") || len(connections(t, b.topo.Primary)) != 0 || r.placed.Load() != 0 {
+		t.Fatalf("the aborted move left something: tables %v, connections %v, places %d",
+			tablesIn(t, b.app, "shard"), connections(t, b.topo.Primary), r.placed.Load())
+	}
+	if err := a.topo.Promote(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	a.reopen(t)
+	w.verify(t)
+	w2.verify(t)
+
+	// Rerun from the promoted primary (no replica left to copy from).
 	m2, err := runMove(t, move.Spec{Objects: objs, Source: a.endpoint(true), Target: b.endpoint(false)}, r)
-	report(t, "rerun after the failover", m2.Status())
+	report(t, "rerun after the failovers", m2.Status())
 	if err != nil {
 		t.Fatalf("rerun: %v", err)
 	}
@@ -405,4 +443,51 @@ func TestMoveSourceFailover(t *testing.T) {
 		t.Errorf("checksums after the rerun: source %v target %v", src, dst)
 	}
 	w.verify(t) // now read from b for the moved tables
+	w2.verify(t)
+}
+
+// TestMoveTargetReadOnly: the target primary turning read-only (its
+// failover) aborts the cutover; the copy it could not drop is refused by a
+// rerun until Abandon removes it, then the rerun succeeds.
+func TestMoveTargetReadOnly(t *testing.T) {
+	cs := startClusters(t, "a", "b")
+	a, b := cs["a"], cs["b"]
+	exec(t, a.app, "CREATE DATABASE shard")
+	exec(t, b.app, "CREATE DATABASE shard")
+	for i := range 3 {
+		createTable(t, a.app, "shard", bucket(i), 300)
+	}
+	objs := []move.Object{{DB: "shard", Table: bucket(1)}}
+	r := newRouter("a", cs)
+	r.onHold = func([]move.Object) error {
+		r.onHold = nil
+		return b.topo.Primary.Exec(context.Background(), "SET GLOBAL read_only = 1")
+	}
+	m, err := runMove(t, move.Spec{Objects: objs, Source: a.endpoint(true), Target: b.endpoint(false)}, r)
+	st := m.Status()
+	t.Logf("target turned read-only: error=%s warnings=%v", st.Error, st.Warnings)
+	if !errors.Is(err, move.ErrAborted) || !strings.Contains(st.Error, "read-only") || r.placed.Load() != 0 {
+		t.Fatalf("err %v, status %+v", err, st)
+	}
+	if err := b.topo.Primary.Exec(context.Background(), "SET GLOBAL read_only = 0"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runMove(t, move.Spec{Objects: objs, Source: a.endpoint(true), Target: b.endpoint(false)}, r)
+	if !errors.Is(err, move.ErrRefused) {
+		t.Fatalf("rerun with the leftover copy: %v, want refused", err)
+	}
+	t.Logf("rerun before Abandon: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := move.Abandon(ctx, b.endpoint(false), objs, ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(tablesIn(t, b.app, "shard")) != 0 || len(connections(t, b.topo.Primary)) != 0 {
+		t.Fatal("Abandon left something")
+	}
+	m, err = runMove(t, move.Spec{Objects: objs, Source: a.endpoint(true), Target: b.endpoint(false)}, r)
+	report(t, "rerun after Abandon", m.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -290,6 +290,9 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
+		if errors.Is(err, ErrAborted) {
+			return false, err
+		}
 		return false, fmt.Errorf("%w: cutover: the source primary %s: %v", ErrAborted, m.spec.Source.Primary, err)
 	}
 	if srcG.Seq > 0 {
@@ -321,7 +324,10 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 		}
 	}
 	if _, err := m.targetApplied(ctx); err != nil {
-		return false, fmt.Errorf("%w: cutover: %v", ErrAborted, err)
+		if errors.Is(err, ErrAborted) {
+			return false, err
+		}
+		return false, fmt.Errorf("%w: cutover: target primary %s: %v", ErrAborted, m.spec.Target.Primary, err)
 	}
 	m.mu.Lock()
 	if m.cancelReq {
