@@ -440,10 +440,11 @@ func runMove(t *testing.T, spec move.Spec, r move.Router) (*move.Move, error) {
 
 func report(t *testing.T, what string, st move.Status) {
 	t.Helper()
-	t.Logf("%s: phase=%s tables=%d rows=%d (est %d) copy=%v (%.0f rows/s) from %s at %s; catch-up=%v lag=%d; cutover attempts=%d hold=%v; warnings=%v",
+	t.Logf("%s: phase=%s tables=%d rows=%d (est %d) copy=%v (%.0f rows/s) from %s at %s; catch-up=%v lag=%d; cutover attempts=%d hold=%v (drain %v, apply %v, verify %v); warnings=%v",
 		what, st.Phase, st.Tables, st.RowsCopied, st.RowsTotal, st.CopyTime.Round(time.Millisecond), st.RowsPerSec,
 		st.SnapshotFrom, st.SnapshotGTID, st.CatchUpTime.Round(time.Millisecond), st.LagGTIDs, st.CutoverAttempts,
-		st.Hold.Round(100*time.Microsecond), st.Warnings)
+		st.Hold.Round(100*time.Microsecond), st.HoldDrain.Round(100*time.Microsecond), st.HoldApply.Round(100*time.Microsecond),
+		st.HoldVerify.Round(100*time.Microsecond), st.Warnings)
 }
 
 var _ = errors.Is

@@ -152,8 +152,12 @@ type Status struct {
 	// last: from Router.Hold being called until release returned.
 	CutoverAttempts int
 	Hold            time.Duration
-	Checksums       []TableChecksum
-	Started, Ended  time.Time
+	// The parts of Hold: waiting for statements in flight to finish
+	// (Router.Hold), for the target to apply the source's last GTID, and
+	// verifying (DDL check, CHECKSUM TABLE on both primaries).
+	HoldDrain, HoldApply, HoldVerify time.Duration
+	Checksums                        []TableChecksum
+	Started, Ended                   time.Time
 	// Error is why the move failed or was cancelled; Warnings are problems
 	// that did not stop it (e.g. removing the replication connection after
 	// the cutover failed).

@@ -274,6 +274,8 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 		m.warn("cutover attempt %d: hold: %v", attempt, err)
 		return false, nil
 	}
+	tDrained := time.Now()
+	m.update(func(s *Status) { s.HoldDrain = tDrained.Sub(t0) })
 	released := false
 	unhold := func() {
 		if !released {
@@ -312,6 +314,8 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 			return false, nil
 		}
 	}
+	tApplied := time.Now()
+	m.update(func(s *Status) { s.HoldApply = tApplied.Sub(tDrained) })
 	if cs, err := m.readConn(ctx); err != nil || cs.sqlErr != "" {
 		return false, fmt.Errorf("%w: cutover: replication connection: %v %s", ErrAborted, err, cs.sqlErr)
 	}
@@ -329,6 +333,7 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 		}
 		return false, fmt.Errorf("%w: cutover: target primary %s: %v", ErrAborted, m.spec.Target.Primary, err)
 	}
+	m.update(func(s *Status) { s.HoldVerify = time.Since(tApplied) })
 	m.mu.Lock()
 	if m.cancelReq {
 		m.mu.Unlock()
@@ -342,15 +347,18 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 		m.mu.Unlock()
 		return false, fmt.Errorf("%w: cutover: place on %s: %v", ErrAborted, m.spec.Target.Cluster, err)
 	}
-	// Placed: from here the move is done whatever happens.
+	// Placed: from here the move is done whatever happens. The held
+	// statements go now, to the target; the replication connection is
+	// removed after, off the hold: nothing reaches the source's copy
+	// through sluice any more, so it has nothing left to apply.
 	m.connCreated = false
+	unhold()
 	bg := context.WithoutCancel(ctx)
 	rctx, rcancel := context.WithTimeout(bg, 10*time.Second)
 	if err := removeConnection(rctx, m.dst, m.opts.Connection); err != nil {
 		m.warn("after the cutover: remove replication connection %s on %s: %v (remove it by hand)", m.opts.Connection, m.spec.Target.Primary, err)
 	}
 	rcancel()
-	unhold()
 	m.mu.Lock()
 	m.st.Phase = PhaseDone
 	hold := m.st.Hold
@@ -401,11 +409,19 @@ func (m *Move) compareChecksums(ctx context.Context) error {
 		names[i] = qualified(t.DB, t.Name)
 	}
 	q := "CHECKSUM TABLE " + strings.Join(names, ",")
-	src, err := checksums(ctx, m.src, q)
-	if err != nil {
-		return fmt.Errorf("%w: cutover: checksum on the source: %v", ErrAborted, err)
-	}
+	// Both at once: this time counts in the hold.
+	var src map[string]int64
+	var serr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		src, serr = checksums(ctx, m.src, q)
+	}()
 	dst, err := checksums(ctx, m.dst, q)
+	<-done
+	if serr != nil {
+		return fmt.Errorf("%w: cutover: checksum on the source: %v", ErrAborted, serr)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: cutover: checksum on the target: %v", ErrAborted, err)
 	}
