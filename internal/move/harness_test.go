@@ -14,6 +14,7 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"go.uber.org/goleak"
 
 	"github.com/sluice-proxy/sluice/internal/move"
 	"github.com/sluice-proxy/sluice/internal/testbed"
@@ -448,3 +449,5 @@ func report(t *testing.T, what string, st move.Status) {
 }
 
 var _ = errors.Is
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
