@@ -30,8 +30,9 @@ var (
 )
 
 // pickSnapshotServer returns the source replica when it is usable (its
-// replication threads run and it logs what it applies, so its binary log
-// carries the source's GTIDs), else the source primary.
+// replication threads run, it logs what it applies, so its binary log
+// carries the source's GTIDs, and it reaches the primary's current
+// position within 10 s), else the source primary.
 func (m *Move) pickSnapshotServer(ctx context.Context) (*sql.DB, string) {
 	addr := m.spec.Source.Replica
 	if addr == "" {
@@ -58,6 +59,20 @@ func (m *Move) pickSnapshotServer(ctx context.Context) (*sql.DB, string) {
 			reason = "it is not a replica"
 		case st[0]["Slave_IO_Running"] != "Yes" || st[0]["Slave_SQL_Running"] != "Yes":
 			reason = "its replication is not running"
+		}
+	}
+	if reason == "" {
+		// The tables were checked on the primary; a replica behind it
+		// might not have them yet. Let it reach the primary's position
+		// first (briefly: a lagging replica is no help).
+		var pos string
+		var r sql.NullInt64
+		if err := m.src.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+			reason = err.Error()
+		} else if err := db.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, 10)", pos).Scan(&r); err != nil {
+			reason = err.Error()
+		} else if !r.Valid || r.Int64 != 0 {
+			reason = "it is more than 10 s behind the primary"
 		}
 	}
 	if reason != "" {

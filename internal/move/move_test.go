@@ -335,7 +335,33 @@ func TestMoveCancelLeavesNothing(t *testing.T) {
 		t.Error("Cleanup of a cancelled move did not refuse")
 	}
 
+	// Cancel during the copy.
 	r.onHold = nil
+	createTable(t, a.app, "shard", "big", 5000)
+	if err := a.topo.WaitReplicated(ctx); err != nil { // the snapshot comes from the replica
+		t.Fatal(err)
+	}
+	big := []move.Object{{DB: "shard", Table: "big"}}
+	m, err = move.New(move.Spec{Objects: big, Source: a.endpoint(true), Target: b.endpoint(false), Options: move.Options{BatchRows: 20}}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for m.Status().RowsCopied == 0 && !m.Status().Phase.Terminal() {
+			time.Sleep(time.Millisecond)
+		}
+		m.Cancel()
+	}()
+	err = m.Run(ctx)
+	st = m.Status()
+	t.Logf("cancelled after %d of %d rows in phase %s: %v", st.RowsCopied, st.RowsTotal, st.Phase, err)
+	if !errors.Is(err, move.ErrCancelled) || st.Phase != move.PhaseCancelled {
+		t.Fatalf("cancel during the copy: %v, phase %s", err, st.Phase)
+	}
+	if dbExists(t, b.app, "shard") || len(connections(t, b.topo.Primary)) != 0 || r.placed.Load() != 0 {
+		t.Fatalf("cancel during the copy left something: tables %v, connections %v", tablesIn(t, b.app, "shard"), connections(t, b.topo.Primary))
+	}
+
 	m2, err := runMove(t, move.Spec{Objects: objs, Source: a.endpoint(true), Target: b.endpoint(false)}, r)
 	report(t, "rerun", m2.Status())
 	if err != nil {
