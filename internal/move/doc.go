@@ -31,9 +31,10 @@
 //     HoldTimeout: if it runs out the statements are released and the move
 //     catches up and tries again, at most CutoverAttempts times); check that
 //     no DDL changed a moved table; compare CHECKSUM TABLE of the moved
-//     tables on both primaries; Router.Place(objects, target); remove the
-//     replication connection; release. Status.Hold is the time from Hold
-//     to release.
+//     tables on both primaries; Router.Place(objects, target); release;
+//     remove the replication connection (after the release, to keep it out
+//     of the hold: once placed, nothing reaches the source copy through
+//     sluice). Status.Hold is the time from Hold to release.
 //  5. done: the source copy stays (unreachable through sluice) until
 //     Cleanup drops it.
 //
