@@ -3,7 +3,6 @@ package move_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -447,7 +446,5 @@ func report(t *testing.T, what string, st move.Status) {
 		st.Hold.Round(100*time.Microsecond), st.HoldDrain.Round(100*time.Microsecond), st.HoldApply.Round(100*time.Microsecond),
 		st.HoldVerify.Round(100*time.Microsecond), st.Warnings)
 }
-
-var _ = errors.Is
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -165,12 +165,6 @@ func TestMoveUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	ra, _ := a.topo.Replicas[0].Admin()
-	for _, db := range []struct {
-		name string
-		db   interface{}
-	}{{"primary", a.app}, {"replica", ra}} {
-		_ = db
-	}
 	for _, srv := range []string{"primary", "replica"} {
 		sdb := a.app
 		if srv == "replica" {
