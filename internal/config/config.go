@@ -31,10 +31,10 @@ type Config struct {
 
 	Users   []User      `yaml:"users" json:"users"`
 	Monitor Credentials `yaml:"monitor" json:"monitor"`
-	// Moves is the account online moves use on the source and target
-	// primaries (see MoveCredentials); default: the monitor's.
-	Moves   Credentials `yaml:"moves" json:"moves"`
-	Servers []Server    `yaml:"servers" json:"servers"`
+	// Moves configures online moves between clusters (the account they
+	// use, how long a cutover may hold statements); see Moves.
+	Moves   Moves    `yaml:"moves" json:"moves"`
+	Servers []Server `yaml:"servers" json:"servers"`
 	// Clusters replaces Servers when sluice fronts several clusters; see
 	// Cluster. Servers alone form one cluster named "default".
 	Clusters []Cluster `yaml:"clusters" json:"clusters,omitempty"`

@@ -8,31 +8,40 @@ import (
 // View is a move as the admin API and the dashboard show it: Status with
 // an id, durations in milliseconds and objects as text.
 type View struct {
-	ID              string    `json:"id"`
-	Objects         []string  `json:"objects"`
-	Source          string    `json:"source"`
-	Target          string    `json:"target"`
-	Phase           Phase     `json:"phase"`
-	SnapshotFrom    string    `json:"snapshot_from,omitempty"`
-	SnapshotGTID    string    `json:"snapshot_gtid,omitempty"`
-	Tables          int       `json:"tables"`
-	RowsCopied      int64     `json:"rows_copied"`
-	RowsTotal       int64     `json:"rows_total"`
-	RowsPerSec      float64   `json:"rows_per_sec"`
-	CopyMS          float64   `json:"copy_ms"`
-	LagGTIDs        uint64    `json:"lag_gtids"`
-	LagSeconds      int64     `json:"lag_seconds"`
-	CatchUpMS       float64   `json:"catch_up_ms"`
-	CutoverAttempts int       `json:"cutover_attempts"`
-	HoldMS          float64   `json:"hold_ms"`
-	HoldDrainMS     float64   `json:"hold_drain_ms"`
-	HoldApplyMS     float64   `json:"hold_apply_ms"`
-	HoldVerifyMS    float64   `json:"hold_verify_ms"`
-	Checksums       int       `json:"checksums_equal"`
-	Started         time.Time `json:"started"`
-	Ended           time.Time `json:"ended,omitzero"`
-	Error           string    `json:"error,omitempty"`
-	Warnings        []string  `json:"warnings,omitempty"`
+	ID              string         `json:"id"`
+	Objects         []string       `json:"objects"`
+	Source          string         `json:"source"`
+	Target          string         `json:"target"`
+	Phase           Phase          `json:"phase"`
+	SnapshotFrom    string         `json:"snapshot_from,omitempty"`
+	SnapshotGTID    string         `json:"snapshot_gtid,omitempty"`
+	Tables          int            `json:"tables"`
+	RowsCopied      int64          `json:"rows_copied"`
+	RowsTotal       int64          `json:"rows_total"`
+	RowsPerSec      float64        `json:"rows_per_sec"`
+	CopyMS          float64        `json:"copy_ms"`
+	LagGTIDs        uint64         `json:"lag_gtids"`
+	LagSeconds      int64          `json:"lag_seconds"`
+	CatchUpMS       float64        `json:"catch_up_ms"`
+	CutoverAttempts int            `json:"cutover_attempts"`
+	HoldMS          float64        `json:"hold_ms"`
+	HoldDrainMS     float64        `json:"hold_drain_ms"`
+	HoldApplyMS     float64        `json:"hold_apply_ms"`
+	HoldVerifyMS    float64        `json:"hold_verify_ms"`
+	ChecksumsEqual  int            `json:"checksums_equal"`
+	Checksums       []ChecksumView `json:"checksums,omitempty"`
+	Started         time.Time      `json:"started"`
+	Ended           time.Time      `json:"ended,omitzero"`
+	Error           string         `json:"error,omitempty"`
+	Warnings        []string       `json:"warnings,omitempty"`
+}
+
+// ChecksumView is CHECKSUM TABLE of a moved table on both primaries
+// under the cutover's hold.
+type ChecksumView struct {
+	Table  string `json:"table"`
+	Source int64  `json:"source"`
+	Target int64  `json:"target"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -51,8 +60,9 @@ func (s Status) View(id string) View {
 	}
 	for _, c := range s.Checksums {
 		if c.Source == c.Target {
-			v.Checksums++
+			v.ChecksumsEqual++
 		}
+		v.Checksums = append(v.Checksums, ChecksumView{Table: c.Table.String(), Source: c.Source, Target: c.Target})
 	}
 	return v
 }

@@ -205,7 +205,8 @@ func (p *Proxy) StartMove(specs []string, to string) (move.View, error) {
 			}
 		}
 	}
-	spec := move.Spec{Objects: objs, Source: src, Target: dst, Options: move.Options{Log: p.log.With("move", fmt.Sprintf("m%d", r.seq+1))}}
+	opts := move.Options{HoldTimeout: cfg.MoveHoldTimeout(), BatchRows: cfg.Moves.BatchRows, Log: p.log.With("move", fmt.Sprintf("m%d", r.seq+1))}
+	spec := move.Spec{Objects: objs, Source: src, Target: dst, Options: opts}
 	mv, err := move.New(spec, moveRouter{p})
 	if err != nil {
 		return move.View{}, err
