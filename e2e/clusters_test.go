@@ -295,3 +295,127 @@ func TestClustersRouteByPlacement(t *testing.T) {
 	var conflict *sql.DB = db2
 	_ = conflict
 }
+
+// TestClustersSysbenchAndSwitchoverOfOne: sysbench on a database placed on
+// the second of two clusters works as on one server and only that cluster
+// sees its statements; a switchover of the first cluster leaves the
+// second untouched (its epoch, its primary, a writer on it without an
+// error).
+func TestClustersSysbenchAndSwitchoverOfOne(t *testing.T) {
+	topos := []*testbed.Topology{
+		testbed.StartT(t, testbed.Options{Replicas: 1, ExtraArgs: serverArgs}),
+		testbed.StartT(t, testbed.Options{Replicas: 1, ExtraArgs: serverArgs}),
+	}
+	ctx := context.Background()
+	for i, topo := range topos {
+		if err := topo.Primary.Exec(ctx, "CREATE DATABASE sbtest"); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := topo.Primary.Exec(ctx, "CREATE DATABASE app"); err != nil {
+				t.Fatal(err)
+			}
+			if err := topo.Primary.Exec(ctx, "CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		syncReplicas(t, topo)
+	}
+	p := startClusters(t, topos, "placement:\n  default_cluster: c1\n  databases:\n    - {name: sbtest, cluster: c2}\n", filepath.Join(t.TempDir(), "state.json"))
+	before := []map[string]map[string]int64{userCommands(t, topos[0]), userCommands(t, topos[1])}
+	small := []string{"--tables=2", "--threads=4"} // 10,000 rows a table: few enough threads for no genuine deadlocks
+	sysbench(t, p.Addr().String(), "oltp_read_write", "prepare", small...)
+	out := sysbench(t, p.Addr().String(), "oltp_read_write", "run", append(small, "--time=10")...)
+	r, err := parseSysbench(out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.IgnoredErrors != 0 || r.Reconnects != 0 || r.Transactions == 0 {
+		t.Fatalf("sysbench through two clusters: %d transactions, %d errors, %d reconnects\n%s", r.Transactions, r.IgnoredErrors, r.Reconnects, out)
+	}
+	t.Logf("sysbench oltp_read_write on cluster c2 through sluice: %d transactions (%.1f/s), %d queries, p95 %.2f ms", r.Transactions, r.TPS, r.Total, r.P95)
+	d1 := delta(userCommands(t, topos[0]), before[0])
+	d2 := delta(userCommands(t, topos[1]), before[1])
+	var onC1, onC2 int64
+	for _, s := range topos[0].Servers {
+		onC1 += d1[s.Name]["select"] + d1[s.Name]["update"]
+	}
+	for _, s := range topos[1].Servers {
+		onC2 += d2[s.Name]["select"] + d2[s.Name]["update"]
+	}
+	if onC2 < r.Read || onC1 > 10 {
+		t.Errorf("sysbench's statements: %d on c2 (want >= %d reads), %d on c1 (want ~0)", onC2, r.Read, onC1)
+	}
+
+	// A writer on c2 keeps going while c1 switches over.
+	epoch2 := p.ClusterFailover("c2").Report().Epoch
+	primary2 := p.ClusterSnapshot("c2").Designated
+	db := openDB(t, p, "sbtest")
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	var writes int
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := db.ExecContext(ctx, "UPDATE sbtest1 SET k = k + 1 WHERE id = 1"); err != nil {
+				done <- err
+				return
+			}
+			writes++
+		}
+	}()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	rec, err := p.ClusterFailover("c1").Switchover(cctx, "")
+	cancel()
+	close(stop)
+	if werr := <-done; werr != nil {
+		t.Errorf("a writer on c2 failed during c1's switchover: %v", werr)
+	}
+	if err != nil {
+		t.Fatalf("switchover of c1: %v (%+v)", err, rec)
+	}
+	if e := p.ClusterFailover("c1").Report().Epoch; e < 2 {
+		t.Errorf("c1's epoch after its switchover: %d", e)
+	}
+	if e, pr := p.ClusterFailover("c2").Report().Epoch, p.ClusterSnapshot("c2").Designated; e != epoch2 || pr != primary2 {
+		t.Errorf("c2 changed during c1's switchover: epoch %d -> %d, primary %s -> %s", epoch2, e, primary2, pr)
+	}
+	t.Logf("%d writes on c2 during c1's switchover, none failed", writes)
+	// c1 takes writes on its new primary.
+	app := openDB(t, p, "app")
+	waitFor(t, 15*time.Second, "a write on c1 after its switchover", func() bool {
+		_, err := app.ExecContext(ctx, "INSERT INTO t (v) VALUES (1)")
+		return err == nil
+	})
+
+	// A restarted sluice reads each cluster's epoch from the state file:
+	// c1's new primary, c2's unchanged one.
+	epoch1, primary1 := p.ClusterFailover("c1").Report().Epoch, p.ClusterFailover("c1").Report().Primary
+	state := p.Config().Failover.StateFile
+	p.Close()
+	p2 := startClusters(t, topos, "placement:\n  default_cluster: c1\n  databases:\n    - {name: sbtest, cluster: c2}\n", state)
+	for _, c := range []struct {
+		name, primary string
+		epoch         uint64
+	}{{"c1", primary1, epoch1}, {"c2", primary2, epoch2}} {
+		if r := p2.ClusterFailover(c.name).Report(); r.Epoch != c.epoch || r.Primary != c.primary {
+			t.Errorf("after restart cluster %s: epoch %d primary %s; want %d %s", c.name, r.Epoch, r.Primary, c.epoch, c.primary)
+		}
+	}
+	app2 := openDB(t, p2, "app")
+	mustExec(t, app2, "INSERT INTO t (v) VALUES (2)")
+	var port string
+	if err := app2.QueryRowContext(ctx, "SELECT @@port FROM t LIMIT 1 FOR UPDATE").Scan(&port); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range topos[0].Servers {
+		if serverName(0, s) == primary1 && fmt.Sprint(s.Port) != port {
+			t.Errorf("after restart c1's writes went to port %s, not its epoch's primary %s (port %d)", port, primary1, s.Port)
+		}
+	}
+}

@@ -34,6 +34,17 @@ func adminCmd(action string, args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError(2)
 	}
+	if fs.NArg() > 0 {
+		// Flags may follow the cluster or server named: "switchover c2
+		// --to c2-db2".
+		first := fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return exitError(2)
+		}
+		if err := fs.Parse(append([]string{"--", first}, fs.Args()...)); err != nil {
+			return exitError(2)
+		}
+	}
 	var endpoint string
 	switch action {
 	case "switchover", "failover":

@@ -161,7 +161,7 @@ func demoCmd(args []string) error {
 		fmt.Printf("\nfailover is automatic; kill the current primary with:\n  kill -9 $(%s)\n", primaryPIDCommand(httpAddr))
 		fmt.Printf("every server's role and pid: curl -s http://%s/api/servers\n", httpAddr)
 		if len(more) > 0 {
-			fmt.Printf("planned primary change:      %s switchover main --http %s\n", self, httpAddr)
+			fmt.Printf("planned primary change:      %s switchover --http %s main\n", self, httpAddr)
 		} else {
 			fmt.Printf("planned primary change:      %s switchover --http %s\n", self, httpAddr)
 		}

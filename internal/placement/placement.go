@@ -6,6 +6,23 @@
 // A Map is immutable. A change (a move's cutover) builds a new Map with
 // Place, stores it in the state store by compare-and-swap on its version,
 // and only then publishes it; statements read the published Map once.
+//
+// The running proxy (internal/proxy.Proxy) offers an online move what it
+// needs, in these terms:
+//
+//	// Hold makes new statements that touch objs wait (statements on other
+//	// objects flow on) and returns once the statements in flight on objs
+//	// (including open transactions touching them) have finished, or ctx
+//	// ends. release() lets held statements go, routed by the placement
+//	// current at that moment.
+//	func (p *Proxy) Hold(ctx context.Context, objs []placement.Object) (release func(), err error)
+//	// Place durably assigns objs to cluster (compare-and-swap on the
+//	// placement's version in the state store), effective for every
+//	// statement routed after it returns.
+//	func (p *Proxy) Place(objs []placement.Object, cluster string) error
+//
+// plus Placement() (the Map in force, nil with one cluster),
+// ClusterNames(), ClusterMonitor(name) and ClusterFailover(name).
 package placement
 
 import (

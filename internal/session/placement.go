@@ -56,6 +56,7 @@ type placeState struct {
 	// schema, which may not exist there; connections are lent with state
 	// (SETs, collation) but without it, and the statement names its
 	// objects qualified.
+	scan       routeScan
 	foreign    bool
 	usedSchema bool // the statement names objects of the default schema
 	state      backend.State
@@ -239,67 +240,37 @@ func (s *Session) placeOn(ctx context.Context, pl Placer, m *placement.Map, sql 
 // transaction or pinned connection.
 func (s *Session) clusterFor(m *placement.Map, sql []byte, useDB string) (string, *wire.Error) {
 	schema := s.state.Schema
-	want := ""
+	r := &s.place.scan
+	r.s, r.m, r.want, r.other = s, m, "", ""
+	r.firstDB, r.firstTable, r.otherDB, r.otherTable = nil, nil, nil, nil
+	r.schema = append(r.schema[:0], schema...)
+	if r.fn == nil {
+		r.fn = r.visit // once: a method value allocates
+	}
 	s.place.usedSchema = false
-	var firstDB, firstTable, otherDB, otherTable []byte
-	var other string
 	s.place.mu.Lock()
 	s.place.mark = len(s.place.touched)
 	s.place.active = true
-	add := func(db, table []byte) {
-		if len(s.place.touched) < maxTouched {
-			s.place.touched = append(s.place.touched, touchOf(db, table, table != nil))
-		} else {
-			s.place.overflow = true
-		}
-	}
 	if useDB != "" {
-		want = m.Database([]byte(useDB))
-		add([]byte(useDB), nil)
+		r.want = m.Database([]byte(useDB))
+		s.addTouch([]byte(useDB), nil)
 	} else if sql != nil {
-		sqlscan.Objects(sql, func(db, table []byte) bool {
-			if db == nil {
-				if schema == "" {
-					return true // "No database selected": the server says so
-				}
-				db = []byte(schema)
-			}
-			if string(db) == schema {
-				s.place.usedSchema = true
-			}
-			if systemDB(db) {
-				return true
-			}
-			var c string
-			if table == nil {
-				c = m.Database(db)
-			} else {
-				c = m.Table(db, table)
-			}
-			add(db, table)
-			switch {
-			case want == "":
-				want, firstDB, firstTable = c, db, table
-			case c != want:
-				other, otherDB, otherTable = c, db, table
-				return false
-			}
-			return true
-		})
+		sqlscan.Objects(sql, r.fn)
 	}
 	s.place.mu.Unlock()
-	if other != "" {
+	want := r.want
+	if r.other != "" {
 		s.unmark()
 		return "", wire.Errorf(wire.ErrCrossCluster, "HY000",
 			"sluice: the statement touches %s (cluster %s) and %s (cluster %s); a statement runs on one cluster, so nothing was run",
-			objName(firstDB, firstTable), want, objName(otherDB, otherTable), other)
+			objName(r.firstDB, r.firstTable), want, objName(r.otherDB, r.otherTable), r.other)
 	}
 	bound := s.pinned != nil && !(s.pins == pinNext && !s.inTxn)
 	if want == "" {
 		if bound || s.place.cluster != "" && schema == "" {
 			return s.place.cluster, nil
 		}
-		want = m.Database([]byte(schema))
+		want = m.Database(r.schema)
 	}
 	if bound && want != s.place.cluster && s.place.cluster != "" {
 		s.unmark()
@@ -309,12 +280,67 @@ func (s *Session) clusterFor(m *placement.Map, sql []byte, useDB string) (string
 		}
 		return "", wire.Errorf(wire.ErrCrossCluster, "HY000",
 			"sluice: %s is on cluster %s and this statement touches %s on cluster %s; a transaction runs on one cluster, so the statement was not run (the transaction is still open)",
-			what, s.place.cluster, objName(firstDB, firstTable), want)
+			what, s.place.cluster, objName(r.firstDB, r.firstTable), want)
 	}
 	return want, nil
 }
 
+// routeScan collects the clusters of a statement's objects; it lives in
+// the session so that routing a statement allocates nothing.
+type routeScan struct {
+	s                                        *Session
+	m                                        *placement.Map
+	schema                                   []byte
+	want, other                              string
+	firstDB, firstTable, otherDB, otherTable []byte
+	fn                                       func(db, table []byte) bool
+}
+
+func (r *routeScan) visit(db, table []byte) bool {
+	s := r.s
+	if db == nil {
+		if len(r.schema) == 0 {
+			return true // "No database selected": the server says so
+		}
+		db = r.schema
+	}
+	if string(db) == string(r.schema) {
+		s.place.usedSchema = true
+	}
+	if systemDB(db) {
+		return true
+	}
+	var c string
+	if table == nil {
+		c = r.m.Database(db)
+	} else {
+		c = r.m.Table(db, table)
+	}
+	s.addTouch(db, table)
+	switch {
+	case r.want == "":
+		r.want, r.firstDB, r.firstTable = c, db, table
+	case c != r.want:
+		r.other, r.otherDB, r.otherTable = c, db, table
+		return false
+	}
+	return true
+}
+
+// addTouch records an object of the current statement; the caller holds
+// s.place.mu.
+func (s *Session) addTouch(db, table []byte) {
+	if len(s.place.touched) < maxTouched {
+		s.place.touched = append(s.place.touched, touchOf(db, table, table != nil))
+	} else {
+		s.place.overflow = true
+	}
+}
+
 func objName(db, table []byte) string {
+	if db == nil {
+		return "the session's current database"
+	}
 	if table == nil {
 		return "database " + string(db)
 	}
