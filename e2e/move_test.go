@@ -65,7 +65,7 @@ func mvOwner(table string) int {
 
 // startMoveSluice runs sluice with the move account in front of the
 // clusters, on the state file given, and its admin API.
-func startMoveSluice(t *testing.T, topos []*testbed.Topology, stateFile string) (*proxy.Proxy, *httptest.Server) {
+func startMoveSluice(t *testing.T, topos []*testbed.Topology, stateFile, placementYAML string) (*proxy.Proxy, *httptest.Server) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("listen: 127.0.0.1:0\nhttp_listen: \"\"\n")
@@ -80,7 +80,7 @@ func startMoveSluice(t *testing.T, topos []*testbed.Topology, stateFile string) 
 			fmt.Fprintf(&b, "      - {name: %s, address: %s}\n", serverName(i, s), s.Addr())
 		}
 	}
-	b.WriteString(mvPlacement)
+	b.WriteString(placementYAML)
 	cfg, err := config.Parse([]byte(b.String()), t.Name()+".yaml", os.Getenv)
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, b.String())
@@ -350,7 +350,7 @@ func TestMoveUnderLoad(t *testing.T) {
 		syncReplicas(t, topo)
 	}
 	state := filepath.Join(t.TempDir(), "state.json")
-	p, api := startMoveSluice(t, topos, state)
+	p, api := startMoveSluice(t, topos, state, mvPlacement)
 
 	db := openDB(t, p, "", "interpolateParams=true")
 	db.SetMaxOpenConns(mvWorkers)
@@ -519,7 +519,7 @@ func TestMoveUnderLoad(t *testing.T) {
 	// still knows the done moves for their cleanup.
 	p.Close()
 	api.Close()
-	p2, api2 := startMoveSluice(t, topos, state)
+	p2, api2 := startMoveSluice(t, topos, state, mvPlacement)
 	m := p2.Placement()
 	for obj, want := range map[placement.Object]string{
 		{DB: "buckets", Table: "bucket_0000"}: "c3", {DB: "buckets", Table: "bucket_0015"}: "c3",
@@ -569,4 +569,70 @@ func TestMoveUnderLoad(t *testing.T) {
 	if rowsOn(t, topos[0], "buckets.bucket_0016") < mvSeedRows {
 		t.Error("cleanup dropped an unmoved bucket")
 	}
+}
+
+// TestMoveHoldWaitsForOpenTransaction: a transaction through sluice that
+// wrote to a table being moved keeps the cutover from placing it until it
+// ends (the hold waits for it, an attempt that runs out is retried), its
+// own statements go on meanwhile, the other tables of the cluster are not
+// held, and its write ends up on the target.
+func TestMoveHoldWaitsForOpenTransaction(t *testing.T) {
+	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	for _, q := range []string{"CREATE DATABASE app",
+		"CREATE TABLE app.t (id INT PRIMARY KEY, v INT)", "INSERT INTO app.t SELECT seq, 0 FROM app.seq_1_to_100",
+		"CREATE TABLE app.u (id INT PRIMARY KEY, v INT)"} {
+		if err := topos[0].Primary.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncReplicas(t, topos[0])
+	p, api := startMoveSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), "placement: {default_cluster: c1}\n")
+	db := openDB(t, p, "")
+	txn := conn(t, db)
+	mustExec(t, txn, "BEGIN")
+	mustExec(t, txn, "INSERT INTO app.t VALUES (1000, 1)")
+
+	var v move.View
+	if code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.t"}, To: "c2"}, &v); code != http.StatusAccepted {
+		t.Fatalf("POST /api/moves: HTTP %d %+v", code, v)
+	}
+	// The first cutover attempt cannot drain the open transaction.
+	waitFor(t, 60*time.Second, "a cutover attempt that waited for the open transaction", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		if v.Phase.Terminal() {
+			t.Fatalf("move ended %s before the transaction did: %s", v.Phase, v.Error)
+		}
+		for _, w := range v.Warnings {
+			if strings.Contains(w, "hold") {
+				return true
+			}
+		}
+		return false
+	})
+	if owner := p.Placement().Owner(placement.Object{DB: "app", Table: "t"}); owner != "c1" {
+		t.Fatalf("app.t placed on %s while a transaction on it is open", owner)
+	}
+	// The transaction goes on (its table is not held from it), and other
+	// tables of the source cluster were never held.
+	mustExec(t, txn, "UPDATE app.t SET v = 2 WHERE id = 1000")
+	mustExec(t, db, "INSERT INTO app.u VALUES (1, 1)")
+	mustExec(t, txn, "COMMIT")
+	deadline := time.Now().Add(60 * time.Second)
+	for !v.Phase.Terminal() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+	}
+	if v.Phase != move.PhaseDone {
+		t.Fatalf("move ended %s: %s", v.Phase, v.Error)
+	}
+	t.Logf("move %s done after %d cutover attempt(s), last hold %.1f ms; warnings: %v", v.ID, v.CutoverAttempts, v.HoldMS, v.Warnings)
+	adm, _ := topos[1].Primary.Admin()
+	var got int
+	if err := adm.QueryRow("SELECT v FROM app.t WHERE id = 1000").Scan(&got); err != nil || got != 2 {
+		t.Errorf("the transaction's write on the target: v=%d, %v; want 2", got, err)
+	}
+	// Through sluice, from c2 (its replica may take a moment to apply it).
+	waitFor(t, 10*time.Second, "sluice reads the moved row from c2", func() bool {
+		return queryString(t, db, "SELECT v FROM app.t WHERE id = 1000") == "2"
+	})
 }
