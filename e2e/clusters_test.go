@@ -251,6 +251,17 @@ func TestClustersRouteByPlacement(t *testing.T) {
 		t.Error("the refused transaction changed data")
 	}
 
+	// The mariadb CLI (the C client) moves between clusters within one
+	// session: USE, then statements on three clusters, and the 9005 text.
+	out := mariadbOK(t, sluiceAddr(p), "-N", "-e",
+		"USE shop; SELECT total FROM orders WHERE id = 1; SELECT COUNT(*) FROM buckets.bucket_0009; USE blog; SELECT title FROM posts WHERE id = 1; SELECT id FROM buckets.bucket_0001")
+	if got := strings.Fields(out); strings.Join(got, ",") != "10,1,hello,1" {
+		t.Errorf("mariadb CLI across clusters printed %q; want 10, 1, hello, 1", out)
+	}
+	if _, errOut, err := mariadbRun(t, sluiceAddr(p), testbed.AppPassword, "-e", "SELECT * FROM buckets.bucket_0001, shop.orders"); err == nil || !strings.Contains(errOut, "ERROR 9005") {
+		t.Errorf("mariadb CLI cross-cluster join: %v, %q; want ERROR 9005", err, errOut)
+	}
+
 	// SHOW TABLES in a database split over clusters answers for the
 	// database's own cluster; qualified names reach the others.
 	if got := queryString(t, db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'buckets'"); got != "4" {

@@ -36,6 +36,9 @@ type Traffic interface {
 
 // Config drives the manager. It is replaced whole on reload.
 type Config struct {
+	// Cluster names the cluster this manager serves, for the hooks; empty
+	// when sluice fronts one.
+	Cluster      string
 	Auto         bool
 	MaxLag       time.Duration // 0: any lag is accepted
 	MaxCatchup   time.Duration
@@ -473,7 +476,7 @@ func (m *Manager) readAll(ctx context.Context, snap *topology.Snapshot, cfg *Con
 }
 
 func (m *Manager) runHook(ctx context.Context, cfg *Config, ev hooks.Event, phase string) error {
-	ev.Phase = phase
+	ev.Phase, ev.Cluster = phase, cfg.Cluster
 	err := hooks.Run(ctx, cfg.Hooks, ev)
 	if err != nil {
 		m.log.Warn("hook failed", "event", ev.Kind, "phase", phase, "err", err)

@@ -55,6 +55,9 @@ func eventEnv(ev Event) []string {
 		{"SLUICE_REASON", ev.Reason},
 		{"SLUICE_TIME", ev.Time.UTC().Format(time.RFC3339Nano)},
 	}
+	if ev.Cluster != "" {
+		vars = append(vars, [2]string{"SLUICE_CLUSTER", ev.Cluster})
+	}
 	env := make([]string, len(vars))
 	for i, kv := range vars {
 		// exec refuses a NUL in the environment.

@@ -50,6 +50,9 @@ type Event struct {
 	Epoch      uint64    `json:"epoch"`
 	Reason     string    `json:"reason"`
 	Time       time.Time `json:"time"`
+	// Cluster names the cluster whose primary changed when sluice fronts
+	// several (SLUICE_CLUSTER); empty with one.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // Config says what to run. The zero Config runs nothing.

@@ -170,7 +170,7 @@ func failoverConfigFor(cfg *config.Config, cl config.Cluster) failover.Config {
 		Timeout: cl.Health.Timeout.D(), Hooks: cfg.HooksConfig(),
 	}
 	if len(cfg.Clusters) > 0 {
-		fc.Hooks = hooksConfig(f.Hooks)
+		fc.Hooks, fc.Cluster = hooksConfig(f.Hooks), cl.Name
 	}
 	for _, s := range cl.Servers {
 		fc.Servers = append(fc.Servers, failover.Server{Name: s.Name, Addr: s.Address, NoPromotion: s.NoPromotion, Priority: s.Priority})

@@ -209,7 +209,7 @@ func (s *Session) placeOn(ctx context.Context, pl Placer, m *placement.Map, sql 
 		}
 		h := s.heldBy(pl.Holds())
 		if h == nil {
-			s.place.foreign = useDB == "" && !s.place.usedSchema && s.state.Schema != "" && m.Database([]byte(s.state.Schema)) != want
+			s.place.foreign = !s.place.usedSchema && s.state.Schema != "" && m.Database([]byte(s.state.Schema)) != want
 			return s.switchTo(pl, want)
 		}
 		// Held for a move's cutover: wait, then route by the placement
