@@ -38,15 +38,21 @@ type moveEntry struct {
 	id   string
 	m    *move.Move // nil for a move done in an earlier process
 	objs []move.Object
-	src  move.Endpoint // for Cleanup; refreshed from the topology then
-	view move.View     // the stored view when m is nil
+	view move.View // the stored view when m is nil
+
+	// cleaning and cleaned are guarded by the registry's mu.
+	cleaning, cleaned bool
 }
 
 func (e *moveEntry) View() move.View {
+	v := e.view
 	if e.m != nil {
-		return e.m.Status().View(e.id)
+		v = e.m.Status().View(e.id)
 	}
-	return e.view
+	if e.cleaned {
+		v.Phase = move.PhaseCleaned
+	}
+	return v
 }
 
 // storedMove is a done move as the state store keeps it.
@@ -212,7 +218,7 @@ func (p *Proxy) StartMove(specs []string, to string) (move.View, error) {
 		return move.View{}, err
 	}
 	r.seq++
-	e := &moveEntry{id: fmt.Sprintf("m%d", r.seq), m: mv, objs: mv.Objects(), src: src}
+	e := &moveEntry{id: fmt.Sprintf("m%d", r.seq), m: mv, objs: mv.Objects()}
 	r.entries = append(r.entries, e)
 	r.wg.Add(1)
 	go p.runMove(e)
@@ -319,16 +325,27 @@ func (p *Proxy) CancelMove(id string) (move.View, error) {
 	return e.View(), nil
 }
 
-// CleanupMove drops the source copy of a done move.
+// CleanupMove drops the source copy of a done move, on the source
+// cluster's primary of now (a failover since the move is followed).
 func (p *Proxy) CleanupMove(ctx context.Context, id string) (move.View, error) {
 	e, err := p.moveEntry(id)
 	if err != nil {
 		return move.View{}, err
 	}
+	r := &p.moves
+	r.mu.Lock()
 	v := e.View()
-	if v.Phase != move.PhaseDone {
-		return v, fmt.Errorf("%w: move %s is %s; only a done move's source copy can be dropped", move.ErrRefused, id, v.Phase)
+	if v.Phase != move.PhaseDone || e.cleaning {
+		r.mu.Unlock()
+		return v, fmt.Errorf("%w: move %s is %s; only a done move's source copy can be dropped, once", move.ErrRefused, id, v.Phase)
 	}
+	e.cleaning = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		e.cleaning = false
+		r.mu.Unlock()
+	}()
 	// The objects must still be placed off the source: the placement may
 	// have changed since (another move brought them back).
 	m := p.Placement()
@@ -344,17 +361,12 @@ func (p *Proxy) CleanupMove(ctx context.Context, id string) (move.View, error) {
 	if err != nil {
 		return v, err
 	}
-	if e.m != nil {
-		err = e.m.Cleanup(ctx) // checks the phase under the move's lock
-	} else {
-		err = move.Cleanup(ctx, src, e.objs)
-	}
-	if err != nil {
+	if err := move.Cleanup(ctx, src, e.objs); err != nil {
 		return e.View(), err
 	}
-	if e.m == nil {
-		e.view.Phase = move.PhaseCleaned
-	}
+	r.mu.Lock()
+	e.cleaned = true
+	r.mu.Unlock()
 	if err := p.saveMoves(func(l []storedMove) []storedMove {
 		return slices.DeleteFunc(l, func(s storedMove) bool { return s.ID == id })
 	}); err != nil {
