@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/sluice-proxy/sluice/internal/gtid"
 )
 
@@ -36,6 +38,32 @@ func slavePos(snapshot, targetBinlog gtid.Pos, sourceDomain uint32) gtid.Pos {
 	return out
 }
 
+// setSlavePos sets the target's gtid_slave_pos to slavePos. The target
+// primary takes writes meanwhile (its own domain moves on between reading
+// @@gtid_binlog_pos and the SET, which gtid_strict_mode then refuses with
+// error 1947), so a refusal is retried with a fresh read.
+func (m *Move) setSlavePos(ctx context.Context) (gtid.Pos, error) {
+	for attempt := 1; ; attempt++ {
+		var tpos string
+		if err := m.dst.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&tpos); err != nil {
+			return nil, fmt.Errorf("move: target primary: %w", err)
+		}
+		tp, err := gtid.Parse(tpos)
+		if err != nil {
+			return nil, fmt.Errorf("move: target primary gtid_binlog_pos: %w", err)
+		}
+		start := slavePos(m.snapPos, tp, m.domain)
+		_, err = m.dst.ExecContext(ctx, "SET GLOBAL gtid_slave_pos = "+sqlString(start.String()))
+		var me *mysql.MySQLError
+		if err == nil {
+			return start, nil
+		}
+		if !errors.As(err, &me) || me.Number != 1947 || attempt == 50 {
+			return nil, fmt.Errorf("move: target primary %s: SET GLOBAL gtid_slave_pos = %s: %w", m.spec.Target.Primary, sqlString(start.String()), err)
+		}
+	}
+}
+
 // changeMaster is the CHANGE MASTER statement of the move's connection.
 func changeMaster(conn, host string, port int, user, password string, domain uint32) string {
 	return fmt.Sprintf("CHANGE MASTER '%s' TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, "+
@@ -59,20 +87,14 @@ func (m *Move) startReplication(ctx context.Context) error {
 	if user == "" {
 		user, pass = m.spec.Source.User, m.spec.Source.Password
 	}
-	var tpos string
-	if err := m.dst.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&tpos); err != nil {
-		return fmt.Errorf("move: target primary: %w", err)
-	}
-	tp, err := gtid.Parse(tpos)
+	m.connCreated = true
+	start, err := m.setSlavePos(ctx)
 	if err != nil {
-		return fmt.Errorf("move: target primary gtid_binlog_pos: %w", err)
+		return err
 	}
-	start := slavePos(m.snapPos, tp, m.domain)
 	c := m.opts.Connection
 	f := BuildFilters(m.objs)
-	m.connCreated = true
 	stmts := []string{
-		"SET GLOBAL gtid_slave_pos = " + sqlString(start.String()),
 		changeMaster(c, host, port, user, pass, m.domain),
 		"SET GLOBAL " + c + ".replicate_do_table = " + sqlString(f.DoTable),
 		"SET GLOBAL " + c + ".replicate_wild_do_table = " + sqlString(f.WildDoTable),
