@@ -65,14 +65,14 @@ func mvOwner(table string) int {
 
 // startMoveSluice runs sluice with the move account in front of the
 // clusters, on the state file given, and its admin API.
-func startMoveSluice(t *testing.T, topos []*testbed.Topology, stateFile, placementYAML string) (*proxy.Proxy, *httptest.Server) {
+func startMoveSluice(t *testing.T, topos []*testbed.Topology, stateFile, placementYAML string, failoverKeys ...string) (*proxy.Proxy, *httptest.Server) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("listen: 127.0.0.1:0\nhttp_listen: \"\"\n")
 	fmt.Fprintf(&b, "users:\n  - {name: %s, password: %s}\n", testbed.AppUser, testbed.AppPassword)
 	fmt.Fprintf(&b, "monitor: {user: %s, password: %s}\n", testbed.MonitorUser, testbed.MonitorPassword)
 	fmt.Fprintf(&b, "moves: {user: %s, password: %s}\n", testbed.AppUser, testbed.AppPassword)
-	fmt.Fprintf(&b, "failover: {state_file: %s, replication: {user: %s, password: %s}}\n", stateFile, testbed.ReplUser, testbed.ReplPassword)
+	fmt.Fprintf(&b, "failover: {state_file: %s, replication: {user: %s, password: %s}%s}\n", stateFile, testbed.ReplUser, testbed.ReplPassword, strings.Join(failoverKeys, ""))
 	b.WriteString("health: {interval: 200ms, timeout: 1s, rise: 1, fall: 2}\nclusters:\n")
 	for i, topo := range topos {
 		fmt.Fprintf(&b, "  - name: %s\n    servers:\n", clusterName(i))
@@ -635,4 +635,91 @@ func TestMoveHoldWaitsForOpenTransaction(t *testing.T) {
 	waitFor(t, 10*time.Second, "sluice reads the moved row from c2", func() bool {
 		return queryString(t, db, "SELECT v FROM app.t WHERE id = 1000") == "2"
 	})
+}
+
+// TestMoveAbortsOnSourceFailover kills the source cluster's primary in the
+// middle of a move started through sluice: sluice fails the cluster over,
+// the move aborts with a status naming the source, nothing is placed and
+// the target copy is dropped; the rerun, from the new primary, succeeds.
+func TestMoveAbortsOnSourceFailover(t *testing.T) {
+	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	for _, q := range []string{"CREATE DATABASE app",
+		"CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(200))",
+		"INSERT INTO app.big SELECT seq, REPEAT('x', 200) FROM app.seq_1_to_60000"} {
+		if err := topos[0].Primary.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncReplicas(t, topos[0])
+	p, api := startMoveSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), "placement: {default_cluster: c1}\n",
+		", auto: true, min_interval: 0s, hold_timeout: 10s, drain_timeout: 3s, max_lag: 5s, max_catchup: 10s")
+
+	var v move.View
+	if code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v); code != http.StatusAccepted {
+		t.Fatalf("POST /api/moves: HTTP %d %+v", code, v)
+	}
+	waitFor(t, 60*time.Second, "the move copying or catching up", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		if v.Phase.Terminal() {
+			t.Fatalf("the move ended %s before the failover could interrupt it (make app.big larger): %s", v.Phase, v.Error)
+		}
+		return v.Phase == move.PhaseCopying && v.RowsCopied > 0 || v.Phase == move.PhaseCatchUp
+	})
+	phaseAtKill := v.Phase
+	old := topos[0].Primary
+	if err := old.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "the move to end", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		return v.Phase.Terminal()
+	})
+	t.Logf("killed the source primary while %s; the move ended %s: %s", phaseAtKill, v.Phase, v.Error)
+	if v.Phase != move.PhaseFailed || v.Error == "" {
+		t.Fatalf("move ended %s (%q), want failed with the reason", v.Phase, v.Error)
+	}
+	if owner := p.Placement().Owner(placement.Object{DB: "app", Table: "big"}); owner != "c1" {
+		t.Errorf("the aborted move placed app.big on %s", owner)
+	}
+	if n := rowsOn(t, topos[1], "information_schema.TABLES WHERE TABLE_SCHEMA = 'app'"); n != 0 {
+		t.Errorf("the aborted move left %d tables of app on the target", n)
+	}
+
+	// Sluice promoted c1's replica; the rerun copies from it.
+	newPrimary := topos[0].Replicas[0]
+	waitFor(t, 60*time.Second, "sluice to fail c1 over to its replica", func() bool {
+		s, ok := p.ClusterMonitor("c1").Snapshot().PrimaryServer()
+		return ok && s.Addr == newPrimary.Addr()
+	})
+	var v2 move.View
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v2)
+		if code == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rerun was refused for a minute: HTTP %d", code)
+		}
+		time.Sleep(200 * time.Millisecond) // the failover may still hold the cluster
+	}
+	waitFor(t, 120*time.Second, "the rerun to end", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v2.ID, nil, &v2)
+		return v2.Phase.Terminal()
+	})
+	if v2.Phase != move.PhaseDone {
+		t.Fatalf("the rerun ended %s: %s", v2.Phase, v2.Error)
+	}
+	t.Logf("rerun %s done from %s: %d rows at %.0f rows/s, hold %.1f ms", v2.ID, v2.SnapshotFrom, v2.RowsCopied, v2.RowsPerSec, v2.HoldMS)
+	if p.Placement().Owner(placement.Object{DB: "app", Table: "big"}) != "c2" {
+		t.Error("the rerun did not place app.big on c2")
+	}
+	adm, _ := newPrimary.Admin()
+	var want int64
+	if err := adm.QueryRow("SELECT COUNT(*) FROM app.big").Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOn(t, topos[1], "app.big"); got != want || got != 60000 {
+		t.Errorf("app.big on c2 has %d rows, the new source primary %d, want 60000", got, want)
+	}
 }
