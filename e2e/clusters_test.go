@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/sluice-proxy/sluice/internal/config"
+	"github.com/sluice-proxy/sluice/internal/httpapi"
 	"github.com/sluice-proxy/sluice/internal/placement"
 	"github.com/sluice-proxy/sluice/internal/proxy"
 	"github.com/sluice-proxy/sluice/internal/testbed"
@@ -249,6 +252,37 @@ func TestClustersRouteByPlacement(t *testing.T) {
 	}
 	if rowsOn(t, topos[0], "buckets.bucket_0002") != 1 || rowsOn(t, topos[2], "buckets.bucket_0009") != 1 {
 		t.Error("the refused transaction changed data")
+	}
+
+	// The admin API shows the clusters, the placement and each server's
+	// cluster.
+	api := httpapi.Handler(p, nil)
+	get := func(path string, v any) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 {
+			t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body)
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	var cl struct {
+		Clusters  []httpapi.ClusterView `json:"clusters"`
+		Placement struct {
+			Version uint64 `json:"version"`
+		} `json:"placement"`
+	}
+	get("/api/clusters", &cl)
+	if len(cl.Clusters) != 3 || cl.Clusters[1].Name != "c2" || strings.Join(cl.Clusters[1].Databases, ",") != "shop" ||
+		!cl.Clusters[0].IsDefault || cl.Placement.Version != 1 || cl.Clusters[2].Primary != serverName(2, topos[2].Primary) {
+		t.Errorf("/api/clusters = %+v", cl)
+	}
+	var servers []httpapi.ServerView
+	get("/api/servers", &servers)
+	if len(servers) != 6 || servers[0].Cluster != "c1" || servers[5].Cluster != "c3" {
+		t.Errorf("/api/servers clusters: %+v", servers)
 	}
 
 	// The mariadb CLI (the C client) moves between clusters within one
