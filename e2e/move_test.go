@@ -403,9 +403,17 @@ func TestMoveUnderLoad(t *testing.T) {
 	}
 	var maxMoved, maxOther, maxOtherInHold time.Duration
 	otherInHold := 0
-	var holdTotal time.Duration
+	var holdTotal, holdMax time.Duration
 	for _, win := range holds.windows {
 		holdTotal += win[1].Sub(win[0])
+		holdMax = max(holdMax, win[1].Sub(win[0]))
+	}
+	// Every hold sluice took, including cutover attempts that ran out of
+	// moves.hold_timeout (800 ms) and were retried: bounded by it plus
+	// the verification, with room for a loaded machine.
+	t.Logf("longest hold seen in sluice: %v", holdMax.Round(time.Millisecond))
+	if holdMax > 2*time.Second {
+		t.Errorf("sluice held statements for %v at once, want < hold_timeout (800ms) + verification", holdMax)
 	}
 	for _, op := range w.ops {
 		d := op.end.Sub(op.start)
