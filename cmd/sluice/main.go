@@ -32,6 +32,11 @@ Usage:
   sluice failover [CLUSTER] [--to NAME]
                                 promote a replica of a running sluice whose primary is down
   sluice rejoin NAME            make a fenced old primary a replica of the current primary
+  sluice move DB[.TABLES] --to CLUSTER [--wait]
+                                move a database or tables (t1,t2 or bucket_{0000..0255}) to another cluster online
+  sluice move --cancel ID | --cleanup ID
+                                cancel a move before its cutover, or drop a done move's source copy
+  sluice moves                  list the moves with their progress
   sluice version                print the module version, VCS revision and Go version
 `
 
@@ -50,6 +55,8 @@ func main() {
 		err = demoCmd(os.Args[2:])
 	case "switchover", "failover", "rejoin":
 		err = adminCmd(os.Args[1], os.Args[2:], os.Stdout)
+	case "move", "moves":
+		err = moveCmd(os.Args[1], os.Args[2:], os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println(buildinfo.Read())
 	case "help", "-h", "--help":

@@ -31,7 +31,10 @@ type Config struct {
 
 	Users   []User      `yaml:"users" json:"users"`
 	Monitor Credentials `yaml:"monitor" json:"monitor"`
-	Servers []Server    `yaml:"servers" json:"servers"`
+	// Moves configures online moves between clusters (the account they
+	// use, how long a cutover may hold statements); see Moves.
+	Moves   Moves    `yaml:"moves" json:"moves"`
+	Servers []Server `yaml:"servers" json:"servers"`
 	// Clusters replaces Servers when sluice fronts several clusters; see
 	// Cluster. Servers alone form one cluster named "default".
 	Clusters []Cluster `yaml:"clusters" json:"clusters,omitempty"`

@@ -90,6 +90,18 @@ servers:
 #     - {database: app, tables: "bucket_{0000..0511}", cluster: west}
 #     - {database: app, tables: audit_log, cluster: east}
 
+# Online moves between clusters (sluice move DB[.TABLES] --to CLUSTER). The
+# mover logs in to the source and target primaries with this account
+# (default: the monitor's): SELECT on the moved objects on the source; ALL
+# on them plus SUPER, REPLICATION SLAVE ADMIN and BINLOG MONITOR on the
+# target. The target's replication connection uses the source cluster's
+# failover.replication account.
+# moves:
+#   user: sluice_mover
+#   password_env: SLUICE_MOVER_PASSWORD
+#   hold_timeout: 800ms      # one cutover attempt's hold (drain + apply); retried up to 5 times
+#   batch_rows: 1000         # rows per INSERT of the snapshot copy
+
 # Monitor timing. A server is up after rise good checks in a row and down
 # after fall bad ones (as in HAProxy).
 health:

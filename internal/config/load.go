@@ -291,6 +291,7 @@ func (c *Config) Redacted() *Config {
 		redact(&r.Users[i].Password, &r.Users[i].secret)
 	}
 	redact(&r.Monitor.Password, &r.Monitor.secret)
+	redact(&r.Moves.Password, &r.Moves.secret)
 	redact(&r.HTTPToken, &r.httpToken)
 	redact(&r.Failover.Replication.Password, &r.Failover.Replication.secret)
 	redact(&r.Failover.Hooks.Token, &r.Failover.Hooks.secret)

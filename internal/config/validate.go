@@ -28,6 +28,7 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 		d.checkServers(c)
 	}
 	d.checkMonitor(c, getenv)
+	d.checkMoves(c, getenv)
 	d.checkHealth(c.Health)
 	d.checkRouting(c.Routing)
 	d.checkTimeouts(c.Timeouts)

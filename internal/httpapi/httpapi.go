@@ -89,6 +89,7 @@ func Handler(src Source, obs Observability) http.Handler {
 		writeJSON(w, http.StatusOK, list)
 	})
 	api.HandleFunc("GET /api/clusters", handleClusters(src))
+	handleMoves(api, src)
 	api.HandleFunc("GET /api/sessions", func(w http.ResponseWriter, r *http.Request) {
 		list := src.Sessions()
 		if list == nil {

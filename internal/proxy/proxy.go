@@ -58,6 +58,7 @@ type Proxy struct {
 	clusters []*cluster
 	byName   map[string]*cluster
 	place    placeState
+	moves    moveRegistry
 	causal   causal.Tracker // outlives reloads, like the balancer
 	observer session.Observer
 
@@ -521,6 +522,7 @@ func (p *Proxy) Close() error {
 	for _, ln := range lns {
 		ln.Close() // a Unix socket's file goes with it
 	}
+	p.stopMoves()
 	// A primary change in progress finishes first: the sessions it holds
 	// are released to the new primary, and the topology is never left
 	// half changed.

@@ -100,6 +100,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st.collectServers(m)
 	if st.src != nil {
 		st.collectClusters(m)
+		st.collectMoves(m)
 	}
 
 	for r := range st.lat {

@@ -50,6 +50,9 @@
 //	sluice_cluster_epoch{cluster}                  gauge     the cluster's failover epoch
 //	sluice_cluster_alert{cluster}                  gauge     1 while the cluster's failover manager reports a problem
 //	sluice_cluster_primary_up{cluster}             gauge     1 when the cluster has a primary taking writes
+//	sluice_moves_total{result}                     counter   online moves ended: done, failed, cancelled, refused
+//	sluice_move_rows_copied_total                  counter   rows the moves' snapshot copies wrote to target clusters
+//	sluice_moves_running                           gauge     online moves not yet ended
 //	sluice_causal_reads_total{result}              counter   reads that had writes to see, by outcome (ready, waited, timeout, no_replica)
 //	sluice_digests                                 gauge     entries in the digest table
 //	sluice_digest_evictions_total                  counter   digest entries evicted to make room

@@ -30,6 +30,7 @@ type Server struct {
 
 	dir      string // parent of DataDir: holds the error log and pid file
 	semiSync bool
+	domain   uint32 // gtid_domain_id; 0 is the server default and not passed
 	extra    []string
 	users    []User // Options.Users, created again by Rebuild
 
@@ -429,6 +430,9 @@ func (s *Server) args(restart bool) []string {
 		"--local-infile=ON",
 		"--performance-schema=OFF",
 		"--slave-net-timeout=5",
+	}
+	if s.domain != 0 {
+		a = append(a, "--gtid-domain-id="+strconv.FormatUint(uint64(s.domain), 10))
 	}
 	if s.isReplica() {
 		a = append(a, "--read-only=ON")

@@ -114,6 +114,17 @@ type Options struct {
 	// Log receives the servers' error logs when Start fails (nil: discard).
 	// The returned error holds the tail of the failing server's log anyway.
 	Log io.Writer
+	// GTIDDomainID is every server's gtid_domain_id (default 0). Clusters
+	// that replicate into each other (online moves use a named replication
+	// connection from one cluster's primary to another's) need distinct
+	// domains, or their GTID sequences collide; StartClusters sets it.
+	GTIDDomainID uint32
+	// ServerIDBase is added to every server_id: the servers get
+	// ServerIDBase+1, ServerIDBase+2, … (default 0: 1, 2, …). A replica
+	// ignores events carrying its own server_id, so servers of clusters
+	// that replicate into each other need distinct ids; StartClusters sets
+	// it.
+	ServerIDBase int
 }
 
 // User is an extra account created on every server as 'Name'@'%'.
@@ -219,8 +230,9 @@ func (t *Topology) start(ctx context.Context, tpl string, opts Options) error {
 			Host:     "127.0.0.1",
 			DataDir:  filepath.Join(dir, "data"),
 			Socket:   sock,
-			ServerID: i + 1,
+			ServerID: opts.ServerIDBase + i + 1,
 			dir:      dir,
+			domain:   opts.GTIDDomainID,
 			replica:  i > 0,
 			semiSync: opts.SemiSync,
 			extra:    opts.ExtraArgs,
@@ -271,6 +283,18 @@ func forEach(servers []*Server, f func(*Server) error) error {
 // it never skips, so a machine without MariaDB fails loudly.
 func StartT(tb testing.TB, opts Options) *Topology {
 	tb.Helper()
+	t, err := startForTest(tb, opts)
+	if err != nil {
+		tb.Fatalf("testbed: start topology: %v", err)
+	}
+	return t
+}
+
+// startForTest starts a topology and registers its Close with tb.Cleanup;
+// on error the servers' logs are in the test log. It does not fail the
+// test, so it may run in a goroutine other than the test's.
+func startForTest(tb testing.TB, opts Options) (*Topology, error) {
+	tb.Helper()
 	var logs bytes.Buffer
 	if opts.Log == nil {
 		opts.Log = &logs
@@ -282,7 +306,7 @@ func StartT(tb testing.TB, opts Options) *Topology {
 		if logs.Len() > 0 {
 			tb.Log(logs.String())
 		}
-		tb.Fatalf("testbed: start topology: %v", err)
+		return nil, err
 	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
@@ -294,7 +318,7 @@ func StartT(tb testing.TB, opts Options) *Topology {
 			tb.Errorf("testbed: close: %v", err)
 		}
 	})
-	return t
+	return t, nil
 }
 
 // Close kills every server (SIGKILL: fast; a given Dir keeps the data) and

@@ -699,3 +699,55 @@ func BenchmarkStartTopology(b *testing.B) {
 		}
 	}
 }
+
+// TestStartClustersDistinctDomains: clusters get their own gtid_domain_id
+// and server_ids, so one can replicate into another; cluster 0 looks like a
+// single topology.
+func TestStartClustersDistinctDomains(t *testing.T) {
+	cs := StartClustersT(t, 2, Options{Replicas: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for k, c := range cs {
+		for i, s := range c.Servers {
+			dom, err := s.GlobalVariable(ctx, "gtid_domain_id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := s.GlobalVariable(ctx, "server_id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprint(k); dom != want {
+				t.Errorf("cluster %d %s: gtid_domain_id %s, want %s", k, s.Name, dom, want)
+			}
+			if want := fmt.Sprint(k*ClusterServerIDStride + i + 1); id != want || s.ServerID != k*ClusterServerIDStride+i+1 {
+				t.Errorf("cluster %d %s: server_id %s (ServerID %d), want %s", k, s.Name, id, s.ServerID, want)
+			}
+		}
+		if err := c.Primary.Exec(ctx, "CREATE TABLE test.t (id INT PRIMARY KEY); INSERT INTO test.t VALUES (1)"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitReplicated(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pos, err := c.Replicas[0].GTIDPos(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(pos, fmt.Sprintf("%d-%d-", k, k*ClusterServerIDStride+1)) {
+			t.Errorf("cluster %d replica gtid_current_pos %q, want domain %d from server %d", k, pos, k, k*ClusterServerIDStride+1)
+		}
+	}
+	// Promote moves the primary role to the replica.
+	c := cs[1]
+	old := c.Primary
+	if err := old.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Promote(ctx, c.Replicas[0]); err != nil {
+		t.Fatal(err)
+	}
+	if c.Primary == old || c.Primary.Exec(ctx, "INSERT INTO test.t VALUES (2)") != nil {
+		t.Errorf("after Promote the new primary %s is not writable", c.Primary.Name)
+	}
+}
