@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/sluice-proxy/sluice/internal/replstatus"
 )
 
 var connName = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
@@ -288,33 +290,6 @@ func inList(vals []string) (string, []any) {
 }
 
 // queryMaps returns every row of a SHOW statement as column → value.
-func queryMaps(ctx context.Context, db interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, query string) ([]map[string]string, error) {
-	rows, err := db.QueryContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	var out []map[string]string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		m := make(map[string]string, len(cols))
-		for i, c := range cols {
-			m[c] = vals[i].String
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+func queryMaps(ctx context.Context, db replstatus.Queryer, query string) ([]map[string]string, error) {
+	return replstatus.Rows(ctx, db, query)
 }

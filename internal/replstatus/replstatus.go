@@ -16,7 +16,17 @@ type Queryer interface {
 // server has no replication configured. It is a SHOW statement, so it does
 // not move the server's Com_select counter.
 func SlaveStatus(ctx context.Context, q Queryer) (map[string]string, error) {
-	rows, err := q.QueryContext(ctx, "SHOW SLAVE STATUS")
+	rows, err := Rows(ctx, q, "SHOW SLAVE STATUS")
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return rows[0], nil
+}
+
+// Rows returns every row of a statement (a SHOW, typically) by column
+// name, NULL as "".
+func Rows(ctx context.Context, q Queryer, query string) ([]map[string]string, error) {
+	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -25,20 +35,21 @@ func SlaveStatus(ctx context.Context, q Queryer) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !rows.Next() {
-		return nil, rows.Err()
-	}
+	var out []map[string]string
 	vals := make([]sql.NullString, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	if err := rows.Scan(ptrs...); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(cols))
-	for i, c := range cols {
-		out[c] = vals[i].String
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		m := make(map[string]string, len(cols))
+		for i, c := range cols {
+			m[c] = vals[i].String
+		}
+		out = append(out, m)
 	}
 	return out, rows.Err()
 }
