@@ -328,11 +328,11 @@ func (o *objScan) showFrom() {
 	if st.cur.kind != tWord && st.cur.kind != tQuoted {
 		return
 	}
-	first := o.name()
+	first := o.name() // nil for a name the server will refuse (an unterminated quote)
 	st.shift()
 	if st.op('.') {
 		st.shift()
-		if t := o.name(); t != nil {
+		if t := o.name(); first != nil && t != nil {
 			o.emit(first, t)
 		}
 		st.shift()
@@ -342,12 +342,16 @@ func (o *objScan) showFrom() {
 		st.shift()
 		db := o.name()
 		st.shift()
-		o.emit(db, first)
+		if db != nil && first != nil {
+			o.emit(db, first)
+		}
 		return
 	}
-	if o.tableShow() {
+	switch {
+	case first == nil:
+	case o.tableShow():
 		o.emit(nil, first)
-	} else {
+	default:
 		o.emit(first, nil)
 	}
 }
