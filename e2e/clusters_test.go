@@ -41,11 +41,21 @@ func serverName(i int, s *testbed.Server) string { return clusterName(i) + "-" +
 // given as YAML, on the state file given.
 func startClusters(t *testing.T, topos []*testbed.Topology, placementYAML, stateFile string) *proxy.Proxy {
 	t.Helper()
+	return clusterSluice(t, topos, stateFile, placementYAML, "", "")
+}
+
+// clusterSluice starts sluice in front of the clusters: the placement and
+// any further top-level YAML (extra) and failover keys (", key: value"…)
+// are given. It returns once every cluster has its primary and readable
+// replicas.
+func clusterSluice(t *testing.T, topos []*testbed.Topology, stateFile, placementYAML, extra, failoverKeys string) *proxy.Proxy {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("listen: 127.0.0.1:0\nhttp_listen: \"\"\n")
 	fmt.Fprintf(&b, "users:\n  - {name: %s, password: %s}\n", testbed.AppUser, testbed.AppPassword)
 	fmt.Fprintf(&b, "monitor: {user: %s, password: %s}\n", testbed.MonitorUser, testbed.MonitorPassword)
-	fmt.Fprintf(&b, "failover: {state_file: %s, replication: {user: %s, password: %s}}\n", stateFile, testbed.ReplUser, testbed.ReplPassword)
+	b.WriteString(extra)
+	fmt.Fprintf(&b, "failover: {state_file: %s, replication: {user: %s, password: %s}%s}\n", stateFile, testbed.ReplUser, testbed.ReplPassword, failoverKeys)
 	b.WriteString("health: {interval: 200ms, timeout: 1s, rise: 1, fall: 2}\nclusters:\n")
 	for i, topo := range topos {
 		fmt.Fprintf(&b, "  - name: %s\n    servers:\n", clusterName(i))
@@ -67,14 +77,14 @@ func startClusters(t *testing.T, topos []*testbed.Topology, placementYAML, state
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	waitFor(t, 15*time.Second, "sluice sees every cluster's primary and replica", func() bool {
+	waitFor(t, 15*time.Second, "sluice sees every cluster's primary and readable replica", func() bool {
 		for _, name := range p.ClusterNames() {
 			snap := p.ClusterMonitor(name).Snapshot()
 			if snap.Primary < 0 {
 				return false
 			}
-			for _, s := range snap.Servers {
-				if !s.Up || !s.Readable && s.Name != snap.Servers[snap.Primary].Name {
+			for i, s := range snap.Servers {
+				if !s.Up || i != snap.Primary && !s.Readable {
 					return false
 				}
 			}

@@ -6,11 +6,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/httpapi"
 	"github.com/sluice-proxy/sluice/internal/move"
 	"github.com/sluice-proxy/sluice/internal/placement"
@@ -67,47 +64,8 @@ func mvOwner(table string) int {
 // clusters, on the state file given, and its admin API.
 func startMoveSluice(t *testing.T, topos []*testbed.Topology, stateFile, placementYAML string, failoverKeys ...string) (*proxy.Proxy, *httptest.Server) {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("listen: 127.0.0.1:0\nhttp_listen: \"\"\n")
-	fmt.Fprintf(&b, "users:\n  - {name: %s, password: %s}\n", testbed.AppUser, testbed.AppPassword)
-	fmt.Fprintf(&b, "monitor: {user: %s, password: %s}\n", testbed.MonitorUser, testbed.MonitorPassword)
-	fmt.Fprintf(&b, "moves: {user: %s, password: %s}\n", testbed.AppUser, testbed.AppPassword)
-	fmt.Fprintf(&b, "failover: {state_file: %s, replication: {user: %s, password: %s}%s}\n", stateFile, testbed.ReplUser, testbed.ReplPassword, strings.Join(failoverKeys, ""))
-	b.WriteString("health: {interval: 200ms, timeout: 1s, rise: 1, fall: 2}\nclusters:\n")
-	for i, topo := range topos {
-		fmt.Fprintf(&b, "  - name: %s\n    servers:\n", clusterName(i))
-		for _, s := range topo.Servers {
-			fmt.Fprintf(&b, "      - {name: %s, address: %s}\n", serverName(i, s), s.Addr())
-		}
-	}
-	b.WriteString(placementYAML)
-	cfg, err := config.Parse([]byte(b.String()), t.Name()+".yaml", os.Getenv)
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, b.String())
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := proxy.New(cfg, proxy.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	waitFor(t, 15*time.Second, "sluice sees every cluster's primary and readable replica", func() bool {
-		for _, name := range p.ClusterNames() {
-			snap := p.ClusterMonitor(name).Snapshot()
-			if snap.Primary < 0 {
-				return false
-			}
-			for i, s := range snap.Servers {
-				if !s.Up || i != snap.Primary && !s.Readable {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	p := clusterSluice(t, topos, stateFile, placementYAML,
+		fmt.Sprintf("moves: {user: %s, password: %s}\n", testbed.AppUser, testbed.AppPassword), strings.Join(failoverKeys, ""))
 	api := httptest.NewServer(httpapi.Handler(p, nil))
 	t.Cleanup(api.Close)
 	return p, api
