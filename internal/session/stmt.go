@@ -25,7 +25,7 @@ type stmt struct {
 	sql     []byte
 	text    string // sql, made once: names the server statements it shares
 	scan    sqlscan.Statement
-	digest  uint64 // sqlscan.DigestHash(sql), computed on first execute
+	digest  uint64 // sqlscan.DigestHash(sql), from the scan at prepare
 	params  int
 	columns int
 
@@ -53,7 +53,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 		pkt, st.sql = out, out[1:]
 	}
 	st.text = string(st.sql)
-	st.scan = sqlscan.Scan(st.sql)
+	st.scan, st.digest = sqlscan.ScanDigest(st.sql) // one pass for kind, flags and digest
 	if st.scan.Flags&sqlscan.FlagMulti != 0 {
 		return s.fail(wire.Errorf(wire.ErrParse, "42000", "This command is not supported in the prepared statement protocol yet: multiple statements"))
 	}
@@ -163,9 +163,6 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 	st, e := s.lookupStmt(pkt, "mysqld_stmt_execute")
 	if e != nil {
 		return s.fail(e)
-	}
-	if st.digest == 0 {
-		st.digest = sqlscan.DigestHash(st.sql)
 	}
 	s.stmtText, s.stmtDigest = st.sql, st.digest
 	defer func() { s.stmtText, s.stmtDigest = nil, 0 }()
