@@ -10,9 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
-	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/failover"
 )
 
@@ -79,54 +77,25 @@ func adminCmd(action string, args []string, out io.Writer) error {
 		}
 		endpoint = "/api/servers/" + url.PathEscape(fs.Arg(0)) + "/rejoin"
 	}
-	if *addr == "" {
-		getenv := os.Getenv
-		if *token != "" {
-			getenv = func(string) string { return *token } // given: the file's variable need not be set
-		}
-		listen, tok, err := config.AdminEndpoint(*path, getenv)
-		if err != nil {
-			return err
-		}
-		if listen == "" {
-			return fmt.Errorf("%s has http_listen: \"\"; give the admin API address with --http", *path)
-		}
-		*addr = listen
-		if *token == "" {
-			*token = tok
-		}
-	}
-	if *token == "" {
-		*token = os.Getenv("SLUICE_HTTP_TOKEN")
-	}
-	base := dialable(*addr)
-	req, err := http.NewRequest(http.MethodPost, "http://"+base+endpoint, nil)
+	base, tok, err := adminAPI(*path, *addr, *token)
 	if err != nil {
 		return err
 	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
 	// A switchover is bounded by failover.hold_timeout plus the repointing
 	// of the replicas; the server bounds the whole at 5 minutes.
-	resp, err := (&http.Client{Timeout: 6 * time.Minute}).Do(req)
+	body, code, err := callAPI(http.MethodPost, "http://"+base+endpoint, tok, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", action, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("%s: %w", action, err)
-	}
-	if resp.StatusCode != http.StatusOK {
+	if code != http.StatusOK {
 		var res struct {
 			Error  string          `json:"error"`
 			Record failover.Record `json:"record"`
 		}
 		if err := json.Unmarshal(body, &res); err != nil || res.Error == "" {
-			return fmt.Errorf("%s: HTTP %s: %s", action, resp.Status, strings.TrimSpace(string(body)))
+			return fmt.Errorf("%s: HTTP %d %s: %s", action, code, http.StatusText(code), strings.TrimSpace(string(body)))
 		}
-		fmt.Fprintf(out, "%s not done (HTTP %d): %s\n", action, resp.StatusCode, res.Error)
+		fmt.Fprintf(out, "%s not done (HTTP %d): %s\n", action, code, res.Error)
 		printRecord(out, res.Record)
 		return exitError(1)
 	}
