@@ -80,16 +80,7 @@ func (d *decoder) checkClusters(c *Config, getenv func(string) string) {
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
 		p := fmt.Sprintf("clusters[%d]", i)
-		switch j, dup := names[cl.Name]; {
-		case cl.Name == "":
-			d.report(p+".name", "required")
-		case !validServerName(cl.Name):
-			d.report(p+".name", "%q may contain only letters, digits, '.', '_' and '-' (it appears in URLs and metric labels)", cl.Name)
-		case dup:
-			d.report(p+".name", "duplicate cluster name %q (first at line %d)", cl.Name, d.line(fmt.Sprintf("clusters[%d].name", j)))
-		default:
-			names[cl.Name] = i
-		}
+		d.checkName("clusters", "cluster", i, cl.Name, names)
 		if len(cl.Servers) == 0 {
 			d.report(p+".servers", "no servers in cluster %q; list at least one", cl.Name)
 		}

@@ -279,6 +279,23 @@ func (d *decoder) password(path, who, password, env string, getenv func(string) 
 	return nil
 }
 
+// checkName checks the name of list[i] (a server, a cluster): given,
+// usable in URLs and metric labels, and unique in names, where it is
+// recorded.
+func (d *decoder) checkName(list, kind string, i int, name string, names map[string]int) {
+	p := fmt.Sprintf("%s[%d].name", list, i)
+	switch j, dup := names[name]; {
+	case name == "":
+		d.report(p, "required")
+	case !validServerName(name):
+		d.report(p, "%q may contain only letters, digits, '.', '_' and '-' (it appears in URLs and metric labels)", name)
+	case dup:
+		d.report(p, "duplicate %s name %q (first at line %d)", kind, name, d.line(fmt.Sprintf("%s[%d].name", list, j)))
+	default:
+		names[name] = i
+	}
+}
+
 func (d *decoder) checkServers(c *Config) {
 	if len(c.Servers) == 0 {
 		d.report("servers", "no servers configured; list at least one")
@@ -287,16 +304,7 @@ func (d *decoder) checkServers(c *Config) {
 	addrs := map[string]int{}
 	for i, s := range c.Servers {
 		p := fmt.Sprintf("servers[%d]", i)
-		switch j, dup := names[s.Name]; {
-		case s.Name == "":
-			d.report(p+".name", "required")
-		case !validServerName(s.Name):
-			d.report(p+".name", "%q may contain only letters, digits, '.', '_' and '-' (it appears in URLs and metric labels)", s.Name)
-		case dup:
-			d.report(p+".name", "duplicate server name %q (first at line %d)", s.Name, d.line(fmt.Sprintf("servers[%d].name", j)))
-		default:
-			names[s.Name] = i
-		}
+		d.checkName("servers", "server", i, s.Name, names)
 		if s.Address == "" {
 			d.report(p+".address", "required (host:port)")
 		} else if err := checkAddr(s.Address, 1); err != nil {
