@@ -139,7 +139,13 @@ func seedClusters(t *testing.T, topos []*testbed.Topology) {
 
 func rowsOn(t *testing.T, topo *testbed.Topology, table string) int64 {
 	t.Helper()
-	db, err := topo.Primary.Admin()
+	return rowsOnServer(t, topo.Primary, table)
+}
+
+// rowsOnServer is rowsOn of one server (a promoted replica, say).
+func rowsOnServer(t *testing.T, s *testbed.Server, table string) int64 {
+	t.Helper()
+	db, err := s.Admin()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,21 +27,24 @@ import (
 var _ httpapi.MoveSource = (*proxy.Proxy)(nil)
 
 const (
-	mvBuckets   = 64
-	mvSeedRows  = 500
-	mvMoved     = 16 // bucket_0000..0015: c1 -> c3
+	// The issue's scale: 1,024 buckets, half on c1 and half on c2, and
+	// the first 256 (all on c1) moved to c3.
+	mvBuckets   = 1024
+	mvHalf      = mvBuckets / 2
+	mvSeedRows  = 40
+	mvMoved     = 256 // bucket_0000..0255: c1 -> c3
 	mvWorkers   = 4
 	mvShopOrder = 4000
 )
 
-const mvPlacement = `placement:
+var mvPlacement = fmt.Sprintf(`placement:
   default_cluster: c1
   databases:
     - {name: shop, cluster: c2}
   tables:
-    - {database: buckets, tables: "bucket_{0000..0031}", cluster: c1}
-    - {database: buckets, tables: "bucket_{0032..0063}", cluster: c2}
-`
+    - {database: buckets, tables: "bucket_{0000..%04d}", cluster: c1}
+    - {database: buckets, tables: "bucket_{%04d..%04d}", cluster: c2}
+`, mvHalf-1, mvHalf, mvBuckets-1)
 
 func mvBucket(n int) string { return fmt.Sprintf("bucket_%04d", n) }
 
@@ -54,7 +58,7 @@ func mvOwner(table string) int {
 	switch {
 	case n < mvMoved:
 		return 2
-	case n < 32:
+	case n < mvHalf:
 		return 0
 	}
 	return 1
@@ -280,7 +284,7 @@ func checksum(t *testing.T, s *testbed.Server, table string) int64 {
 	return sum.Int64
 }
 
-// TestMoveUnderLoad moves 16 of 64 bucket tables to a third cluster and a
+// TestMoveUnderLoad moves 256 of 1,024 bucket tables to a third cluster and a
 // whole database to another cluster through sluice's API while a Go
 // workload reads and writes through sluice.
 func TestMoveUnderLoad(t *testing.T) {
@@ -289,7 +293,7 @@ func TestMoveUnderLoad(t *testing.T) {
 	for i, topo := range topos {
 		q := []string{"CREATE DATABASE IF NOT EXISTS buckets"}
 		for n := 0; n < mvBuckets; n++ {
-			if n < 32 && i == 0 || n >= 32 && i == 1 {
+			if n < mvHalf && i == 0 || n >= mvHalf && i == 1 {
 				q = append(q, "CREATE TABLE buckets."+mvBucket(n)+" (id BIGINT PRIMARY KEY, doc JSON, updated TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))",
 					fmt.Sprintf("INSERT INTO buckets.%s (id, doc) SELECT seq, JSON_OBJECT('v', 0, 'pad', REPEAT('x', 40)) FROM buckets.seq_1_to_%d", mvBucket(n), mvSeedRows))
 			}
@@ -415,7 +419,7 @@ func TestMoveUnderLoad(t *testing.T) {
 	// CHECKSUM TABLE: equal on both primaries at the cutover, and the
 	// source copy unchanged since (nothing reached it through sluice).
 	for _, v := range []move.View{v1, v2} {
-		want := 16
+		want := mvMoved
 		if v.ID == v2.ID {
 			want = 2
 		}
@@ -488,8 +492,8 @@ func TestMoveUnderLoad(t *testing.T) {
 	p2, api2 := startMoveSluice(t, topos, state, mvPlacement)
 	m := p2.Placement()
 	for obj, want := range map[placement.Object]string{
-		{DB: "buckets", Table: "bucket_0000"}: "c3", {DB: "buckets", Table: "bucket_0015"}: "c3",
-		{DB: "buckets", Table: "bucket_0016"}: "c1", {DB: "buckets", Table: "bucket_0040"}: "c2", {DB: "shop"}: "c1",
+		{DB: "buckets", Table: "bucket_0000"}: "c3", {DB: "buckets", Table: mvBucket(mvMoved - 1)}: "c3",
+		{DB: "buckets", Table: mvBucket(mvMoved)}: "c1", {DB: "buckets", Table: mvBucket(mvHalf + 10)}: "c2", {DB: "shop"}: "c1",
 	} {
 		if got := m.Owner(obj); got != want {
 			t.Errorf("after the restart %s is on %s, want %s", obj, got, want)
@@ -523,7 +527,7 @@ func TestMoveUnderLoad(t *testing.T) {
 	adm1, _ := topos[0].Primary.Admin()
 	adm2, _ := topos[1].Primary.Admin()
 	var n int
-	adm1.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'buckets' AND TABLE_NAME <= 'bucket_0015'").Scan(&n)
+	adm1.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'buckets' AND TABLE_NAME <= '"+mvBucket(mvMoved-1)+"'").Scan(&n)
 	if n != 0 {
 		t.Errorf("after the cleanup c1 still has %d moved bucket tables", n)
 	}
@@ -532,7 +536,7 @@ func TestMoveUnderLoad(t *testing.T) {
 		t.Error("after the cleanup c2 still has database shop")
 	}
 	// The workload's unmoved objects are untouched by the cleanup.
-	if rowsOn(t, topos[0], "buckets.bucket_0016") < mvSeedRows {
+	if rowsOn(t, topos[0], "buckets."+mvBucket(mvMoved)) < mvSeedRows {
 		t.Error("cleanup dropped an unmoved bucket")
 	}
 }
@@ -687,5 +691,131 @@ func TestMoveAbortsOnSourceFailover(t *testing.T) {
 	}
 	if got := rowsOn(t, topos[1], "app.big"); got != want || got != 60000 {
 		t.Errorf("app.big on c2 has %d rows, the new source primary %d, want 60000", got, want)
+	}
+}
+
+// TestMoveAbortsOnTargetFailover kills the target cluster's primary in
+// the middle of a move: the move aborts with nothing placed, and reads of
+// the moved table through sluice carry on from the source meanwhile. The
+// undo could not reach the dead primary, so sluice removes the partial
+// copy from the target's new primary once it has failed over; a rerun
+// then succeeds there.
+func TestMoveAbortsOnTargetFailover(t *testing.T) {
+	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	for _, q := range []string{"CREATE DATABASE app",
+		"CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(200))",
+		"INSERT INTO app.big SELECT seq, REPEAT('x', 200) FROM app.seq_1_to_60000"} {
+		if err := topos[0].Primary.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncReplicas(t, topos[0])
+	p, api := startMoveSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), "placement: {default_cluster: c1}\n",
+		", auto: true, min_interval: 0s, hold_timeout: 10s, drain_timeout: 3s, max_lag: 5s, max_catchup: 10s")
+
+	// Reads of the table being moved, through sluice, all along.
+	db := openDB(t, p, "")
+	stop := make(chan struct{})
+	var reads, readErrs atomic.Int64
+	var firstErr atomic.Value
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var n int64
+			if err := db.QueryRow("SELECT COUNT(*) FROM app.big WHERE id <= 100").Scan(&n); err != nil || n != 100 {
+				readErrs.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("n=%d err=%v", n, err))
+			}
+			reads.Add(1)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-done
+	}()
+
+	var v move.View
+	if code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v); code != http.StatusAccepted {
+		t.Fatalf("POST /api/moves: HTTP %d %+v", code, v)
+	}
+	waitFor(t, 60*time.Second, "the move copying or catching up", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		if v.Phase.Terminal() {
+			t.Fatalf("the move ended %s before the failover could interrupt it (make app.big larger): %s", v.Phase, v.Error)
+		}
+		return v.Phase == move.PhaseCopying && v.RowsCopied > 0 || v.Phase == move.PhaseCatchUp
+	})
+	phaseAtKill := v.Phase
+	old, newPrimary := topos[1].Primary, topos[1].Replicas[0]
+	if err := old.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "the move to end", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		return v.Phase.Terminal()
+	})
+	t.Logf("killed the target primary while %s; the move ended %s: %s", phaseAtKill, v.Phase, v.Error)
+	if v.Phase != move.PhaseFailed || v.Error == "" {
+		t.Fatalf("move ended %s (%q), want failed with the reason", v.Phase, v.Error)
+	}
+	if owner := p.Placement().Owner(placement.Object{DB: "app", Table: "big"}); owner != "c1" {
+		t.Errorf("the aborted move placed app.big on %s", owner)
+	}
+
+	waitFor(t, 60*time.Second, "sluice to fail c2 over to its replica", func() bool {
+		s, ok := p.ClusterMonitor("c2").Snapshot().PrimaryServer()
+		return ok && s.Addr == newPrimary.Addr()
+	})
+	waitFor(t, 60*time.Second, "the partial copy removed from c2's new primary", func() bool {
+		v = move.View{ID: v.ID} // left_on_target is left out when false
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		return !v.LeftOnTarget && rowsOnServer(t, newPrimary, "information_schema.SCHEMATA WHERE SCHEMA_NAME = 'app'") == 0
+	})
+	t.Logf("after c2's failover: %v", v.Warnings)
+	if !slices.ContainsFunc(v.Warnings, func(w string) bool { return strings.Contains(w, "removed on "+newPrimary.Addr()) }) {
+		t.Errorf("the failed move's warnings %q do not say its leftovers were removed on %s", v.Warnings, newPrimary.Addr())
+	}
+
+	var v2 move.View
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v2)
+		if code == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rerun was refused for a minute: HTTP %d", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitFor(t, 120*time.Second, "the rerun to end", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v2.ID, nil, &v2)
+		return v2.Phase.Terminal()
+	})
+	if v2.Phase != move.PhaseDone {
+		t.Fatalf("the rerun ended %s: %s", v2.Phase, v2.Error)
+	}
+	t.Logf("rerun %s done onto %s: %d rows at %.0f rows/s, hold %.1f ms", v2.ID, newPrimary.Addr(), v2.RowsCopied, v2.RowsPerSec, v2.HoldMS)
+	close(stop)
+	<-done
+	if n := readErrs.Load(); n != 0 {
+		t.Errorf("%d of %d reads of app.big through sluice failed during the move, the target's failover and the rerun; first: %v", n, reads.Load(), firstErr.Load())
+	}
+	if got := rowsOnServer(t, newPrimary, "app.big"); got != 60000 {
+		t.Errorf("app.big on c2's new primary has %d rows, want 60000", got)
+	}
+	if queryString(t, db, "SELECT COUNT(*) FROM app.big") != "60000" {
+		t.Error("sluice does not read app.big's 60000 rows from c2 after the rerun")
 	}
 }

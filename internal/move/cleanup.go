@@ -35,11 +35,14 @@ func Cleanup(ctx context.Context, source Endpoint, objs []Object) error {
 // Abandon drops objs on the target's primary and removes the move's
 // replication connection there: the undo of an aborted move that could
 // not undo itself (the target was unreachable). Only for objects that are
-// NOT placed on the target. connection "" means the default name.
+// NOT placed on the target. connection "" means the default name; no
+// objects means only the connection.
 func Abandon(ctx context.Context, target Endpoint, objs []Object, connection string) error {
-	objs, err := Normalize(objs)
-	if err != nil {
-		return err
+	if len(objs) > 0 {
+		var err error
+		if objs, err = Normalize(objs); err != nil {
+			return err
+		}
 	}
 	if connection == "" {
 		connection = Options{}.withDefaults().Connection

@@ -338,7 +338,7 @@ func (m *Move) copyTable(ctx context.Context, sc, tc *sql.Conn, t *table, progre
 			b.WriteString(tuple)
 		}
 		if _, err := tc.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("move: copy %s: write: %w", t.object(), err)
+			return fmt.Errorf("move: copy %s: write to the target primary %s: %w", t.object(), m.spec.Target.Primary, err)
 		}
 		total += int64(nrows)
 		progress(int64(nrows))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -163,6 +164,10 @@ type Status struct {
 	// the cutover failed).
 	Error    string
 	Warnings []string
+	// LeftOnTarget: the undo of a failed or cancelled move could not
+	// remove all it created on the target (its primary was lost); Abandon
+	// on the target's primary of now does.
+	LeftOnTarget bool
 }
 
 // Move is one online move. Create it with New, run it with Run; Status,
@@ -342,6 +347,24 @@ func (m *Move) run(ctx context.Context) error {
 	return m.catchUpAndCutover(ctx)
 }
 
+// Leftovers are what the move created on the target (the databases it
+// created, else its tables): what Abandon must drop when Status says
+// LeftOnTarget.
+func (m *Move) Leftovers() []Object {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Object
+	for _, db := range m.createdDBs {
+		out = append(out, Object{DB: db})
+	}
+	for _, o := range m.createdTables {
+		if !slices.Contains(m.createdDBs, o.DB) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
 // undo removes what the move created on the target, with its own deadline
 // so that a cancelled context still cleans up.
 func (m *Move) undo() {
@@ -352,19 +375,29 @@ func (m *Move) undo() {
 	}
 	t0 := time.Now()
 	defer func() { m.log.Info("move: undo", "took", time.Since(t0)) }()
+	// The first failure ends the undo: it is the target's primary that
+	// failed (a lost connection would cost each later statement its own
+	// connect timeout), and Abandon redoes all of it.
+	left := func(what string, err error) {
+		m.warn("undo: %s on %s: %v (the move's leftovers stay on the target until Abandon removes them)", what, m.spec.Target.Primary, err)
+		m.update(func(s *Status) { s.LeftOnTarget = true })
+	}
 	if m.connCreated {
 		if err := removeConnection(ctx, m.dst, m.opts.Connection); err != nil {
-			m.warn("undo: remove replication connection %s on %s: %v", m.opts.Connection, m.spec.Target.Primary, err)
+			left("remove replication connection "+m.opts.Connection, err)
+			return
 		}
 	}
 	for _, o := range m.createdTables {
 		if _, err := m.dst.ExecContext(ctx, "DROP TABLE IF EXISTS "+qualified(o.DB, o.Table)); err != nil {
-			m.warn("undo: drop the target copy %s on %s: %v (drop it by hand or with Abandon before a rerun)", o, m.spec.Target.Primary, err)
+			left("drop the target copy "+o.String(), err)
+			return
 		}
 	}
 	for _, db := range m.createdDBs {
 		if _, err := m.dst.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(db)); err != nil {
-			m.warn("undo: drop the target copy %s on %s: %v (drop it by hand or with Abandon before a rerun)", db, m.spec.Target.Primary, err)
+			left("drop the target copy "+db, err)
+			return
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -341,13 +343,18 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 	if cs, err := m.readConn(ctx); err != nil || cs.sqlErr != "" {
 		return false, fmt.Errorf("%w: cutover: replication connection: %v %s", ErrAborted, err, cs.sqlErr)
 	}
-	if err := m.checkNoDDL(ctx); err != nil {
+	// Both checks at once: their time counts in the hold.
+	ddl := make(chan error, 1)
+	go func() { ddl <- m.checkNoDDL(ctx) }()
+	var cerr error
+	if !m.opts.SkipChecksum {
+		cerr = m.compareChecksums(ctx)
+	}
+	if err := <-ddl; err != nil {
 		return false, err
 	}
-	if !m.opts.SkipChecksum {
-		if err := m.compareChecksums(ctx); err != nil {
-			return false, err
-		}
+	if cerr != nil {
+		return false, cerr
 	}
 	if _, err := m.targetApplied(ctx); err != nil {
 		if errors.Is(err, ErrAborted) {
@@ -389,16 +396,40 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 	return true, nil
 }
 
+// ddlCheckers is how many source connections checkNoDDL uses.
+const ddlCheckers = 3
+
 // checkNoDDL refuses the cutover if a moved table's definition changed or
 // a moved database gained or lost tables since the snapshot.
 func (m *Move) checkNoDDL(ctx context.Context) error {
-	for _, t := range m.tables {
-		var name, create string
-		if err := m.src.QueryRowContext(ctx, "SHOW CREATE TABLE "+qualified(t.DB, t.Name)).Scan(&name, &create); err != nil {
-			return fmt.Errorf("%w: cutover: DDL during the move? source %s: %v", ErrAborted, t.object(), err)
-		}
-		if !sameDefinition(create, t.Create) {
-			return fmt.Errorf("%w: DDL during the move: the definition of %s changed on the source; rerun the move", ErrAborted, t.object())
+	// A few connections at once (the source pool has four; the checksum
+	// takes one): a move of hundreds of tables would otherwise spend
+	// hundreds of round trips of its hold here.
+	var next atomic.Int64
+	errs := make([]error, ddlCheckers)
+	var wg sync.WaitGroup
+	for w := range ddlCheckers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(m.tables) && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+				t := m.tables[i]
+				var name, create string
+				if err := m.src.QueryRowContext(ctx, "SHOW CREATE TABLE "+qualified(t.DB, t.Name)).Scan(&name, &create); err != nil {
+					errs[w] = fmt.Errorf("%w: cutover: DDL during the move? source %s: %v", ErrAborted, t.object(), err)
+					return
+				}
+				if !sameDefinition(create, t.Create) {
+					errs[w] = fmt.Errorf("%w: DDL during the move: the definition of %s changed on the source; rerun the move", ErrAborted, t.object())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
 		}
 	}
 	for _, o := range m.objs {

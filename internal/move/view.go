@@ -34,6 +34,7 @@ type View struct {
 	Ended           time.Time      `json:"ended,omitzero"`
 	Error           string         `json:"error,omitempty"`
 	Warnings        []string       `json:"warnings,omitempty"`
+	LeftOnTarget    bool           `json:"left_on_target,omitempty"`
 }
 
 // ChecksumView is CHECKSUM TABLE of a moved table on both primaries
@@ -54,7 +55,7 @@ func (s Status) View(id string) View {
 		LagGTIDs: s.LagGTIDs, LagSeconds: s.LagSeconds, CatchUpMS: ms(s.CatchUpTime),
 		CutoverAttempts: s.CutoverAttempts, HoldMS: ms(s.Hold), HoldDrainMS: ms(s.HoldDrain),
 		HoldApplyMS: ms(s.HoldApply), HoldVerifyMS: ms(s.HoldVerify),
-		Started: s.Started, Ended: s.Ended, Error: s.Error, Warnings: s.Warnings}
+		Started: s.Started, Ended: s.Ended, Error: s.Error, Warnings: s.Warnings, LeftOnTarget: s.LeftOnTarget}
 	for _, o := range s.Objects {
 		v.Objects = append(v.Objects, o.String())
 	}

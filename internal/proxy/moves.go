@@ -40,8 +40,13 @@ type moveEntry struct {
 	objs []move.Object
 	view move.View // the stored view when m is nil
 
-	// cleaning and cleaned are guarded by the registry's mu.
-	cleaning, cleaned bool
+	// mu guards cleaning and cleaned, for the cleanup of a done move;
+	// abandoning while a failed move's leftovers on the target are being
+	// removed, abandoned once they are, and the note saying so.
+	mu                    sync.Mutex
+	cleaning, cleaned     bool
+	abandoning, abandoned bool
+	abandonNote           string
 }
 
 func (e *moveEntry) View() move.View {
@@ -49,8 +54,16 @@ func (e *moveEntry) View() move.View {
 	if e.m != nil {
 		v = e.m.Status().View(e.id)
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.cleaned {
 		v.Phase = move.PhaseCleaned
+	}
+	if e.abandoned {
+		v.LeftOnTarget = false
+	}
+	if e.abandonNote != "" {
+		v.Warnings = append(slices.Clone(v.Warnings), e.abandonNote)
 	}
 	return v
 }
@@ -203,6 +216,17 @@ func (p *Proxy) StartMove(specs []string, to string) (move.View, error) {
 		if v.Target == to {
 			return move.View{}, fmt.Errorf("%w: move %s into cluster %s is still running; one move into a cluster at a time", move.ErrRefused, e.id, to)
 		}
+	}
+	for _, e := range r.entries {
+		e.mu.Lock()
+		abandoning := e.abandoning
+		e.mu.Unlock()
+		if abandoning && e.View().Target == to {
+			return move.View{}, fmt.Errorf("%w: move %s failed and its leftovers are still being removed from cluster %s (its primary was lost); try again once they are", move.ErrRefused, e.id, to)
+		}
+		if e.View().Phase.Terminal() {
+			continue
+		}
 		for _, o := range objs {
 			for _, x := range e.objs {
 				if o.DB == x.DB && (o.IsDB() || x.IsDB() || o.Table == x.Table) {
@@ -249,6 +273,62 @@ func (p *Proxy) runMove(e *moveEntry) {
 	p.moves.results[result]++
 	p.moves.mu.Unlock()
 	p.log.Info("move ended", "move", e.id, "result", result, "rows", v.RowsCopied, "hold_ms", v.HoldMS, "err", err)
+	if v.LeftOnTarget {
+		p.abandonLeftovers(e, v.Target)
+	}
+}
+
+// abandonPoll and abandonFor pace and bound abandonLeftovers.
+const (
+	abandonPoll = time.Second
+	abandonFor  = 10 * time.Minute
+)
+
+// abandonLeftovers finishes the undo of a move that could not reach its
+// target's primary (lost during the move): once the target cluster has a
+// primary taking writes again (after its failover, or the same one back),
+// the copy and the replication connection are removed there. The objects
+// were refused up front if the target had them, and nothing routes to the
+// target for them, so what is dropped is the move's own copy.
+func (p *Proxy) abandonLeftovers(e *moveEntry, target string) {
+	r := &p.moves
+	e.mu.Lock()
+	e.abandoning = true
+	e.abandonNote = "the target's primary was lost during the move: its leftovers are removed once cluster " + target + " has a primary again"
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.ctx, abandonFor)
+	defer cancel()
+	var last error
+	t := time.NewTicker(abandonPoll)
+	defer t.Stop()
+	for {
+		ep, err := p.moveEndpoint(target, false)
+		if err == nil {
+			err = move.Abandon(ctx, ep, e.m.Leftovers(), "")
+			if err == nil {
+				e.mu.Lock()
+				e.abandoning, e.abandoned = false, true
+				e.abandonNote = "the target's primary was lost during the move; its leftovers were removed on " + ep.Primary + ", the primary of cluster " + target + " since"
+				e.mu.Unlock()
+				p.log.Info("move: leftovers removed from the target", "move", e.id, "cluster", target, "primary", ep.Primary)
+				return
+			}
+		}
+		if last == nil || err.Error() != last.Error() {
+			p.log.Info("move: leftovers on the target not removed yet", "move", e.id, "cluster", target, "err", err)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			e.mu.Lock()
+			e.abandoning = false
+			e.abandonNote = fmt.Sprintf("the move's leftovers on cluster %s could not be removed (%v): drop its objects there by hand before a rerun", target, last)
+			e.mu.Unlock()
+			p.log.Warn("move: leftovers not removed from the target", "move", e.id, "cluster", target, "err", last)
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // moveEndpoint is how the mover reaches a cluster: its current primary
@@ -332,19 +412,18 @@ func (p *Proxy) CleanupMove(ctx context.Context, id string) (move.View, error) {
 	if err != nil {
 		return move.View{}, err
 	}
-	r := &p.moves
-	r.mu.Lock()
 	v := e.View()
+	e.mu.Lock()
 	if v.Phase != move.PhaseDone || e.cleaning {
-		r.mu.Unlock()
+		e.mu.Unlock()
 		return v, fmt.Errorf("%w: move %s is %s; only a done move's source copy can be dropped, once", move.ErrRefused, id, v.Phase)
 	}
 	e.cleaning = true
-	r.mu.Unlock()
+	e.mu.Unlock()
 	defer func() {
-		r.mu.Lock()
+		e.mu.Lock()
 		e.cleaning = false
-		r.mu.Unlock()
+		e.mu.Unlock()
 	}()
 	// The objects must still be placed off the source: the placement may
 	// have changed since (another move brought them back).
@@ -364,9 +443,9 @@ func (p *Proxy) CleanupMove(ctx context.Context, id string) (move.View, error) {
 	if err := move.Cleanup(ctx, src, e.objs); err != nil {
 		return e.View(), err
 	}
-	r.mu.Lock()
+	e.mu.Lock()
 	e.cleaned = true
-	r.mu.Unlock()
+	e.mu.Unlock()
 	if err := p.saveMoves(func(l []storedMove) []storedMove {
 		return slices.DeleteFunc(l, func(s storedMove) bool { return s.ID == id })
 	}); err != nil {

@@ -354,6 +354,19 @@ func (t *Topology) ByName(name string) *Server {
 
 // DumpLogs writes every server's error log (the last 64 KiB of each) to w.
 func (t *Topology) DumpLogs(w io.Writer) {
+	// A crashed server writes its backtrace (and the query it ran) after
+	// the "got signal" line; give it the time before it is killed.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		crashing := false
+		for _, s := range t.Servers {
+			if tail := s.logTail(0, 64<<10); strings.Contains(tail, "got signal") && !strings.Contains(tail, "core file") {
+				crashing = true
+			}
+		}
+		if !crashing {
+			break
+		}
+	}
 	for _, s := range t.Servers {
 		fmt.Fprintf(w, "==== %s (%s, server_id %d) error log %s ====\n%s\n",
 			s.Name, s.Addr(), s.ServerID, s.LogPath(), s.logTail(0, 64<<10))
