@@ -527,7 +527,7 @@ func TestMoveUnderLoad(t *testing.T) {
 	adm1, _ := topos[0].Primary.Admin()
 	adm2, _ := topos[1].Primary.Admin()
 	var n int
-	adm1.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'buckets' AND TABLE_NAME <= '"+mvBucket(mvMoved-1)+"'").Scan(&n)
+	adm1.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'buckets' AND TABLE_NAME <= '" + mvBucket(mvMoved-1) + "'").Scan(&n)
 	if n != 0 {
 		t.Errorf("after the cleanup c1 still has %d moved bucket tables", n)
 	}
@@ -818,4 +818,109 @@ func TestMoveAbortsOnTargetFailover(t *testing.T) {
 	if queryString(t, db, "SELECT COUNT(*) FROM app.big") != "60000" {
 		t.Error("sluice does not read app.big's 60000 rows from c2 after the rerun")
 	}
+}
+
+// TestSwitchoverOfTargetCancelsTheMove: a switchover of the target cluster
+// during a move first cancels the move and waits for its undo (the copy
+// and the replication connection write into the primary about to be
+// demoted, which must then receive only its new primary's changes); the
+// switchover goes on, nothing is left on either server, the demoted one
+// replicates cleanly, and a rerun onto the new primary succeeds.
+func TestSwitchoverOfTargetCancelsTheMove(t *testing.T) {
+	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	for _, q := range []string{"CREATE DATABASE app",
+		"CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(200))",
+		"INSERT INTO app.big SELECT seq, REPEAT('x', 200) FROM app.seq_1_to_60000"} {
+		if err := topos[0].Primary.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncReplicas(t, topos[0])
+	p, api := startMoveSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), "placement: {default_cluster: c1}\n",
+		", auto: true, min_interval: 0s, hold_timeout: 10s, drain_timeout: 3s, max_lag: 5s, max_catchup: 10s")
+
+	var v move.View
+	if code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v); code != http.StatusAccepted {
+		t.Fatalf("POST /api/moves: HTTP %d %+v", code, v)
+	}
+	waitFor(t, 60*time.Second, "the move copying or catching up", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		if v.Phase.Terminal() {
+			t.Fatalf("the move ended %s before the switchover could interrupt it (make app.big larger): %s", v.Phase, v.Error)
+		}
+		return v.Phase == move.PhaseCopying && v.RowsCopied > 0 || v.Phase == move.PhaseCatchUp
+	})
+	phase := v.Phase
+	old, newPrimary := topos[1].Primary, topos[1].Replicas[0]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rec, err := p.ClusterFailover("c2").Switchover(ctx, "")
+	if err != nil || !rec.OK || rec.New != "c2-"+newPrimary.Name {
+		t.Fatalf("switchover of c2 while the move was %s: %+v %v", phase, rec, err)
+	}
+	mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+	t.Logf("switched c2 over while the move was %s; the move: %s %q %q", phase, v.Phase, v.Error, v.Warnings)
+	if v.Phase != move.PhaseCancelled || v.LeftOnTarget {
+		t.Fatalf("after the switchover the move is %s (left on target %v), want cancelled and undone before it", v.Phase, v.LeftOnTarget)
+	}
+	if !slices.ContainsFunc(v.Warnings, func(w string) bool { return strings.Contains(w, "switchover of cluster c2") }) {
+		t.Errorf("the move's warnings %q do not say the switchover cancelled it", v.Warnings)
+	}
+	if owner := p.Placement().Owner(placement.Object{DB: "app", Table: "big"}); owner != "c1" {
+		t.Errorf("the cancelled move placed app.big on %s", owner)
+	}
+	for _, s := range []*testbed.Server{old, newPrimary} {
+		if n := rowsOnServer(t, s, "information_schema.SCHEMATA WHERE SCHEMA_NAME = 'app'"); n != 0 {
+			t.Errorf("%s keeps the cancelled move's copy", s.Name)
+		}
+	}
+	// The demoted primary replicates from the new one, with nothing of
+	// its own: the move's connection is gone, both threads run.
+	waitFor(t, 30*time.Second, "the demoted primary replicating from the new one", func() bool {
+		st, err := old.SlaveStatus(context.Background())
+		return err == nil && st["Slave_IO_Running"] == "Yes" && st["Slave_SQL_Running"] == "Yes"
+	})
+	adm, err := old.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns int
+	rs, err := adm.Query("SHOW ALL SLAVES STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		conns++
+	}
+	rs.Close()
+	if conns != 1 {
+		t.Errorf("the demoted primary has %d replication connections, want only the one to its new primary", conns)
+	}
+
+	var v2 move.View
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v2)
+		if code == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rerun was refused for a minute: HTTP %d", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitFor(t, 120*time.Second, "the rerun to end", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v2.ID, nil, &v2)
+		return v2.Phase.Terminal()
+	})
+	if v2.Phase != move.PhaseDone {
+		t.Fatalf("the rerun ended %s: %s", v2.Phase, v2.Error)
+	}
+	t.Logf("rerun %s done onto %s: %d rows, hold %.1f ms", v2.ID, newPrimary.Addr(), v2.RowsCopied, v2.HoldMS)
+	if got := rowsOnServer(t, newPrimary, "app.big"); got != 60000 {
+		t.Errorf("app.big on c2's new primary has %d rows, want 60000", got)
+	}
+	waitFor(t, 30*time.Second, "the demoted primary to have the moved table by replication", func() bool {
+		return rowsOnServer(t, old, "information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'big'") == 1
+	})
 }

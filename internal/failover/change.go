@@ -304,6 +304,11 @@ func (m *Manager) Switchover(ctx context.Context, target string) (Record, error)
 	if err := m.runHook(ctx, cfg, ev, hooks.PhasePre); err != nil {
 		return fail(fmt.Errorf("%w: switchover aborted, nothing changed: pre-hook failed: %w", ErrConflict, err))
 	}
+	if f := m.beforeSwitchover.Load(); f != nil {
+		if err := (*f)(ctx); err != nil {
+			return fail(fmt.Errorf("%w: switchover aborted, nothing changed: %w", ErrConflict, err))
+		}
+	}
 
 	deadline := time.Now().Add(cfg.HoldTimeout)
 	opctx, cancel := context.WithDeadline(ctx, deadline)

@@ -133,6 +133,16 @@ type Manager struct {
 	lastSample  time.Time
 	dbs         map[string]*dbHandle
 	retired     []*sql.DB // pools opened with a previous configuration
+
+	beforeSwitchover atomic.Pointer[func(context.Context) error]
+}
+
+// SetBeforeSwitchover registers what must stop before a switchover
+// demotes this cluster's primary (an online move writing into it or
+// replicating from it); an error aborts the switchover with nothing
+// changed.
+func (m *Manager) SetBeforeSwitchover(f func(context.Context) error) {
+	m.beforeSwitchover.Store(&f)
 }
 
 type lagSample struct {

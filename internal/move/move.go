@@ -388,6 +388,17 @@ func (m *Move) undo() {
 			return
 		}
 	}
+	// A target primary demoted meanwhile (a switchover of its cluster)
+	// replicates from the new primary now: a DROP there would be an
+	// errant transaction, and the copy is on the new primary too.
+	var ro bool
+	if err := m.dst.QueryRowContext(ctx, "SELECT @@read_only").Scan(&ro); err != nil || ro {
+		if err == nil {
+			err = errors.New("it is read-only now (demoted by a switchover?)")
+		}
+		left("drop the target copy", err)
+		return
+	}
 	for _, o := range m.createdTables {
 		if _, err := m.dst.ExecContext(ctx, "DROP TABLE IF EXISTS "+qualified(o.DB, o.Table)); err != nil {
 			left("drop the target copy "+o.String(), err)

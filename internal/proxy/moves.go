@@ -40,13 +40,18 @@ type moveEntry struct {
 	objs []move.Object
 	view move.View // the stored view when m is nil
 
+	// done is closed when the move has ended (its undo included).
+	done chan struct{}
+
 	// mu guards cleaning and cleaned, for the cleanup of a done move;
 	// abandoning while a failed move's leftovers on the target are being
-	// removed, abandoned once they are, and the note saying so.
+	// removed, abandoned once they are; cancelNote and note say what
+	// sluice did to the move from outside (cancelled it for a switchover;
+	// removed its leftovers).
 	mu                    sync.Mutex
 	cleaning, cleaned     bool
 	abandoning, abandoned bool
-	abandonNote           string
+	cancelNote, note      string
 }
 
 func (e *moveEntry) View() move.View {
@@ -62,8 +67,10 @@ func (e *moveEntry) View() move.View {
 	if e.abandoned {
 		v.LeftOnTarget = false
 	}
-	if e.abandonNote != "" {
-		v.Warnings = append(slices.Clone(v.Warnings), e.abandonNote)
+	for _, n := range []string{e.cancelNote, e.note} {
+		if n != "" {
+			v.Warnings = append(slices.Clone(v.Warnings), n)
+		}
 	}
 	return v
 }
@@ -242,7 +249,7 @@ func (p *Proxy) StartMove(specs []string, to string) (move.View, error) {
 		return move.View{}, err
 	}
 	r.seq++
-	e := &moveEntry{id: fmt.Sprintf("m%d", r.seq), m: mv, objs: mv.Objects()}
+	e := &moveEntry{id: fmt.Sprintf("m%d", r.seq), m: mv, objs: mv.Objects(), done: make(chan struct{})}
 	r.entries = append(r.entries, e)
 	r.wg.Add(1)
 	go p.runMove(e)
@@ -273,9 +280,54 @@ func (p *Proxy) runMove(e *moveEntry) {
 	p.moves.results[result]++
 	p.moves.mu.Unlock()
 	p.log.Info("move ended", "move", e.id, "result", result, "rows", v.RowsCopied, "hold_ms", v.HoldMS, "err", err)
+	close(e.done)
 	if v.LeftOnTarget {
 		p.abandonLeftovers(e, v.Target)
 	}
+}
+
+// moveStopWait bounds how long a switchover waits for the moves it
+// cancels to undo themselves.
+const moveStopWait = 30 * time.Second
+
+// stopMovesOn cancels the running moves from or into cluster and waits
+// until each has undone its work, before a switchover demotes the
+// cluster's primary: a move's copy and replication connection write into
+// the target's primary, and a demoted server must receive nothing but
+// its new primary's changes. A move past its cutover's Place finishes
+// instead. An error (a move that did not end in time) aborts the
+// switchover.
+func (p *Proxy) stopMovesOn(ctx context.Context, cluster string) error {
+	r := &p.moves
+	r.mu.Lock()
+	var stop []*moveEntry
+	for _, e := range r.entries {
+		if e.m == nil {
+			continue
+		}
+		if v := e.View(); !v.Phase.Terminal() && (v.Source == cluster || v.Target == cluster) {
+			stop = append(stop, e)
+		}
+	}
+	r.mu.Unlock()
+	for _, e := range stop {
+		if e.m.Cancel() {
+			e.mu.Lock()
+			e.cancelNote = "cancelled by sluice before a switchover of cluster " + cluster + "; run it again"
+			e.mu.Unlock()
+			p.log.Warn("switchover: cancelling a move on the cluster", "move", e.id, "cluster", cluster)
+		}
+	}
+	wait, cancel := context.WithTimeout(ctx, moveStopWait)
+	defer cancel()
+	for _, e := range stop {
+		select {
+		case <-e.done:
+		case <-wait.Done():
+			return fmt.Errorf("move %s on cluster %s did not stop within %v", e.id, cluster, moveStopWait)
+		}
+	}
+	return nil
 }
 
 // abandonPoll and abandonFor pace and bound abandonLeftovers.
@@ -294,7 +346,7 @@ func (p *Proxy) abandonLeftovers(e *moveEntry, target string) {
 	r := &p.moves
 	e.mu.Lock()
 	e.abandoning = true
-	e.abandonNote = "the target's primary was lost during the move: its leftovers are removed once cluster " + target + " has a primary again"
+	e.note = "the target's primary was lost during the move: its leftovers are removed once cluster " + target + " has a primary again"
 	e.mu.Unlock()
 	ctx, cancel := context.WithTimeout(r.ctx, abandonFor)
 	defer cancel()
@@ -308,7 +360,7 @@ func (p *Proxy) abandonLeftovers(e *moveEntry, target string) {
 			if err == nil {
 				e.mu.Lock()
 				e.abandoning, e.abandoned = false, true
-				e.abandonNote = "the target's primary was lost during the move; its leftovers were removed on " + ep.Primary + ", the primary of cluster " + target + " since"
+				e.note = "the target's primary was lost during the move; its leftovers were removed on " + ep.Primary + ", the primary of cluster " + target + " since"
 				e.mu.Unlock()
 				p.log.Info("move: leftovers removed from the target", "move", e.id, "cluster", target, "primary", ep.Primary)
 				return
@@ -322,7 +374,7 @@ func (p *Proxy) abandonLeftovers(e *moveEntry, target string) {
 		case <-ctx.Done():
 			e.mu.Lock()
 			e.abandoning = false
-			e.abandonNote = fmt.Sprintf("the move's leftovers on cluster %s could not be removed (%v): drop its objects there by hand before a rerun", target, last)
+			e.note = fmt.Sprintf("the move's leftovers on cluster %s could not be removed (%v): drop its objects there by hand before a rerun", target, last)
 			e.mu.Unlock()
 			p.log.Warn("move: leftovers not removed from the target", "move", e.id, "cluster", target, "err", last)
 			return

@@ -144,6 +144,8 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 			p.store.Close()
 			return nil, fmt.Errorf("failover.state_file: %w", err)
 		}
+		name := cc.Name
+		c.failover.SetBeforeSwitchover(func(ctx context.Context) error { return p.stopMovesOn(ctx, name) })
 		c.env = &clusterEnv{Proxy: p, c: c}
 		p.clusters = append(p.clusters, c)
 		p.byName[cc.Name] = c
