@@ -384,15 +384,18 @@ func TestClustersSysbenchAndSwitchoverOfOne(t *testing.T) {
 	}
 	p := startClusters(t, topos, "placement:\n  default_cluster: c1\n  databases:\n    - {name: sbtest, cluster: c2}\n", filepath.Join(t.TempDir(), "state.json"))
 	before := []map[string]map[string]int64{userCommands(t, topos[0]), userCommands(t, topos[1])}
-	small := []string{"--tables=2", "--threads=4"} // 10,000 rows a table: few enough threads for no genuine deadlocks
+	small := []string{"--tables=2", "--threads=4"} // 10,000 rows a table
 	sysbench(t, p.Addr().String(), "oltp_read_write", "prepare", small...)
-	out := sysbench(t, p.Addr().String(), "oltp_read_write", "run", append(small, "--time=10")...)
+	// Even 4 threads on 2 tables meet a genuine InnoDB deadlock now and
+	// then (the server's 1213, as a direct connection gets it): those are
+	// counted, not fatal; any other error still is.
+	out := sysbench(t, p.Addr().String(), "oltp_read_write", "run", append(small, "--time=10", "--mysql-ignore-errors=1213")...)
 	r, err := parseSysbench(out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if r.IgnoredErrors != 0 || r.Reconnects != 0 || r.Transactions == 0 {
-		t.Fatalf("sysbench through two clusters: %d transactions, %d errors, %d reconnects\n%s", r.Transactions, r.IgnoredErrors, r.Reconnects, out)
+	if r.IgnoredErrors > r.Transactions/100 || r.Reconnects != 0 || r.Transactions == 0 {
+		t.Fatalf("sysbench through two clusters: %d transactions, %d deadlocks, %d reconnects; want work, deadlocks under 1%% and no reconnect\n%s", r.Transactions, r.IgnoredErrors, r.Reconnects, out)
 	}
 	t.Logf("sysbench oltp_read_write on cluster c2 through sluice: %d transactions (%.1f/s), %d queries, p95 %.2f ms", r.Transactions, r.TPS, r.Total, r.P95)
 	d1 := delta(userCommands(t, topos[0]), before[0])
@@ -478,5 +481,54 @@ func TestClustersSysbenchAndSwitchoverOfOne(t *testing.T) {
 		if serverName(0, s) == primary1 && fmt.Sprint(s.Port) != port {
 			t.Errorf("after restart c1's writes went to port %s, not its epoch's primary %s (port %d)", port, primary1, s.Port)
 		}
+	}
+}
+
+// TestCausalReadsStayWithinTheCluster: a session that writes on one
+// cluster and reads on another must not make the read wait for GTIDs the
+// other cluster's replicas never apply (each cluster has its own domain).
+// One session alternates a write on c1, a read of it on c1 (which must
+// see it) and a read on c2, under session and global consistency, with a
+// causal_timeout long enough that a read waiting for the wrong cluster's
+// GTID would show up as a timeout.
+func TestCausalReadsStayWithinTheCluster(t *testing.T) {
+	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
+	for i, topo := range topos {
+		db := fmt.Sprintf("db%d", i+1)
+		for _, q := range []string{"CREATE DATABASE " + db, "CREATE TABLE " + db + ".t (id INT PRIMARY KEY, v INT)", "INSERT INTO " + db + ".t VALUES (1, 1)"} {
+			if err := topo.Primary.Exec(context.Background(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		syncReplicas(t, topo)
+	}
+	const placed = "placement:\n  default_cluster: c1\n  databases:\n    - {name: db2, cluster: c2}\n"
+	for _, mode := range []string{"session", "global"} {
+		t.Run(mode, func(t *testing.T) {
+			p := clusterSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), placed,
+				"routing: {consistency: "+mode+", causal_timeout: 10s}\n", "")
+			c := conn(t, openDB(t, p, "", "interpolateParams=true"))
+			base := 1000
+			if mode == "global" {
+				base = 2000
+			}
+			start := time.Now()
+			const pairs = 20
+			for i := range pairs {
+				id := base + i
+				mustExec(t, c, fmt.Sprintf("INSERT INTO db1.t VALUES (%d, %d)", id, i))
+				if got := queryString(t, c, fmt.Sprintf("SELECT COUNT(*) FROM db1.t WHERE id = %d", id)); got != "1" {
+					t.Fatalf("read of db1.t id %d right after its insert through the same session: count %s, want 1", id, got)
+				}
+				if got := queryString(t, c, "SELECT v FROM db2.t WHERE id = 1"); got != "1" {
+					t.Fatalf("read of db2.t: %s", got)
+				}
+			}
+			counts := p.CausalCounts()
+			t.Logf("consistency %s: %d write/read/read rounds in %s; causal reads by outcome %v", mode, pairs, time.Since(start).Round(time.Millisecond), counts)
+			if counts["timeout"] != 0 || counts["no_replica"] != 0 {
+				t.Errorf("%d causal reads timed out and %d found no replica: reads on c2 waited for GTIDs of c1", counts["timeout"], counts["no_replica"])
+			}
+		})
 	}
 }

@@ -374,6 +374,9 @@ func TestMoveUnderLoad(t *testing.T) {
 	// moves.hold_timeout (800 ms) and were retried: bounded by it plus
 	// the verification, with room for a loaded machine.
 	t.Logf("longest hold seen in sluice: %v", holdMax.Round(time.Millisecond))
+	for _, win := range holds.windows {
+		t.Logf("DEBUG hold %s - %s", win[0].Format("15:04:05.000"), win[1].Format("15:04:05.000"))
+	}
 	if holdMax > 2*time.Second {
 		t.Errorf("sluice held statements for %v at once, want < hold_timeout (800ms) + verification", holdMax)
 	}
@@ -384,6 +387,9 @@ func TestMoveUnderLoad(t *testing.T) {
 			continue
 		}
 		maxOther = max(maxOther, d)
+		if d > 500*time.Millisecond {
+			t.Logf("DEBUG slow %s %v start=%s", op.table, d, op.start.Format("15:04:05.000"))
+		}
 		for _, win := range holds.windows {
 			if op.end.After(win[0]) && op.start.Before(win[1]) {
 				otherInHold++

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -396,14 +397,14 @@ func (m *Move) cutover(ctx context.Context, attempt int) (done bool, err error) 
 	return true, nil
 }
 
-// ddlCheckers is how many source connections checkNoDDL uses.
-const ddlCheckers = 3
+// ddlCheckers is how many source connections checkNoDDL uses (beside
+// the checksumParts of compareChecksums, in a pool of four).
+const ddlCheckers = 2
 
 // checkNoDDL refuses the cutover if a moved table's definition changed or
 // a moved database gained or lost tables since the snapshot.
 func (m *Move) checkNoDDL(ctx context.Context) error {
-	// A few connections at once (the source pool has four; the checksum
-	// takes one): a move of hundreds of tables would otherwise spend
+	// A few connections at once: a move of hundreds of tables would otherwise spend
 	// hundreds of round trips of its hold here.
 	var next atomic.Int64
 	errs := make([]error, ddlCheckers)
@@ -461,16 +462,17 @@ func (m *Move) compareChecksums(ctx context.Context) error {
 	for i, t := range m.tables {
 		names[i] = qualified(t.DB, t.Name)
 	}
-	q := "CHECKSUM TABLE " + strings.Join(names, ",")
-	// Both at once: this time counts in the hold.
+	// Both sides at once, each in checksumParts statements on as many
+	// connections: this time counts in the hold, and a server checksums
+	// the tables of one statement one after the other.
 	var src map[string]int64
 	var serr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		src, serr = checksums(ctx, m.src, q)
+		src, serr = checksumsIn(ctx, m.src, names)
 	}()
-	dst, err := checksums(ctx, m.dst, q)
+	dst, err := checksumsIn(ctx, m.dst, names)
 	<-done
 	if serr != nil {
 		return fmt.Errorf("%w: cutover: checksum on the source: %v", ErrAborted, serr)
@@ -488,6 +490,37 @@ func (m *Move) compareChecksums(ctx context.Context) error {
 	}
 	m.update(func(s *Status) { s.Checksums = out })
 	return nil
+}
+
+// checksumParts is how many CHECKSUM TABLE statements, on as many
+// connections, a cutover splits the moved tables into per side; with
+// ddlCheckers it fits the source pool.
+const checksumParts = 2
+
+// checksumsIn runs CHECKSUM TABLE of names on db in checksumParts
+// statements at once.
+func checksumsIn(ctx context.Context, db *sql.DB, names []string) (map[string]int64, error) {
+	parts := min(checksumParts, len(names))
+	out := make(map[string]int64, len(names))
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for i := range parts {
+		chunk := names[i*len(names)/parts : (i+1)*len(names)/parts]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := checksums(ctx, db, "CHECKSUM TABLE "+strings.Join(chunk, ","))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			maps.Copy(out, got)
+		}()
+	}
+	wg.Wait()
+	return out, first
 }
 
 func checksums(ctx context.Context, db *sql.DB, q string) (map[string]int64, error) {

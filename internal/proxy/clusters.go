@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"github.com/sluice-proxy/sluice/internal/causal"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,19 @@ type cluster struct {
 	monitor  *topology.Monitor
 	failover *failover.Manager
 	balancer *router.Balancer
-	env      *clusterEnv
+	// causal is the cluster's causal-read tracker: GTIDs committed and
+	// replica positions learned on one cluster say nothing of another's.
+	causal *causal.Tracker
+	env    *clusterEnv
+}
+
+// tracker is the causal tracker of the cluster named (the first
+// cluster's for a name not known yet).
+func (p *Proxy) tracker(name string) *causal.Tracker {
+	if t := p.trackers[name]; t != nil {
+		return t
+	}
+	return &p.causal
 }
 
 func (c *cluster) config(cfg *config.Config) config.Cluster {

@@ -228,8 +228,8 @@ func (p *Proxy) StartMove(specs []string, to string) (move.View, error) {
 		e.mu.Lock()
 		abandoning := e.abandoning
 		e.mu.Unlock()
-		if abandoning && e.View().Target == to {
-			return move.View{}, fmt.Errorf("%w: move %s failed and its leftovers are still being removed from cluster %s (its primary was lost); try again once they are", move.ErrRefused, e.id, to)
+		if (abandoning || !e.ended()) && e.View().Target == to {
+			return move.View{}, fmt.Errorf("%w: move %s into cluster %s has not finished undoing itself (its leftovers are removed once the cluster has a primary again); try again once it has", move.ErrRefused, e.id, to)
 		}
 		if e.View().Phase.Terminal() {
 			continue
@@ -280,9 +280,31 @@ func (p *Proxy) runMove(e *moveEntry) {
 	p.moves.results[result]++
 	p.moves.mu.Unlock()
 	p.log.Info("move ended", "move", e.id, "result", result, "rows", v.RowsCopied, "hold_ms", v.HoldMS, "err", err)
+	if v.LeftOnTarget {
+		// Before done: no move into the target may start in between
+		// and have its copy dropped by this one's abandon.
+		e.mu.Lock()
+		e.abandoning = true
+		e.note = "the target's primary was lost during the move: its leftovers are removed once cluster " + v.Target + " has a primary again"
+		e.mu.Unlock()
+	}
 	close(e.done)
 	if v.LeftOnTarget {
 		p.abandonLeftovers(e, v.Target)
+	}
+}
+
+// ended reports whether the move and its bookkeeping have ended (a move
+// of an earlier process has).
+func (e *moveEntry) ended() bool {
+	if e.done == nil {
+		return true
+	}
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -344,10 +366,6 @@ const (
 // target for them, so what is dropped is the move's own copy.
 func (p *Proxy) abandonLeftovers(e *moveEntry, target string) {
 	r := &p.moves
-	e.mu.Lock()
-	e.abandoning = true
-	e.note = "the target's primary was lost during the move: its leftovers are removed once cluster " + target + " has a primary again"
-	e.mu.Unlock()
 	ctx, cancel := context.WithTimeout(r.ctx, abandonFor)
 	defer cancel()
 	var last error

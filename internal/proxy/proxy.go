@@ -57,6 +57,7 @@ type Proxy struct {
 	// and balancer above are the first one's (a single cluster's).
 	clusters []*cluster
 	byName   map[string]*cluster
+	trackers map[string]*causal.Tracker // each cluster's causal tracker, by name
 	place    placeState
 	moves    moveRegistry
 	causal   causal.Tracker // outlives reloads, like the balancer
@@ -113,6 +114,13 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 		o.Observer = session.NopObserver
 	}
 	p := &Proxy{log: o.Logger, observer: o.Observer, load: o.Load, onReload: o.OnReload, done: make(chan struct{})}
+	p.trackers = map[string]*causal.Tracker{}
+	for i, cc := range cfg.ClusterList() {
+		p.trackers[cc.Name] = &p.causal
+		if i > 0 {
+			p.trackers[cc.Name] = new(causal.Tracker)
+		}
+	}
 	rt, err := p.build(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -126,7 +134,7 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 	}
 	p.byName = map[string]*cluster{}
 	for i, cc := range cfg.ClusterList() {
-		c := &cluster{name: cc.Name}
+		c := &cluster{name: cc.Name, causal: p.trackers[cc.Name]}
 		if i == 0 {
 			c.balancer = &p.balancer
 		} else {
@@ -184,7 +192,17 @@ func failoverConfigFor(cfg *config.Config, cl config.Cluster) failover.Config {
 func (p *Proxy) FailoverReport() failover.Report { return p.failover.Report() }
 
 // CausalCounts reports causal reads by outcome, for the metrics.
-func (p *Proxy) CausalCounts() map[string]uint64 { return p.causal.Counts() }
+func (p *Proxy) CausalCounts() map[string]uint64 {
+	out := p.causal.Counts()
+	for _, c := range p.clusters {
+		if c.causal != &p.causal {
+			for k, n := range c.causal.Counts() {
+				out[k] += n
+			}
+		}
+	}
+	return out
+}
 
 // Failover is the failover manager (admin API).
 func (p *Proxy) Failover() *failover.Manager { return p.failover }
@@ -234,7 +252,9 @@ func (p *Proxy) forgetLostPositions(old, cur *topology.Snapshot) {
 	for i := range cur.Servers {
 		s := &cur.Servers[i]
 		if was, ok := old.ByName(s.Name); ok && was.Up && !s.Up {
-			p.causal.Forget(s.Name)
+			for _, c := range p.clusters {
+				c.causal.Forget(s.Name)
+			}
 		}
 	}
 }
@@ -338,7 +358,7 @@ func (p *Proxy) build(cfg *config.Config, old *runtime) (*runtime, error) {
 			pol = router.Policy{
 				ReadYourWrites: r.ReadYourWrites.Window, FallbackError: r.ReadFallback == "error", Balance: r.Balance,
 				Consistency: router.ParseConsistency(r.Consistency), CausalTimeout: r.CausalTimeout.D(),
-				CausalFallbackError: r.CausalFallback == "error", Causal: &p.causal,
+				CausalFallbackError: r.CausalFallback == "error", Causal: p.tracker(cl.Name),
 			}
 		}
 		if i == 0 {
