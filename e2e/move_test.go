@@ -610,11 +610,11 @@ func TestMoveHoldWaitsForOpenTransaction(t *testing.T) {
 	})
 }
 
-// TestMoveAbortsOnSourceFailover kills the source cluster's primary in the
-// middle of a move started through sluice: sluice fails the cluster over,
-// the move aborts with a status naming the source, nothing is placed and
-// the target copy is dropped; the rerun, from the new primary, succeeds.
-func TestMoveAbortsOnSourceFailover(t *testing.T) {
+// bigMoveSetup starts two clusters of a primary and a replica, 60,000 rows
+// of app.big on c1 (enough for a primary change to catch the move while
+// it copies), and sluice with automatic failover in front of them.
+func bigMoveSetup(t *testing.T) ([]*testbed.Topology, *proxy.Proxy, *httptest.Server) {
+	t.Helper()
 	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
 	for _, q := range []string{"CREATE DATABASE app",
 		"CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(200))",
@@ -626,7 +626,13 @@ func TestMoveAbortsOnSourceFailover(t *testing.T) {
 	syncReplicas(t, topos[0])
 	p, api := startMoveSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), "placement: {default_cluster: c1}\n",
 		", auto: true, min_interval: 0s, hold_timeout: 10s, drain_timeout: 3s, max_lag: 5s, max_catchup: 10s")
+	return topos, p, api
+}
 
+// startBigMove moves app.big to c2 and returns once the move is copying
+// or catching up.
+func startBigMove(t *testing.T, api *httptest.Server) move.View {
+	t.Helper()
 	var v move.View
 	if code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v); code != http.StatusAccepted {
 		t.Fatalf("POST /api/moves: HTTP %d %+v", code, v)
@@ -634,26 +640,72 @@ func TestMoveAbortsOnSourceFailover(t *testing.T) {
 	waitFor(t, 60*time.Second, "the move copying or catching up", func() bool {
 		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
 		if v.Phase.Terminal() {
-			t.Fatalf("the move ended %s before the failover could interrupt it (make app.big larger): %s", v.Phase, v.Error)
+			t.Fatalf("the move ended %s before the primary change could interrupt it (make app.big larger): %s", v.Phase, v.Error)
 		}
 		return v.Phase == move.PhaseCopying && v.RowsCopied > 0 || v.Phase == move.PhaseCatchUp
 	})
+	return v
+}
+
+// rerunBigMove moves app.big to c2 again, retrying while sluice refuses
+// (a cluster still changing its primary, leftovers still being removed),
+// and fails the test unless the move is done.
+func rerunBigMove(t *testing.T, api *httptest.Server) move.View {
+	t.Helper()
+	var v move.View
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v)
+		if code == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rerun was refused for a minute: HTTP %d", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitFor(t, 120*time.Second, "the rerun to end", func() bool {
+		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
+		return v.Phase.Terminal()
+	})
+	if v.Phase != move.PhaseDone {
+		t.Fatalf("the rerun ended %s: %s", v.Phase, v.Error)
+	}
+	return v
+}
+
+// killDuringBigMove starts the move of app.big, kills server (the source
+// or target primary: which) while it copies, and checks that the move
+// failed with a reason and placed nothing.
+func killDuringBigMove(t *testing.T, p *proxy.Proxy, api *httptest.Server, server *testbed.Server, which string) move.View {
+	t.Helper()
+	v := startBigMove(t, api)
 	phaseAtKill := v.Phase
-	old := topos[0].Primary
-	if err := old.Kill(); err != nil {
+	if err := server.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 90*time.Second, "the move to end", func() bool {
 		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
 		return v.Phase.Terminal()
 	})
-	t.Logf("killed the source primary while %s; the move ended %s: %s", phaseAtKill, v.Phase, v.Error)
+	t.Logf("killed the %s primary while %s; the move ended %s: %s", which, phaseAtKill, v.Phase, v.Error)
 	if v.Phase != move.PhaseFailed || v.Error == "" {
 		t.Fatalf("move ended %s (%q), want failed with the reason", v.Phase, v.Error)
 	}
 	if owner := p.Placement().Owner(placement.Object{DB: "app", Table: "big"}); owner != "c1" {
 		t.Errorf("the aborted move placed app.big on %s", owner)
 	}
+	return v
+}
+
+// TestMoveAbortsOnSourceFailover kills the source cluster's primary in the
+// middle of a move started through sluice: sluice fails the cluster over,
+// the move aborts with a status naming the source, nothing is placed and
+// the target copy is dropped; the rerun, from the new primary, succeeds.
+func TestMoveAbortsOnSourceFailover(t *testing.T) {
+	topos, p, api := bigMoveSetup(t)
+
+	killDuringBigMove(t, p, api, topos[0].Primary, "source")
 	if n := rowsOn(t, topos[1], "information_schema.TABLES WHERE TABLE_SCHEMA = 'app'"); n != 0 {
 		t.Errorf("the aborted move left %d tables of app on the target", n)
 	}
@@ -664,25 +716,7 @@ func TestMoveAbortsOnSourceFailover(t *testing.T) {
 		s, ok := p.ClusterMonitor("c1").Snapshot().PrimaryServer()
 		return ok && s.Addr == newPrimary.Addr()
 	})
-	var v2 move.View
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v2)
-		if code == http.StatusAccepted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rerun was refused for a minute: HTTP %d", code)
-		}
-		time.Sleep(200 * time.Millisecond) // the failover may still hold the cluster
-	}
-	waitFor(t, 120*time.Second, "the rerun to end", func() bool {
-		mvAPI(t, api, "GET", "/api/moves/"+v2.ID, nil, &v2)
-		return v2.Phase.Terminal()
-	})
-	if v2.Phase != move.PhaseDone {
-		t.Fatalf("the rerun ended %s: %s", v2.Phase, v2.Error)
-	}
+	v2 := rerunBigMove(t, api)
 	t.Logf("rerun %s done from %s: %d rows at %.0f rows/s, hold %.1f ms", v2.ID, v2.SnapshotFrom, v2.RowsCopied, v2.RowsPerSec, v2.HoldMS)
 	if p.Placement().Owner(placement.Object{DB: "app", Table: "big"}) != "c2" {
 		t.Error("the rerun did not place app.big on c2")
@@ -704,17 +738,7 @@ func TestMoveAbortsOnSourceFailover(t *testing.T) {
 // copy from the target's new primary once it has failed over; a rerun
 // then succeeds there.
 func TestMoveAbortsOnTargetFailover(t *testing.T) {
-	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
-	for _, q := range []string{"CREATE DATABASE app",
-		"CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(200))",
-		"INSERT INTO app.big SELECT seq, REPEAT('x', 200) FROM app.seq_1_to_60000"} {
-		if err := topos[0].Primary.Exec(context.Background(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	syncReplicas(t, topos[0])
-	p, api := startMoveSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), "placement: {default_cluster: c1}\n",
-		", auto: true, min_interval: 0s, hold_timeout: 10s, drain_timeout: 3s, max_lag: 5s, max_catchup: 10s")
+	topos, p, api := bigMoveSetup(t)
 
 	// Reads of the table being moved, through sluice, all along.
 	db := openDB(t, p, "")
@@ -748,33 +772,8 @@ func TestMoveAbortsOnTargetFailover(t *testing.T) {
 		<-done
 	}()
 
-	var v move.View
-	if code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v); code != http.StatusAccepted {
-		t.Fatalf("POST /api/moves: HTTP %d %+v", code, v)
-	}
-	waitFor(t, 60*time.Second, "the move copying or catching up", func() bool {
-		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
-		if v.Phase.Terminal() {
-			t.Fatalf("the move ended %s before the failover could interrupt it (make app.big larger): %s", v.Phase, v.Error)
-		}
-		return v.Phase == move.PhaseCopying && v.RowsCopied > 0 || v.Phase == move.PhaseCatchUp
-	})
-	phaseAtKill := v.Phase
-	old, newPrimary := topos[1].Primary, topos[1].Replicas[0]
-	if err := old.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 90*time.Second, "the move to end", func() bool {
-		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
-		return v.Phase.Terminal()
-	})
-	t.Logf("killed the target primary while %s; the move ended %s: %s", phaseAtKill, v.Phase, v.Error)
-	if v.Phase != move.PhaseFailed || v.Error == "" {
-		t.Fatalf("move ended %s (%q), want failed with the reason", v.Phase, v.Error)
-	}
-	if owner := p.Placement().Owner(placement.Object{DB: "app", Table: "big"}); owner != "c1" {
-		t.Errorf("the aborted move placed app.big on %s", owner)
-	}
+	newPrimary := topos[1].Replicas[0]
+	v := killDuringBigMove(t, p, api, topos[1].Primary, "target")
 
 	waitFor(t, 60*time.Second, "sluice to fail c2 over to its replica", func() bool {
 		s, ok := p.ClusterMonitor("c2").Snapshot().PrimaryServer()
@@ -790,25 +789,7 @@ func TestMoveAbortsOnTargetFailover(t *testing.T) {
 		t.Errorf("the failed move's warnings %q do not say its leftovers were removed on %s", v.Warnings, newPrimary.Addr())
 	}
 
-	var v2 move.View
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v2)
-		if code == http.StatusAccepted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rerun was refused for a minute: HTTP %d", code)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	waitFor(t, 120*time.Second, "the rerun to end", func() bool {
-		mvAPI(t, api, "GET", "/api/moves/"+v2.ID, nil, &v2)
-		return v2.Phase.Terminal()
-	})
-	if v2.Phase != move.PhaseDone {
-		t.Fatalf("the rerun ended %s: %s", v2.Phase, v2.Error)
-	}
+	v2 := rerunBigMove(t, api)
 	t.Logf("rerun %s done onto %s: %d rows at %.0f rows/s, hold %.1f ms", v2.ID, newPrimary.Addr(), v2.RowsCopied, v2.RowsPerSec, v2.HoldMS)
 	close(stop)
 	<-done
@@ -830,29 +811,9 @@ func TestMoveAbortsOnTargetFailover(t *testing.T) {
 // switchover goes on, nothing is left on either server, the demoted one
 // replicates cleanly, and a rerun onto the new primary succeeds.
 func TestSwitchoverOfTargetCancelsTheMove(t *testing.T) {
-	topos := testbed.StartClustersT(t, 2, testbed.Options{Replicas: 1, ExtraArgs: serverArgs})
-	for _, q := range []string{"CREATE DATABASE app",
-		"CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(200))",
-		"INSERT INTO app.big SELECT seq, REPEAT('x', 200) FROM app.seq_1_to_60000"} {
-		if err := topos[0].Primary.Exec(context.Background(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	syncReplicas(t, topos[0])
-	p, api := startMoveSluice(t, topos, filepath.Join(t.TempDir(), "state.json"), "placement: {default_cluster: c1}\n",
-		", auto: true, min_interval: 0s, hold_timeout: 10s, drain_timeout: 3s, max_lag: 5s, max_catchup: 10s")
+	topos, p, api := bigMoveSetup(t)
 
-	var v move.View
-	if code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v); code != http.StatusAccepted {
-		t.Fatalf("POST /api/moves: HTTP %d %+v", code, v)
-	}
-	waitFor(t, 60*time.Second, "the move copying or catching up", func() bool {
-		mvAPI(t, api, "GET", "/api/moves/"+v.ID, nil, &v)
-		if v.Phase.Terminal() {
-			t.Fatalf("the move ended %s before the switchover could interrupt it (make app.big larger): %s", v.Phase, v.Error)
-		}
-		return v.Phase == move.PhaseCopying && v.RowsCopied > 0 || v.Phase == move.PhaseCatchUp
-	})
+	v := startBigMove(t, api)
 	phase := v.Phase
 	old, newPrimary := topos[1].Primary, topos[1].Replicas[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -900,25 +861,7 @@ func TestSwitchoverOfTargetCancelsTheMove(t *testing.T) {
 		t.Errorf("the demoted primary has %d replication connections, want only the one to its new primary", conns)
 	}
 
-	var v2 move.View
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code := mvAPI(t, api, "POST", "/api/moves", httpapi.MoveRequest{Objects: []string{"app.big"}, To: "c2"}, &v2)
-		if code == http.StatusAccepted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the rerun was refused for a minute: HTTP %d", code)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	waitFor(t, 120*time.Second, "the rerun to end", func() bool {
-		mvAPI(t, api, "GET", "/api/moves/"+v2.ID, nil, &v2)
-		return v2.Phase.Terminal()
-	})
-	if v2.Phase != move.PhaseDone {
-		t.Fatalf("the rerun ended %s: %s", v2.Phase, v2.Error)
-	}
+	v2 := rerunBigMove(t, api)
 	t.Logf("rerun %s done onto %s: %d rows, hold %.1f ms", v2.ID, newPrimary.Addr(), v2.RowsCopied, v2.HoldMS)
 	if got := rowsOnServer(t, newPrimary, "app.big"); got != 60000 {
 		t.Errorf("app.big on c2's new primary has %d rows, want 60000", got)
