@@ -24,38 +24,40 @@ type causalState struct {
 	// report GTIDs: reads then go to the primary for causal_timeout.
 	untracked time.Time
 
-	// own and untracked are the current cluster's; other holds those of
+	// own and untracked (and the session's lastWrite, for
+	// read_your_writes) are the current cluster's; other holds those of
 	// the other clusters the session wrote to. A read on one cluster must
 	// not wait for GTIDs of another: its replicas never apply them (with
 	// distinct gtid_domain_ids) or apply unrelated ones under the same
-	// numbers (with a shared domain).
+	// numbers (with a shared domain); nor go to its primary for a write
+	// made elsewhere.
 	other map[string]causalOwn
 }
 
-// causalOwn is a cluster's part of causalState while the session works
-// on another cluster.
+// causalOwn is a cluster's part of the session's read-after-write state
+// while the session works on another cluster.
 type causalOwn struct {
-	own       causal.Pos
-	untracked time.Time
+	own                  causal.Pos
+	untracked, lastWrite time.Time
 }
 
-// switchCluster keeps the session's causal state of cluster from and
-// takes up that of cluster to.
-func (c *causalState) switchCluster(from, to string) {
-	if len(c.own) == 0 && c.untracked.IsZero() && len(c.other) == 0 {
+// switchCluster keeps the session's read-after-write state of cluster
+// from (lastWrite is the session's) and takes up that of cluster to.
+func (c *causalState) switchCluster(from, to string, lastWrite *time.Time) {
+	if len(c.own) == 0 && c.untracked.IsZero() && lastWrite.IsZero() && len(c.other) == 0 {
 		return // nothing written anywhere yet
 	}
 	if c.other == nil {
 		c.other = make(map[string]causalOwn)
 	}
-	if len(c.own) > 0 || !c.untracked.IsZero() {
-		c.other[from] = causalOwn{own: c.own, untracked: c.untracked}
+	if len(c.own) > 0 || !c.untracked.IsZero() || !lastWrite.IsZero() {
+		c.other[from] = causalOwn{own: c.own, untracked: c.untracked, lastWrite: *lastWrite}
 	} else {
 		delete(c.other, from)
 	}
 	next := c.other[to]
 	delete(c.other, to)
-	c.own, c.untracked = next.own, next.untracked
+	c.own, c.untracked, *lastWrite = next.own, next.untracked, next.lastWrite
 }
 
 // pickReplica chooses the server for a read. Without a GTID to honour it

@@ -18,26 +18,30 @@ func TestCausalStateFollowsTheCluster(t *testing.T) {
 		return x
 	}
 	var c causalState
-	c.switchCluster("", "c1")
+	var lastWrite time.Time
+	c.switchCluster("", "c1", &lastWrite)
 	c.own.Note(g("1-101-7"))
-	c.switchCluster("c1", "c2")
-	if len(c.own) != 0 || !c.untracked.IsZero() {
-		t.Fatalf("on c2 the session needs %v (untracked %v), want nothing of c1's", c.own, c.untracked)
+	wrote1 := time.Now()
+	lastWrite = wrote1
+	c.switchCluster("c1", "c2", &lastWrite)
+	if len(c.own) != 0 || !c.untracked.IsZero() || !lastWrite.IsZero() {
+		t.Fatalf("on c2 the session needs %v (untracked %v, last write %v), want nothing of c1's", c.own, c.untracked, lastWrite)
 	}
 	c.own.Note(g("2-201-3"))
 	now := time.Now()
 	c.untracked = now
-	c.switchCluster("c2", "c1")
-	if got := c.own.String(); got != "1-101-7" || !c.untracked.IsZero() {
-		t.Fatalf("back on c1 the session needs %s (untracked %v), want 1-101-7 only", got, c.untracked)
+	c.switchCluster("c2", "c1", &lastWrite)
+	if got := c.own.String(); got != "1-101-7" || !c.untracked.IsZero() || !lastWrite.Equal(wrote1) {
+		t.Fatalf("back on c1 the session needs %s (untracked %v, last write %v), want 1-101-7 and its write time only", got, c.untracked, lastWrite)
 	}
-	c.switchCluster("c1", "c2")
-	if got := c.own.String(); got != "2-201-3" || !c.untracked.Equal(now) {
-		t.Fatalf("back on c2 the session needs %s (untracked %v), want 2-201-3 and its untracked write", got, c.untracked)
+	c.switchCluster("c1", "c2", &lastWrite)
+	if got := c.own.String(); got != "2-201-3" || !c.untracked.Equal(now) || !lastWrite.IsZero() {
+		t.Fatalf("back on c2 the session needs %s (untracked %v, last write %v), want 2-201-3 and its untracked write", got, c.untracked, lastWrite)
 	}
 	// A session that never wrote allocates nothing on a switch.
 	var fresh causalState
-	fresh.switchCluster("c1", "c2")
+	var never time.Time
+	fresh.switchCluster("c1", "c2", &never)
 	if fresh.other != nil {
 		t.Fatal("a switch of a session that never wrote allocated its map")
 	}

@@ -363,7 +363,7 @@ func (s *Session) switchTo(pl Placer, cluster string) *wire.Error {
 		s.pins = 0
 		s.unpinOrRelease(s.pinned, s.pinnedServer)
 	}
-	s.causal.switchCluster(s.place.cluster, cluster)
+	s.causal.switchCluster(s.place.cluster, cluster, &s.lastWrite)
 	s.env, s.place.cluster = env, cluster
 	return nil
 }
