@@ -34,6 +34,15 @@ type causalState struct {
 	other map[string]causalOwn
 }
 
+// forgetLastWrites clears the read_your_writes time kept for the other
+// clusters, as COM_RESET_CONNECTION clears the current one's.
+func (c *causalState) forgetLastWrites() {
+	for k, o := range c.other {
+		o.lastWrite = time.Time{}
+		c.other[k] = o
+	}
+}
+
 // causalOwn is a cluster's part of the session's read-after-write state
 // while the session works on another cluster.
 type causalOwn struct {

@@ -341,6 +341,7 @@ func (s *Session) resetSession() {
 	s.state.ResetSets()
 	s.autocommit, s.inTxn, s.pins, s.cursors = true, false, 0, 0
 	s.lastInsertID, s.pendingTxSet, s.lastWrite = 0, "", time.Time{}
+	s.causal.forgetLastWrites()
 }
 
 // unpinForReset closes the pinned connection: its state (temporary tables,
