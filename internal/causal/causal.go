@@ -11,6 +11,7 @@ package causal
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,7 +82,7 @@ func seqOf(s string, d uint32) (uint64, bool) {
 		} else {
 			s = ""
 		}
-		item = trimSpace(item)
+		item = strings.TrimSpace(item) // as gtid.Parse trims: every Unicode space, \f and \v included
 		if g, ok := gtid.ParseBytes([]byte(item)); ok && g.Domain == d {
 			return g.Seq, true
 		}
@@ -96,16 +97,6 @@ func indexByte(s string, c byte) int {
 		}
 	}
 	return -1
-}
-
-func trimSpace(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\n' || s[0] == '\t' || s[0] == '\r') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\n' || s[len(s)-1] == '\t' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // String formats p as MASTER_GTID_WAIT takes it.

@@ -98,6 +98,11 @@ func FuzzCoveredByString(f *testing.F) {
 	f.Add("0-1-100,1-1-5", uint32(0), uint64(100))
 	f.Add(" 1-1-5 ,\n0-2-200", uint32(1), uint64(6))
 	f.Add("", uint32(0), uint64(0))
+	// Found by the fuzzer: gtid.Parse trims every Unicode space, so
+	// CoveredByString must too.
+	f.Add("1-0-2\f", uint32(1), uint64(2))
+	f.Add("\v1-0-2,0-1-3\u00a0", uint32(0), uint64(3))
+	f.Add("\u00851-0-2", uint32(1), uint64(1))
 	f.Fuzz(func(t *testing.T, s string, d uint32, seq uint64) {
 		need := Pos{g(d, 1, seq)}
 		got := need.CoveredByString(s)
