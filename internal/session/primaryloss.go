@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/router"
@@ -51,8 +52,17 @@ func (s *Session) awaitPrimary(ctx context.Context, server string, cause error) 
 	}
 	hold, why := s.suspectPrimary(server)
 	if hold == nil {
-		if why == "" || cause == nil {
+		switch {
+		case why == "":
 			return false, nil
+		case cause == nil:
+			// The monitor found it down: the caller's error says so
+			// through the snapshot's alert, unless the failover manager
+			// has not raised it yet.
+			if strings.Contains(s.env.Snapshot().Alert, why) {
+				return false, nil
+			}
+			return false, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: no primary available: primary %s is down; %s", server, why)
 		}
 		return false, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach primary %s: %v; %s", server, cause, why)
 	}

@@ -389,8 +389,12 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		if err != nil {
 			if snap.Designated != "" {
 				// The epoch's primary is down: wait for its failover.
-				if retry, _ := s.awaitPrimary(ctx, snap.Designated, nil); retry {
+				retry, e := s.awaitPrimary(ctx, snap.Designated, nil)
+				if retry {
 					return s.acquire(ctx, target, skip)
+				}
+				if e != nil {
+					return nil, "", target, e
 				}
 			}
 			return nil, "", target, unavailable(err)
