@@ -312,10 +312,20 @@ func TestClustersRouteByPlacement(t *testing.T) {
 		t.Errorf("mariadb CLI cross-cluster join: %v, %q; want ERROR 9005", err, errOut)
 	}
 
-	// SHOW TABLES in a database split over clusters answers for the
-	// database's own cluster; qualified names reach the others.
+	// SHOW DATABASES and SHOW TABLES of a split database list what every
+	// cluster owns, once, in name order (MariaDB's own order);
+	// information_schema answers for the statement's cluster.
+	if err := topos[1].Primary.Exec(ctx, "CREATE DATABASE IF NOT EXISTS stray"); err != nil {
+		t.Fatal(err) // on c2, which does not own it: no statement reaches it
+	}
+	wantDBs := "blog,buckets,information_schema,mysql,performance_schema,shop,sys,test"
+	checkListings(t, db, wantDBs, "buckets")
 	if got := queryString(t, db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'buckets'"); got != "4" {
 		t.Errorf("information_schema of the session's cluster lists %s bucket tables; want 4 (c1's)", got)
+	}
+	out = mariadbOK(t, sluiceAddr(p), "-N", "-e", "SHOW DATABASES; SHOW TABLES FROM buckets LIKE 'bucket\\_001%'")
+	if got := strings.Join(strings.Fields(out), ","); got != wantDBs+",bucket_0010,bucket_0011" {
+		t.Errorf("mariadb CLI listings printed %q", got)
 	}
 
 	// Place moves a table's statements; a restarted sluice routes by the
@@ -348,6 +358,8 @@ func TestClustersRouteByPlacement(t *testing.T) {
 	if rowsOn(t, topos[0], "blog.posts") != 2 || rowsOn(t, topos[2], "buckets.bucket_0010") != 2 {
 		t.Error("a restarted sluice did not route by the stored placement")
 	}
+	// blog now lives on c1 and its copy on c3 is not reachable: listed once.
+	checkListings(t, db2, wantDBs, "buckets")
 	for _, name := range p2.ClusterNames() {
 		if r := p2.ClusterFailover(name).Report(); r.Epoch != 1 {
 			t.Errorf("cluster %s epoch after restart %d; want 1", name, r.Epoch)
@@ -355,6 +367,69 @@ func TestClustersRouteByPlacement(t *testing.T) {
 	}
 	var conflict *sql.DB = db2
 	_ = conflict
+}
+
+// checkListings asserts what SHOW DATABASES and SHOW [FULL] TABLES of the
+// split database buckets list through sluice, on one connection in and
+// out of a transaction on another cluster.
+func checkListings(t *testing.T, db *sql.DB, wantDBs, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	c := conn(t, db)
+	list := func(q string) string {
+		t.Helper()
+		rows, err := c.QueryContext(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		var names []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			var name string
+			vals[0] = &name
+			for i := 1; i < len(cols); i++ {
+				vals[i] = new(sql.RawBytes)
+			}
+			if err := rows.Scan(vals...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			names = append(names, name)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return strings.Join(names, ",")
+	}
+	var all []string
+	for n := 0; n < 12; n++ {
+		all = append(all, bucket(n))
+	}
+	for _, inTxn := range []bool{false, true} {
+		if inTxn {
+			mustExec(t, c, "BEGIN")
+			mustExec(t, c, "UPDATE shop.orders SET total = total WHERE id = 1") // the transaction is on c2
+		}
+		if got := list("SHOW DATABASES"); got != wantDBs {
+			t.Errorf("SHOW DATABASES (in a transaction %v) = %s; want %s", inTxn, got, wantDBs)
+		}
+		if got := list("SHOW SCHEMAS LIKE 'b%'"); got != "blog,buckets" {
+			t.Errorf("SHOW SCHEMAS LIKE 'b%%' = %s", got)
+		}
+		if got := list("SHOW TABLES FROM " + schema); got != strings.Join(all, ",") {
+			t.Errorf("SHOW TABLES FROM %s (in a transaction %v) = %s; want all 12 buckets", schema, inTxn, got)
+		}
+		if got := list("SHOW FULL TABLES FROM " + schema + " WHERE Tables_in_" + schema + " LIKE 'bucket\\_000%'"); got != strings.Join(all[:10], ",") {
+			t.Errorf("SHOW FULL TABLES … WHERE = %s; want buckets 0000-0009", got)
+		}
+		if inTxn {
+			mustExec(t, c, "COMMIT")
+		}
+	}
+	if got := list("SHOW TABLES FROM shop"); got != "orders" {
+		t.Errorf("SHOW TABLES FROM shop (one cluster) = %s", got)
+	}
 }
 
 // TestClustersSysbenchAndSwitchoverOfOne: sysbench on a database placed on

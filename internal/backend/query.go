@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"time"
@@ -79,4 +80,65 @@ func (c *Conn) SetMultiStatements(on bool, timeout time.Duration) error {
 	}
 	c.broken = true
 	return fmt.Errorf("COM_SET_OPTION: unexpected answer %#x", p)
+}
+
+// Rows is one result set as the server sent it: its column definitions
+// and rows as packets (copies), for sluice to answer with itself.
+type Rows struct {
+	Columns [][]byte
+	Rows    [][]byte
+}
+
+// QueryRows runs a statement whose answer is one result set (SHOW
+// DATABASES) and returns its packets. Meant for short listings: every
+// row is kept.
+func (c *Conn) QueryRows(sql string, timeout time.Duration) (Rows, error) {
+	buf := make([]byte, 0, 1+len(sql))
+	buf = append(append(buf, wire.ComQuery), sql...)
+	c.SetWriteTimeout(timeout)
+	if err := c.WriteCommand(buf); err != nil {
+		c.broken = true
+		return Rows{}, err
+	}
+	c.SetReadTimeout(timeout)
+	defer c.SetReadTimeout(0)
+	var out Rows
+	cols, inRows := uint64(0), false
+	for i := 0; ; i++ {
+		p, err := c.ReadPacket(0)
+		if err != nil {
+			c.broken = true
+			return Rows{}, err
+		}
+		switch {
+		case len(p) > 0 && p[0] == 0xFF:
+			return Rows{}, wire.ParseError(p)
+		case i == 0:
+			n, _, null, ok := wire.ReadLenEncInt(p)
+			if !ok || null || n == 0 || p[0] == 0xFB {
+				// An OK or a LOCAL INFILE request: the connection's
+				// state is unknown from here.
+				c.broken = true
+				return Rows{}, fmt.Errorf("%q returned no result set", sql)
+			}
+			cols = n
+		case len(p) > 0 && p[0] == 0xFE && len(p) < 9:
+			if inRows {
+				if len(p) >= 5 && binary.LittleEndian.Uint16(p[3:])&wire.StatusMoreResultsExists != 0 {
+					c.broken = true // more result sets follow: not drained here
+					return Rows{}, fmt.Errorf("%q returned several result sets", sql)
+				}
+				return out, nil
+			}
+			if uint64(len(out.Columns)) != cols {
+				c.broken = true
+				return Rows{}, fmt.Errorf("%q: malformed result set", sql)
+			}
+			inRows = true
+		case inRows:
+			out.Rows = append(out.Rows, append([]byte(nil), p...))
+		default:
+			out.Columns = append(out.Columns, append([]byte(nil), p...))
+		}
+	}
 }

@@ -288,3 +288,23 @@ func (m *Map) Split(db []byte) bool {
 	r := m.Tables[string(db)]
 	return r != nil && (len(r.Exact) > 0 || len(r.Families) > 0)
 }
+
+// Holders lists the clusters a database exists on through sluice: the one
+// owning it as a whole, then those owning some of its tables, sorted.
+func (m *Map) Holders(db string) []string {
+	own := m.Database([]byte(db))
+	out := []string{own}
+	if r := m.Tables[db]; r != nil {
+		for _, c := range r.Exact {
+			out = append(out, c)
+		}
+		for _, f := range r.Families {
+			out = append(out, f.Cluster)
+		}
+	}
+	rest := out[1:]
+	slices.Sort(rest)
+	rest = slices.Compact(rest)
+	rest = slices.DeleteFunc(rest, func(c string) bool { return c == own })
+	return out[:1+len(rest)]
+}

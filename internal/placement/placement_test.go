@@ -97,6 +97,11 @@ func TestLookup(t *testing.T) {
 	if got := strings.Join(m.Clusters(), ","); got != "c1,c2,c3" {
 		t.Errorf("Clusters = %s", got)
 	}
+	for db, want := range map[string]string{"buckets": "c1,c2,c3", "shop": "c2,c3", "blog": "c1", "none": "c1"} {
+		if got := strings.Join(m.Holders(db), ","); got != want {
+			t.Errorf("Holders(%s) = %s; want %s", db, got, want)
+		}
+	}
 	allocs := testing.AllocsPerRun(100, func() { m.Table([]byte("buckets"), []byte("bucket_0700")) })
 	if allocs != 0 {
 		t.Errorf("Table allocates %v times", allocs)

@@ -165,6 +165,9 @@ func (s *Session) placeQuery(ctx context.Context, sql []byte, st sqlscan.Stateme
 		s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
 		return true, s.c.WriteFlush(wire.AppendOK(nil, wire.OK{Status: s.status() | wire.StatusInTrans}))
 	}
+	if handled, err := s.listAcross(ctx, pl, m, sql, st); handled {
+		return true, err
+	}
 	if st.Kind == sqlscan.KindUse {
 		if db, ok := sqlscan.UseTarget(sql); ok {
 			if e := s.placeOn(ctx, pl, m, nil, db); e != nil {

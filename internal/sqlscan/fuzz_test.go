@@ -38,6 +38,7 @@ func FuzzScan(f *testing.F) {
 		DropTableTargets(sql)
 		PreparedName(sql)
 		RenamesTable(sql)
+		ShowListing(sql)
 		if n := testing.AllocsPerRun(1, func() { Scan(sql) }); n != 0 {
 			t.Fatalf("Scan(%q): %v allocations", sql, n)
 		}
