@@ -53,7 +53,7 @@ func (c *cluster) config(cfg *config.Config) config.Cluster {
 
 // clusterEnv is the session.Env of statements served by one cluster: the
 // proxy's, with that cluster's snapshot, routing policy, balancer and
-// failover manager. A session reads it once per statement.
+// failover manager. A session reads its Runtime once per statement.
 type clusterEnv struct {
 	*Proxy
 	c *cluster
@@ -61,14 +61,13 @@ type clusterEnv struct {
 
 func (e *clusterEnv) Snapshot() *topology.Snapshot { return e.c.monitor.Snapshot() }
 
-func (e *clusterEnv) Policy() *router.Policy {
-	if pol := e.rt.Load().policies[e.c.name]; pol != nil {
-		return pol
+func (e *clusterEnv) Runtime() *session.Runtime {
+	rt := e.rt.Load()
+	if r := rt.sess[e.c.name]; r != nil {
+		return r
 	}
-	return &e.rt.Load().policy
+	return rt.first
 }
-
-func (e *clusterEnv) Balancer() *router.Balancer { return e.c.balancer }
 
 func (e *clusterEnv) SuspectPrimary(server string) (*topology.Hold, string) {
 	return e.c.failover.Suspect(server)

@@ -43,6 +43,31 @@ type runtime struct {
 	limits   session.Limits
 	pools    map[string]*backend.Pool
 	tls      *tls.Config
+	// sess are the session.Runtimes made of the above, each cluster's by
+	// name (see publish); first is the first cluster's.
+	sess  map[string]*session.Runtime
+	first *session.Runtime
+}
+
+// publish makes rt the runtime in force, with a session.Runtime for each
+// cluster: a session reads one per statement instead of asking for each
+// piece. The Runtimes are made here, after the clusters exist (their
+// balancers are in them), and never changed once stored.
+func (p *Proxy) publish(rt *runtime) {
+	n := *rt
+	n.sess = make(map[string]*session.Runtime, len(p.clusters))
+	for i, c := range p.clusters {
+		pol := rt.policies[c.name]
+		if pol == nil {
+			pol = &n.policy
+		}
+		r := &session.Runtime{Limits: rt.limits, Policy: pol, Balancer: c.balancer, Observer: p.observer, Pools: rt.pools}
+		n.sess[c.name] = r
+		if i == 0 {
+			n.first = r
+		}
+	}
+	p.rt.Store(&n)
 }
 
 // Proxy is a running sluice.
@@ -159,6 +184,7 @@ func New(cfg *config.Config, o Options) (*Proxy, error) {
 		p.byName[cc.Name] = c
 	}
 	p.monitor, p.failover = p.clusters[0].monitor, p.clusters[0].failover
+	p.publish(p.rt.Load())
 	if err := p.loadPlacement(cfg); err != nil {
 		p.store.Close()
 		return nil, err
@@ -328,7 +354,10 @@ func (p *Proxy) ReloadFile() error {
 }
 
 // SetObserver replaces the statement observer; call it before Start.
-func (p *Proxy) SetObserver(o session.Observer) { p.observer = o }
+func (p *Proxy) SetObserver(o session.Observer) {
+	p.observer = o
+	p.publish(p.rt.Load())
+}
 
 // ClientConns returns the client connections open now and accepted since
 // start.
@@ -600,7 +629,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 			rt.pools[name] = pool
 		}
 	}
-	p.rt.Store(rt)
+	p.publish(rt)
 	p.applyLimits(cfg)
 	for _, c := range p.clusters {
 		cc := c.config(cfg)
@@ -650,19 +679,17 @@ func (p *Proxy) Account(name string) (session.Account, bool) {
 
 func (p *Proxy) Snapshot() *topology.Snapshot { return p.monitor.Snapshot() }
 
+// Runtime is the first cluster's: the proxy is the Env of a session
+// that placement has not sent to a cluster (and of every session with
+// one cluster).
+func (p *Proxy) Runtime() *session.Runtime { return p.rt.Load().first }
+
+// Pool is the pool of the server named, of any cluster.
 func (p *Proxy) Pool(server string) *backend.Pool { return p.rt.Load().pools[server] }
-
-func (p *Proxy) Policy() *router.Policy { return &p.rt.Load().policy }
-
-func (p *Proxy) Balancer() *router.Balancer { return &p.balancer }
-
-func (p *Proxy) Limits() session.Limits { return p.rt.Load().limits }
 
 func (p *Proxy) TLSConfig() *tls.Config { return p.rt.Load().tls }
 
 func (p *Proxy) NextStmtKey() uint64 { return p.stmtKey.Add(1) }
-
-func (p *Proxy) Observer() session.Observer { return p.observer }
 
 func (p *Proxy) Lookup(id uint32) (*session.Session, bool) {
 	v, ok := p.sessions.Load(id)

@@ -86,7 +86,7 @@ func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip 
 	s.causal.wait = false
 	need := s.readNeeds(pol)
 	if need == nil {
-		srv, err := s.env.Balancer().PickReplica(snap, pol, s.load, skip)
+		srv, err := s.rt.Balancer.PickReplica(snap, pol, s.load, skip)
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -102,7 +102,7 @@ func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip 
 	}
 	tr := pol.Causal
 	since := time.Now().Add(-max(pol.CausalTimeout, time.Second))
-	srv := s.env.Balancer().PickAmong(snap, pol, s.load, skip, func(r *topology.Server) bool {
+	srv := s.rt.Balancer.PickAmong(snap, pol, s.load, skip, func(r *topology.Server) bool {
 		return tr.Has(r.Name, need, r.GTIDPos) ||
 			(!r.LagKnown || r.Lag <= pol.CausalTimeout) && !tr.SlowSince(r.Name, since)
 	})
@@ -166,9 +166,9 @@ func causalTimeoutError(need causal.Pos, timeout time.Duration) *wire.Error {
 // not known to be ready for is waited on first. On a timeout the read
 // goes to causal_fallback instead.
 func (s *Session) lent(ctx context.Context, c *backend.Conn, name string, routed, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
-	pol := s.env.Policy()
+	pol := s.rt.Policy
 	if routed == router.Primary && !c.TracksGTID {
-		if err := c.TrackGTIDs(s.env.Limits().Query); err != nil {
+		if err := c.TrackGTIDs(s.rt.Limits.Query); err != nil {
 			s.dropConn(c, name)
 			return nil, name, routed, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: cannot reach %s: %v", name, err)
 		}

@@ -40,21 +40,38 @@ type Limits struct {
 type Env interface {
 	Logger() *slog.Logger
 	Account(name string) (Account, bool)
+	// Snapshot is the cluster's topology now: read afresh at every wait
+	// for a primary change, so it is not part of the Runtime.
 	Snapshot() *topology.Snapshot
-	Pool(server string) *backend.Pool
-	Policy() *router.Policy
-	Balancer() *router.Balancer
-	Limits() Limits
+	// Runtime is what the next statement runs with (see Runtime).
+	Runtime() *Runtime
 	TLSConfig() *tls.Config // nil: TLS not offered
 	RSAKey() (*rsa.PrivateKey, []byte, error)
 	ServerVersion() string
 	NextStmtKey() uint64
 	// Sessions registry, for KILL.
 	Lookup(id uint32) (*Session, bool)
-	Observer() Observer
 	// Logins is the failed-login throttle; nil means none.
 	Logins() *LoginGuard
 }
+
+// Runtime is what one statement runs with, read once as it starts (and
+// again if placement moves it to another cluster): the serving cluster's
+// limits, routing policy, balancer and pools, and the observer, all from
+// one configuration. A reload publishes a new Runtime; a statement under
+// way keeps the one it started with, so it never mixes two
+// configurations, and it makes no further calls into the proxy to find
+// them. It is never modified once published.
+type Runtime struct {
+	Limits   Limits
+	Policy   *router.Policy
+	Balancer *router.Balancer
+	Observer Observer
+	Pools    map[string]*backend.Pool // by server name
+}
+
+// Pool is the pool of the server named, nil for one not configured.
+func (r *Runtime) Pool(server string) *backend.Pool { return r.Pools[server] }
 
 // Observer receives per-statement facts for metrics and digests. Calls are
 // made on the session's goroutine after each statement; implementations

@@ -30,7 +30,7 @@ const serverCaps = wire.ClientLongPassword | wire.ClientFoundRows | wire.ClientL
 var sha2Cache sync.Map // user name + password hash -> struct{}
 
 func (s *Session) handshake(ctx context.Context) error {
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	s.c.SetReadTimeout(lim.Handshake)
 	s.c.SetWriteTimeout(lim.Handshake)
 	s.scramble = wire.NewScramble()

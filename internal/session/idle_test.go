@@ -14,19 +14,12 @@ import (
 // client that stalls mid-packet, and warnings_pin gives back a connection
 // kept only for SHOW WARNINGS while the session keeps waiting.
 
-type limitsEnv struct {
-	*testEnv
-	lim Limits
-}
-
-func (e *limitsEnv) Limits() Limits { return e.lim }
-
 func idleSession(t *testing.T, lim Limits) (*Session, net.Conn, *backend.Pool) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	pool := backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10})
-	return New(1, a, &limitsEnv{testEnv: &testEnv{pool: pool}, lim: lim}), b, pool
+	return New(1, a, &testEnv{pool: pool, lim: lim}), b, pool
 }
 
 // wait runs awaitCommand and returns its outcome, or fails the test if it

@@ -56,7 +56,7 @@ func (s *Session) listAcross(ctx context.Context, pl Placer, m *placement.Map, s
 		rs, e := s.listOn(ctx, pl, cl, sql, db)
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, ev)
+			s.rt.Observer.Statement(s, ev)
 			return true, s.fail(e)
 		}
 		if cols == nil {
@@ -81,7 +81,7 @@ func (s *Session) listAcross(ctx context.Context, pl Placer, m *placement.Map, s
 	if s.place.pendingBegin != "" {
 		status |= wire.StatusInTrans
 	}
-	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
 	out := int64(0)
 	write := func(p []byte) {
 		out += int64(4 + len(p))
@@ -99,7 +99,7 @@ func (s *Session) listAcross(ctx context.Context, pl Placer, m *placement.Map, s
 	out += int64(4 + len(eof))
 	err = s.c.WriteFlush(eof)
 	ev.Rows, ev.BytesOut, ev.Duration = int64(len(rows)), out, time.Since(start)
-	s.env.Observer().Statement(s, ev)
+	s.rt.Observer.Statement(s, ev)
 	return true, err
 }
 
@@ -117,14 +117,14 @@ func (s *Session) listOn(ctx context.Context, pl Placer, cl string, sql []byte, 
 	if env == nil {
 		return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the placement names cluster %q, which is not configured", cl)
 	}
-	snap := env.Snapshot()
-	srv, err := env.Balancer().PickReplica(snap, env.Policy(), s.load, "")
+	snap, rt := env.Snapshot(), env.Runtime()
+	srv, err := rt.Balancer.PickReplica(snap, rt.Policy, s.load, "")
 	if err != nil {
 		if srv, err = router.PrimaryOf(snap); err != nil {
 			return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and cluster %s has no server to ask: %v", cl, err)
 		}
 	}
-	pool := env.Pool(srv.Name)
+	pool := rt.Pool(srv.Name)
 	if pool == nil {
 		return backend.Rows{}, unavailable(fmt.Errorf("server %s is not configured", srv.Name))
 	}
@@ -138,7 +138,7 @@ func (s *Session) listOn(ctx context.Context, pl Placer, cl string, sql []byte, 
 		}
 		return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and %s (cluster %s) cannot be reached: %v", srv.Name, cl, err)
 	}
-	rs, err := c.QueryRows(string(sql), env.Limits().Query)
+	rs, err := c.QueryRows(string(sql), rt.Limits.Query)
 	if c.IsBroken() {
 		pool.Discard(c)
 	} else {

@@ -45,7 +45,7 @@ func (s *Session) leaveReplicaTxn(st sqlscan.Statement) *wire.Error {
 		return nil
 	}
 	c, server := s.pinned, s.pinnedServer
-	if _, err := c.Exec("COMMIT", s.env.Limits().Query); err != nil {
+	if _, err := c.Exec("COMMIT", s.rt.Limits.Query); err != nil {
 		s.dropConn(c, server)
 		return asWireError(err)
 	}
@@ -67,7 +67,7 @@ func (s *Session) release(c *backend.Conn, server string) {
 	if c == s.pinned {
 		return
 	}
-	if p := s.env.Pool(server); p != nil {
+	if p := s.rt.Pool(server); p != nil {
 		p.Put(c)
 	} else {
 		c.Close()
@@ -82,7 +82,7 @@ func (s *Session) dropConn(c *backend.Conn, server string) {
 		s.pinned, s.pinnedServer = nil, ""
 		s.pins, s.inTxn, s.cursors = 0, false, 0
 	}
-	if p := s.env.Pool(server); p != nil {
+	if p := s.rt.Pool(server); p != nil {
 		p.Discard(c)
 	} else {
 		c.Close()
@@ -121,7 +121,7 @@ func (s *Session) unpin(ending bool) {
 		return
 	}
 	s.pinned, s.pinnedServer = nil, ""
-	p := s.env.Pool(server)
+	p := s.rt.Pool(server)
 	if s.inTxn || s.pins&^pinsReleasable != 0 || s.pins&(pinUserLock|pinLockTables|pinCursor) != 0 || p == nil {
 		if p != nil {
 			p.Discard(c)
@@ -144,7 +144,7 @@ var errBackendLost = errors.New("backend connection lost during the statement; c
 // libmariadb and libmysqlclient turn any server ERR in the client range
 // 2000-2999 into 2027 "malformed packet".
 func (s *Session) backendFailed(server string, err error, partial bool) error {
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	var e *wire.Error
 	if n, ok := s.takeAbort(server); ok {
 		e = s.withRefusal(n.err())
@@ -239,7 +239,7 @@ func (s *Session) schemaOn(c *backend.Conn, server, db string, pinned bool) *wir
 	// Active, so that a server found lost (a frozen primary) interrupts
 	// the check rather than leave a login waiting on it.
 	s.setActive(c, server, nil)
-	res, err := c.Command(payload, wire.ModeText, s.env.Limits().Query)
+	res, err := c.Command(payload, wire.ModeText, s.rt.Limits.Query)
 	s.clearActive()
 	if err != nil {
 		if res.Err != nil {
@@ -320,7 +320,7 @@ func (s *Session) mayKillOthers(ctx context.Context) bool {
 		s.log.Warn("cannot check the KILL privilege on the primary", "err", e.Message)
 		return false
 	}
-	res, err := c.Exec(killPrivilegeSQL, s.env.Limits().Query)
+	res, err := c.Exec(killPrivilegeSQL, s.rt.Limits.Query)
 	if err != nil && res.Err == nil {
 		s.dropConn(c, server)
 		return false
@@ -353,7 +353,7 @@ func (s *Session) unpinForReset() {
 	}
 	c, server := s.pinned, s.pinnedServer
 	s.pinned, s.pinnedServer = nil, ""
-	if p := s.env.Pool(server); p != nil {
+	if p := s.rt.Pool(server); p != nil {
 		p.Discard(c)
 	} else {
 		c.Close()

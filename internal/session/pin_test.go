@@ -27,22 +27,30 @@ import (
 
 type testEnv struct {
 	pool *backend.Pool
+	lim  Limits // zero: Query 5s
 }
 
 func (e *testEnv) Logger() *slog.Logger                     { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 func (e *testEnv) Account(string) (Account, bool)           { return Account{}, false }
 func (e *testEnv) Snapshot() *topology.Snapshot             { return &topology.Snapshot{Primary: -1} }
-func (e *testEnv) Pool(server string) *backend.Pool         { return e.pool }
-func (e *testEnv) Policy() *router.Policy                   { return &router.Policy{} }
-func (e *testEnv) Balancer() *router.Balancer               { return &router.Balancer{} }
-func (e *testEnv) Limits() Limits                           { return Limits{Query: 5 * time.Second} }
 func (e *testEnv) TLSConfig() *tls.Config                   { return nil }
 func (e *testEnv) RSAKey() (*rsa.PrivateKey, []byte, error) { return nil, nil, nil }
 func (e *testEnv) ServerVersion() string                    { return "10.11.0-MariaDB" }
 func (e *testEnv) NextStmtKey() uint64                      { return 1 }
 func (e *testEnv) Lookup(uint32) (*Session, bool)           { return nil, false }
-func (e *testEnv) Observer() Observer                       { return NopObserver }
 func (e *testEnv) Logins() *LoginGuard                      { return nil }
+
+func (e *testEnv) Runtime() *Runtime {
+	lim := e.lim
+	if lim == (Limits{}) {
+		lim.Query = 5 * time.Second
+	}
+	rt := &Runtime{Limits: lim, Policy: &router.Policy{}, Balancer: &router.Balancer{}, Observer: NopObserver}
+	if e.pool != nil {
+		rt.Pools = map[string]*backend.Pool{e.pool.Name: e.pool}
+	}
+	return rt
+}
 
 // server is the far end of a backend connection: it records every
 // COM_QUERY and answers each packet with an OK.

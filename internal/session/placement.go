@@ -162,7 +162,7 @@ func (s *Session) placeQuery(ctx context.Context, sql []byte, st sqlscan.Stateme
 		// The cluster is known at the transaction's first statement: the
 		// BEGIN is sent there, just before it (see beginPending).
 		s.place.pendingBegin = string(sql)
-		s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+		s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
 		return true, s.c.WriteFlush(wire.AppendOK(nil, wire.OK{Status: s.status() | wire.StatusInTrans}))
 	}
 	if handled, err := s.listAcross(ctx, pl, m, sql, st); handled {
@@ -367,7 +367,7 @@ func (s *Session) switchTo(pl Placer, cluster string) *wire.Error {
 		s.unpinOrRelease(s.pinned, s.pinnedServer)
 	}
 	s.causal.switchCluster(s.place.cluster, cluster, &s.lastWrite)
-	s.env, s.place.cluster = env, cluster
+	s.env, s.rt, s.place.cluster = env, env.Runtime(), cluster
 	return nil
 }
 
@@ -448,7 +448,7 @@ func (s *Session) beginPending(c *backend.Conn, st sqlscan.Statement) *wire.Erro
 	}
 	q := s.place.pendingBegin
 	s.place.pendingBegin = ""
-	if _, err := c.Exec(q, s.env.Limits().Query); err != nil {
+	if _, err := c.Exec(q, s.rt.Limits.Query); err != nil {
 		return asWireError(err)
 	}
 	return nil

@@ -89,7 +89,7 @@ func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
 		// other connection that serves the session.
 		return router.Primary
 	}
-	pol := s.env.Policy()
+	pol := s.rt.Policy
 	var now time.Time // the clock is read only when read-your-writes asks it
 	if pol.ReadYourWrites > 0 && !s.lastWrite.IsZero() {
 		now = time.Now()
@@ -108,7 +108,7 @@ func writes(st sqlscan.Statement) bool {
 }
 
 func (s *Session) recentWrite() bool {
-	w := s.env.Policy().ReadYourWrites
+	w := s.rt.Policy.ReadYourWrites
 	return w > 0 && !s.lastWrite.IsZero() && time.Since(s.lastWrite) < w
 }
 
@@ -150,7 +150,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.dropNextPin(st)
 		if e := s.leaveReplicaTxn(st); e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, ev)
+			s.rt.Observer.Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		c, server, routed, e := s.acquire(ctx, target, skip)
@@ -163,7 +163,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, ev)
+			s.rt.Observer.Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
@@ -173,7 +173,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			// another server of the same size for nothing.
 			s.release(c, server)
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, ev)
+			s.rt.Observer.Statement(s, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		if s.mayOpenTxn(st) {
@@ -199,21 +199,21 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 					continue // preparing failed on the lost primary: on the new one now
 				}
 				ev.Err, ev.Duration = true, time.Since(start)
-				s.env.Observer().Statement(s, ev)
+				s.rt.Observer.Statement(s, ev)
 				return wire.Result{}, s.fail(s.withRefusal(pe))
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.clearActive()
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, ev)
+			s.rt.Observer.Statement(s, ev)
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
 		// sluice counts a compound statement as one by its own reading; the
 		// server, with multi-statements off for it, is the judge of that.
 		guard := pkt[0] == wire.ComQuery && st.Flags&sqlscan.FlagCompound != 0 && !s.multiStmt
 		if guard {
-			if err := c.SetMultiStatements(false, s.env.Limits().Query); err != nil {
+			if err := c.SetMultiStatements(false, s.rt.Limits.Query); err != nil {
 				s.clearActive()
 				return wire.Result{}, s.fail(s.failedBeforeSend(c, server, asWireError(err)))
 			}
@@ -223,7 +223,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		res, err := s.roundTrip(c, send, mode)
 		c.Conn.Sum = nil
-		if guard && err == nil && c.SetMultiStatements(true, s.env.Limits().Query) != nil {
+		if guard && err == nil && c.SetMultiStatements(true, s.rt.Limits.Query) != nil {
 			c.MarkBroken() // state replay needs multi-statements: never pool it
 		}
 		s.clearActive()
@@ -251,7 +251,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 					s.log.Info("client connection lost while its result was sent", "server", server, "err", err)
 				}
 				ev.Err, ev.Duration, ev.Rows, ev.BytesOut = true, time.Since(start), res.Rows, res.Bytes
-				s.env.Observer().Statement(s, ev)
+				s.rt.Observer.Statement(s, ev)
 				return res, err
 			}
 			if retry {
@@ -268,12 +268,12 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				}
 				if e != nil {
 					ev.Err, ev.Duration = true, time.Since(start)
-					s.env.Observer().Statement(s, ev)
+					s.rt.Observer.Statement(s, ev)
 					return res, s.fail(e)
 				}
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.env.Observer().Statement(s, ev)
+			s.rt.Observer.Statement(s, ev)
 			if res.Partial {
 				// The client holds part of a packet: an ERR now would be
 				// read as the rest of it. Closing is the only clear answer.
@@ -291,7 +291,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
-		s.env.Observer().Statement(s, ev)
+		s.rt.Observer.Statement(s, ev)
 		return res, nil
 	}
 }
@@ -372,7 +372,7 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 			return nil, "", target, e
 		}
 	}
-	pol := s.env.Policy()
+	pol := s.rt.Policy
 	var name string
 	routed := target
 	if target == router.Replica {
@@ -401,7 +401,7 @@ func (s *Session) acquire(ctx context.Context, target router.Target, skip string
 		}
 		name = srv.Name
 	}
-	pool := s.env.Pool(name)
+	pool := s.rt.Pool(name)
 	if pool == nil {
 		return nil, "", target, unavailable(fmt.Errorf("server %s is not configured", name))
 	}
@@ -483,7 +483,7 @@ func primaryName(snap *topology.Snapshot) string {
 }
 
 func (s *Session) load(name string) int64 {
-	if p := s.env.Pool(name); p != nil {
+	if p := s.rt.Pool(name); p != nil {
 		return p.InUse.Load()
 	}
 	return 0
@@ -504,7 +504,7 @@ func (s *Session) beforeSend(c *backend.Conn, st sqlscan.Statement) *wire.Error 
 	if e := s.beginPending(c, st); e != nil {
 		return e
 	}
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	if s.pendingTxSet != "" {
 		q := s.pendingTxSet
 		s.pendingTxSet = ""
@@ -535,7 +535,7 @@ func asWireError(err error) *wire.Error {
 // roundTrip sends a command and relays the response to the client,
 // including LOAD DATA LOCAL INFILE's file transfer.
 func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (wire.Result, error) {
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	c.SetWriteTimeout(lim.Query)
 	if err := c.WriteCommand(pkt); err != nil {
 		return wire.Result{}, &wire.RelayError{Side: wire.SideBackend, Err: err}
@@ -576,7 +576,7 @@ func (s *Session) relayLocalFile(c *backend.Conn) error {
 	// still held by the statement event (digests, slow log) and the
 	// session's bookkeeping. One buffer per LOCAL INFILE statement.
 	s.c.Detach()
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	for {
 		// The client sends the file at its own pace, but a client that
 		// stops must not hold the backend (whose own net_read_timeout
@@ -661,7 +661,7 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 func (s *Session) readLastInsertID(c *backend.Conn, server string) bool {
 	const q = "SELECT LAST_INSERT_ID()"
 	s.setActive(c, server, []byte(q)) // a lost server interrupts it
-	id, err := c.QueryUint(q, s.env.Limits().Query)
+	id, err := c.QueryUint(q, s.rt.Limits.Query)
 	s.clearActive()
 	if err != nil {
 		s.log.Warn("reading LAST_INSERT_ID() after a statement that set it", "server", server, "err", err)

@@ -49,7 +49,7 @@ type ReplayObserver interface {
 }
 
 func (s *Session) replayed(result string) {
-	if o, ok := s.env.Observer().(ReplayObserver); ok {
+	if o, ok := s.rt.Observer.(ReplayObserver); ok {
 		o.TransactionReplay(result)
 	}
 }
@@ -104,7 +104,7 @@ func (s *Session) mayOpenTxn(st sqlscan.Statement) bool {
 // txnStage records the statement about to be sent on c (to server) as part
 // of the session's transaction, or starts a new record with it.
 func (s *Session) txnStage(server string, routed router.Target, st sqlscan.Statement, pkt []byte) {
-	max := s.env.Limits().ReplayMaxSize
+	max := s.rt.Limits.ReplayMaxSize
 	l := s.txn
 	if max <= 0 || routed != router.Primary {
 		// Replay off, or a read-only transaction on a replica: losing a
@@ -402,7 +402,7 @@ func (s *Session) txnReplay(ctx context.Context, server string) bool {
 // it returns why (and the outcome) when they do not all match.
 func (s *Session) replayOn(c *backend.Conn, server string) (why, result string) {
 	l := s.txn
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	if l.txSet != "" {
 		if _, err := c.Exec(l.txSet, lim.Query); err != nil {
 			return "SET TRANSACTION: " + err.Error(), ReplayFailed

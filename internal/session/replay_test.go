@@ -12,18 +12,11 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-type replayEnv struct {
-	*testEnv
-	max int
-}
-
-func (e *replayEnv) Limits() Limits { return Limits{Query: 5 * time.Second, ReplayMaxSize: e.max} }
-
 func newReplaySession(t *testing.T, max int) (*Session, *backend.Conn) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
-	env := &replayEnv{testEnv: &testEnv{pool: backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10})}, max: max}
+	env := &testEnv{pool: backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10}), lim: Limits{Query: 5 * time.Second, ReplayMaxSize: max}}
 	c, _ := newBackendConn(t)
 	return New(1, a, env), c
 }
@@ -223,7 +216,7 @@ func TestRecordingDoesNotAllocatePerStatement(t *testing.T) {
 func BenchmarkTxnRecord(b *testing.B) {
 	a, p := net.Pipe()
 	b.Cleanup(func() { a.Close(); p.Close() })
-	env := &replayEnv{testEnv: &testEnv{}, max: 1 << 20}
+	env := &testEnv{lim: Limits{Query: 5 * time.Second, ReplayMaxSize: 1 << 20}}
 	s := New(1, a, env)
 	s.inTxn = true
 	sql := []byte("UPDATE t SET v = v + 1 WHERE id = 1")

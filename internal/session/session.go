@@ -39,7 +39,8 @@ const pinsReleasable = pinUserLock | pinLockTables | pinNext | pinCursor
 // Session is one client connection.
 type Session struct {
 	ID   uint32
-	env  Env
+	env  Env      // the serving cluster's (placement.go switches it)
+	rt   *Runtime // env's, read as each command starts (see Runtime)
 	log  *slog.Logger
 	c    *wire.Conn
 	raw  net.Conn // the accepted connection, for Kill from other goroutines
@@ -118,7 +119,7 @@ func New(id uint32, nc net.Conn, env Env) *Session {
 		addr = "unix:" + la.Name // a socket peer has no address of its own
 	}
 	return &Session{
-		ID: id, env: env, log: env.Logger().With("session", id, "client", addr),
+		ID: id, env: env, rt: env.Runtime(), log: env.Logger().With("session", id, "client", addr),
 		c: wire.NewLendingConn(nc), raw: nc, addr: addr, autocommit: true,
 		stmts: map[uint32]*stmt{}, started: time.Now(), place: placeState{home: env},
 	}
@@ -182,7 +183,8 @@ func (s *Session) Serve(ctx context.Context) {
 		// deeper stack than this wait runs in the steps.
 		// awaitCommand also ends a warnings-only pin of a session that
 		// stays idle, and bounds a command that stalls mid-packet.
-		err := s.awaitCommand(s.env.Limits())
+		s.rt = s.env.Runtime() // a reload may have changed client_idle
+		err := s.awaitCommand(s.rt.Limits)
 		switch {
 		case err != nil:
 		case time.Since(s.lastCommand) < hotWindow:
@@ -282,11 +284,11 @@ var errPanic = errors.New("session panic")
 func (s *Session) handshakeStep() error {
 	if err := s.handshake(s.ctx); err != nil {
 		s.log.Debug("handshake failed", "err", err)
-		s.env.Observer().Login(false)
+		s.rt.Observer.Login(false)
 		s.loginFailed(err)
 		return err
 	}
-	s.env.Observer().Login(true)
+	s.rt.Observer.Login(true)
 	s.log.Debug("logged in", "user", s.account.Name)
 	s.waitNext()
 	return nil
@@ -309,7 +311,8 @@ func (s *Session) waitNext() {
 }
 
 func (s *Session) serveCommand(ctx context.Context) error {
-	lim := s.env.Limits()
+	s.rt = s.env.Runtime()
+	lim := s.rt.Limits
 	s.c.Seq = 0
 	if err := s.awaitCommand(lim); err != nil {
 		return err
@@ -408,13 +411,13 @@ func (s *Session) status() uint16 {
 }
 
 func (s *Session) ok(affected, lastID uint64) error {
-	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
 	return s.c.WriteFlush(wire.AppendOK(nil, wire.OK{AffectedRows: affected, LastInsertID: lastID, Status: s.status()}))
 }
 
 // fail answers the current command with an error; the session goes on.
 func (s *Session) fail(e *wire.Error) error {
-	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
 	s.countError(e.Code, errCause(e))
 	return s.c.WriteError(e)
 }
@@ -431,7 +434,7 @@ func (s *Session) setOption(pkt []byte) error {
 	default:
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown COM_SET_OPTION value"))
 	}
-	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
 	return s.c.WriteFlush(wire.AppendEOF(nil, 0, s.status()))
 }
 
@@ -468,13 +471,15 @@ func (s *Session) killOnServer(server string, thread uint32) {
 }
 
 func (s *Session) killOnServerAs(server string, acc Account, thread uint32) {
-	// s.place.home, not s.env: this runs on other goroutines too, and
-	// s.env changes with the cluster serving the session.
-	pool := s.place.home.Pool(server)
+	// s.place.home, not s.env or s.rt: this runs on other goroutines too,
+	// and those change with the cluster serving the session. The server
+	// may be any cluster's: the home runtime's pools are all of them.
+	rt := s.place.home.Runtime()
+	pool := rt.Pool(server)
 	if pool == nil {
 		return
 	}
-	go killBackendQuery(pool.Addr, acc, thread, s.place.home.Limits().Handshake)
+	go killBackendQuery(pool.Addr, acc, thread, rt.Limits.Handshake)
 }
 
 func killBackendQuery(addr string, acc Account, thread uint32, timeout time.Duration) error {

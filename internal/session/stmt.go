@@ -66,7 +66,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 	if e != nil {
 		return s.fail(e)
 	}
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	// Active while the backend answers, so a lost server interrupts it.
 	s.setActive(c, server, st.sql)
 	// Forward the backend's metadata under sluice's id.
@@ -128,7 +128,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 // forwardPacket sends one backend packet to the client as a whole response.
 func (s *Session) forwardPacket(p []byte, seq byte, flush bool) error {
 	s.c.Seq = seq
-	s.c.SetWriteTimeout(s.env.Limits().ClientWrite)
+	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
 	if err := s.c.WritePacket(p); err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 		s.clearLongData(st)
 		if over {
 			return s.fail(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01",
-				"Parameter data sent with COM_STMT_SEND_LONG_DATA is more than the session may buffer (sluice max_long_data: %d bytes over all its statements)", s.env.Limits().MaxLongData))
+				"Parameter data sent with COM_STMT_SEND_LONG_DATA is more than the session may buffer (sluice max_long_data: %d bytes over all its statements)", s.rt.Limits.MaxLongData))
 		}
 		return s.fail(wire.Errorf(wire.ErrNetPacketTooLarge, "08S01", "Parameter data sent with COM_STMT_SEND_LONG_DATA is bigger than 'max_allowed_packet' bytes"))
 	}
@@ -344,7 +344,7 @@ func (s *Session) sendPrepare(c *backend.Conn, server string, pkt []byte) ([]byt
 	if server == "" {
 		server = s.activeSrv // written by this goroutine only
 	}
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	freedHere, freedIdle := 0, 0
 	for attempt := 0; ; attempt++ {
 		c.SetWriteTimeout(lim.Query)
@@ -371,7 +371,7 @@ func (s *Session) sendPrepare(c *backend.Conn, server string, pkt []byte) ([]byt
 			}
 		}
 		if freedIdle == 0 {
-			if pool := s.env.Pool(server); pool != nil {
+			if pool := s.rt.Pool(server); pool != nil {
 				if n := pool.ShedIdleStmts(); n > 0 {
 					freedIdle = n
 					s.log.Info("server out of prepared statements: closed idle connections holding them", "server", server, "statements", n)
@@ -570,7 +570,7 @@ func (s *Session) stmtLongData(pkt []byte) {
 	}
 	param := binary.LittleEndian.Uint16(pkt[5:])
 	data := pkt[7:]
-	lim := s.env.Limits()
+	lim := s.rt.Limits
 	if st.longSize+len(data) > lim.MaxAllowedPacket {
 		s.clearLongData(st)
 		st.longSize = longDataOverPacket
