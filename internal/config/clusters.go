@@ -128,7 +128,7 @@ func (d *decoder) overlay(p string, cl *Cluster, c *Config, getenv func(string) 
 	quiet := &decoder{file: d.file, nodes: map[string]*yaml.Node{}, failed: map[string]bool{}}
 	if n := d.nodes[p+".health"]; n != nil {
 		quiet.value(n, reflect.ValueOf(&cl.Health).Elem(), "health")
-		d.checkClusterHealth(p, cl.Health)
+		d.reportAll(cl.Health.Validate(p + ".health"))
 	}
 	if n := d.nodes[p+".routing"]; n != nil {
 		quiet.value(n, reflect.ValueOf(&cl.Routing).Elem(), "routing")
@@ -144,29 +144,8 @@ func (d *decoder) overlay(p string, cl *Cluster, c *Config, getenv func(string) 
 	}
 }
 
-func (d *decoder) checkClusterHealth(p string, h Health) {
-	if h.Interval <= 0 {
-		d.report(p+".health.interval", "must be greater than 0")
-	}
-	if h.Timeout <= 0 {
-		d.report(p+".health.timeout", "must be greater than 0")
-	}
-	if h.Rise < 1 {
-		d.report(p+".health.rise", "must be at least 1, got %d", h.Rise)
-	}
-	if h.Fall < 1 {
-		d.report(p+".health.fall", "must be at least 1, got %d", h.Fall)
-	}
-}
-
 func (d *decoder) checkClusterRouting(p string, r Routing) {
-	d.oneOf(p+".routing.read_fallback", r.ReadFallback, FallbackPrimary, FallbackError)
-	d.oneOf(p+".routing.balance", r.Balance, BalanceRoundRobin, BalanceLeastConnections, BalanceWeighted)
-	d.oneOf(p+".routing.consistency", r.Consistency, ConsistencyEventual, ConsistencySession, ConsistencyGlobal)
-	d.oneOf(p+".routing.causal_fallback", r.CausalFallback, FallbackPrimary, FallbackError)
-	if r.CausalTimeout <= 0 {
-		d.report(p+".routing.causal_timeout", "must be > 0, got %s", r.CausalTimeout)
-	}
+	d.reportAll(r.Validate(p + ".routing"))
 }
 
 func (d *decoder) checkClusterFailover(p string, cl *Cluster, getenv func(string) string) {
@@ -199,7 +178,5 @@ func (d *decoder) checkClusterFailover(p string, cl *Cluster, getenv func(string
 
 // checkPlacement validates `placement:` against the clusters.
 func (d *decoder) checkPlacement(c *Config) {
-	for _, pr := range c.Placement.Validate(c.ClusterNames()) {
-		d.report(pr.Path, "%s", pr.Message)
-	}
+	d.reportAll(c.Placement.Validate(c.ClusterNames()))
 }

@@ -6,9 +6,9 @@
 package config
 
 import (
-	"time"
-
 	"github.com/sluice-proxy/sluice/internal/placement"
+	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
 // Config is the whole sluice configuration file. The json tags mirror the
@@ -28,6 +28,8 @@ type Config struct {
 	HTTPToken    string `yaml:"http_token" json:"http_token"`
 	HTTPTokenEnv string `yaml:"http_token_env" json:"http_token_env"`
 	httpToken    *string
+	// movesSecret is moves.password_env resolved; see MoveCredentials.
+	movesSecret *string
 
 	Users   []User      `yaml:"users" json:"users"`
 	Monitor Credentials `yaml:"monitor" json:"monitor"`
@@ -130,65 +132,34 @@ type Server struct {
 	NoPromotion bool `yaml:"no_promotion" json:"no_promotion"`
 }
 
-// Health holds the monitor's timing. Rise/Fall follow HAProxy: a server is
-// up after Rise good checks in a row and down after Fall bad ones.
-type Health struct {
-	Interval Duration `yaml:"interval" json:"interval"` // default 1s; must be > 0
-	// Timeout bounds one check, default 1s; must be > 0. It may exceed
-	// Interval: checks then simply run back to back.
-	Timeout Duration `yaml:"timeout" json:"timeout"`
-	Rise    int      `yaml:"rise" json:"rise"` // default 2; at least 1
-	Fall    int      `yaml:"fall" json:"fall"` // default 3; at least 1
-}
-
-// Routing holds read/write split policy.
-type Routing struct {
-	MaxReplicationLag Duration `yaml:"max_replication_lag" json:"max_replication_lag"` // default 5s; 0 disables the check
-	ReadFallback      string   `yaml:"read_fallback" json:"read_fallback"`             // primary (default) | error
-	Balance           string   `yaml:"balance" json:"balance"`                         // least-connections (default) | round-robin | weighted
-	// Consistency says which writes a read must see: eventual (none in
-	// particular), session (default: the session's own, by GTID) or
-	// global (every write committed through this sluice before the read).
-	Consistency string `yaml:"consistency" json:"consistency"`
-	// CausalTimeout bounds how long a read waits for a replica to apply
-	// the GTID it needs; then it goes to the primary, or fails when
-	// CausalFallback is error.
-	CausalTimeout  Duration `yaml:"causal_timeout" json:"causal_timeout"`   // default 1s; must be > 0
-	CausalFallback string   `yaml:"causal_fallback" json:"causal_fallback"` // primary (default) | error
-	// ReadYourWrites, the older knob, sends a session's reads to the
-	// primary for this long after it wrote, whatever the consistency.
-	// YAML accepts true (2s), false (the default: off), or a duration.
-	ReadYourWrites ReadYourWrites `yaml:"read_your_writes" json:"read_your_writes"`
-	// HeartbeatTable (db.table) switches lag measurement from
-	// Seconds_Behind_Master to a pt-heartbeat-compatible table, for
-	// sub-second precision. The monitor writes the primary's row itself
-	// (REPLACE of ts and server_id), so no pt-heartbeat daemon is needed;
-	// the table must exist with at least columns ts VARCHAR(26) and
-	// server_id INT UNSIGNED PRIMARY KEY.
-	HeartbeatTable string `yaml:"heartbeat_table" json:"heartbeat_table"`
-}
+// The sections below belong to the packages that use them, which define
+// their defaults and checks; the aliases keep config.Health and friends
+// meaning what they always did for the rest of the code.
+type (
+	// Health is the monitor's timing; see topology.HealthConfig.
+	Health = topology.HealthConfig
+	// Routing is the read/write split policy; see router.Config.
+	Routing = router.Config
+	// ReadYourWrites is routing.read_your_writes.
+	ReadYourWrites = router.ReadYourWrites
+)
 
 // Values of the enumerated keys.
 const (
 	AuthNativePassword = "mysql_native_password"
 	AuthCachingSHA2    = "caching_sha2_password"
 
-	FallbackPrimary = "primary" // read_fallback: send reads to the primary when no replica can take them
-	FallbackError   = "error"   // read_fallback: fail such reads instead
+	FallbackPrimary = router.FallbackPrimary
+	FallbackError   = router.FallbackError
 
-	ConsistencyEventual = "eventual"
-	ConsistencySession  = "session"
-	ConsistencyGlobal   = "global"
+	ConsistencyEventual = router.ConsistencyEventual
+	ConsistencySession  = router.ConsistencySession
+	ConsistencyGlobal   = router.ConsistencyGlobal
 
-	BalanceRoundRobin       = "round-robin"
-	BalanceLeastConnections = "least-connections"
-	BalanceWeighted         = "weighted"
+	BalanceRoundRobin       = router.BalanceRoundRobin
+	BalanceLeastConnections = router.BalanceLeastConnections
+	BalanceWeighted         = router.BalanceWeighted
 )
-
-// ReadYourWrites is the read-after-write window; zero means off.
-type ReadYourWrites struct {
-	Window time.Duration
-}
 
 // Timeouts bound every wait on the network. All must be > 0: a frozen
 // server must never freeze a client forever.
@@ -338,13 +309,3 @@ type Hooks struct {
 // DefaultStateFile is failover.state_file's default, relative to the config
 // file's directory.
 const DefaultStateFile = "sluice-state.json"
-
-// Duration is a time.Duration written as "1s", "250ms" in YAML.
-type Duration time.Duration
-
-// D returns the value as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// ByteSize is a size written as 1048576, "64MiB", "16M", "1G". Every unit
-// is a binary multiple, as in MySQL: K, KB and KiB all mean 1024.
-type ByteSize int64

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-proxy/sluice/internal/confval"
 )
 
 // decoder walks a yaml.Node tree into a Config by hand. yaml.v3's own
@@ -89,13 +91,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	switch v.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "must be a mapping of keys, got %s", describe(n))
+			d.fail(n, path, "must be a mapping of keys, got %s", confval.Describe(n))
 			return
 		}
 		d.mapping(n, v, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.fail(n, path, "must be a list, got %s", describe(n))
+			d.fail(n, path, "must be a list, got %s", confval.Describe(n))
 			return
 		}
 		out := reflect.MakeSlice(v.Type(), 0, len(n.Content))
@@ -116,11 +118,11 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		// may be a password.
 		switch {
 		case n.Kind != yaml.ScalarNode:
-			d.fail(n, path, "must be a string, got %s", describe(n))
+			d.fail(n, path, "must be a string, got %s", confval.Describe(n))
 		case n.ShortTag() == "!!str" || n.ShortTag() == "!!int" || n.ShortTag() == "!!float":
 			v.SetString(n.Value)
 		default:
-			d.fail(n, path, "must be a string, got %s (quote it)", describe(n))
+			d.fail(n, path, "must be a string, got %s (quote it)", confval.Describe(n))
 		}
 	case reflect.Int, reflect.Int64:
 		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" && isDigits(strings.TrimLeft(n.Value, "+-")) {
@@ -133,7 +135,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			if _, err := strconv.Atoi(n.Value); err == nil && n.Kind == yaml.ScalarNode {
 				hint = " (remove the quotes)"
 			}
-			d.fail(n, path, "must be an integer, got %s%s", describe(n), hint)
+			d.fail(n, path, "must be an integer, got %s%s", confval.Describe(n), hint)
 			return
 		}
 		var i int64
@@ -145,7 +147,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Bool:
 		var b bool
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			d.fail(n, path, "must be true or false, got %s", describe(n))
+			d.fail(n, path, "must be true or false, got %s", confval.Describe(n))
 			return
 		}
 		v.SetBool(b)
@@ -246,7 +248,7 @@ func (d *decoder) merge(val *yaml.Node, v reflect.Value, path string) {
 			sources = append(sources, src.Content[i])
 		}
 	default:
-		d.errorf(val, "%s: a merge (<<) needs a mapping or a list of mappings, got %s", displayPath(path), describe(src))
+		d.errorf(val, "%s: a merge (<<) needs a mapping or a list of mappings, got %s", displayPath(path), confval.Describe(src))
 		return
 	}
 	for _, s := range sources {
@@ -255,7 +257,7 @@ func (d *decoder) merge(val *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		if m.Kind != yaml.MappingNode {
-			d.errorf(s, "%s: a merge (<<) needs a mapping or a list of mappings, got %s", displayPath(path), describe(m))
+			d.errorf(s, "%s: a merge (<<) needs a mapping or a list of mappings, got %s", displayPath(path), confval.Describe(m))
 			continue
 		}
 		d.mapping(m, v, path)
@@ -268,7 +270,7 @@ func (d *decoder) key(k, val *yaml.Node, v reflect.Value, path string, fs []fiel
 		return
 	}
 	if k.Kind != yaml.ScalarNode {
-		d.errorf(k, "%s: keys must be plain names, got %s", displayPath(path), describe(k))
+		d.errorf(k, "%s: keys must be plain names, got %s", displayPath(path), confval.Describe(k))
 		return
 	}
 	name := k.Value
@@ -301,7 +303,7 @@ func (d *decoder) unknownKey(k, val *yaml.Node, t reflect.Type, path string, fs 
 		return
 	}
 	msg := fmt.Sprintf("unknown key %q %s", k.Value, where(path))
-	if s := closest(k.Value, names); s != "" {
+	if s := confval.Closest(k.Value, names); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	} else if other := keyPaths[k.Value]; len(other) > 0 {
 		// Usually a line indented one level too little or too much.
@@ -329,48 +331,6 @@ func displayPath(path string) string {
 		return "the file"
 	}
 	return path
-}
-
-// closest returns the candidate a typo most likely meant, or "" when none is
-// near enough to be a helpful guess.
-func closest(s string, candidates []string) string {
-	norm := func(x string) string {
-		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(x))
-	}
-	best, bestDist := "", 0
-	for _, c := range candidates {
-		if norm(c) == norm(s) {
-			return c
-		}
-		dist := levenshtein(s, c)
-		if best == "" || dist < bestDist {
-			best, bestDist = c, dist
-		}
-	}
-	if best == "" || bestDist > max(2, len(s)/3) || bestDist >= len(s) {
-		return ""
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // pos returns where path was written, or where its closest written ancestor

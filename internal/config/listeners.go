@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-proxy/sluice/internal/confval"
 )
 
 // Listeners are the addresses of the MySQL protocol listener: host:port
@@ -35,7 +37,7 @@ func (l Listeners) Equal(o Listeners) bool {
 func (l *Listeners) UnmarshalYAML(n *yaml.Node) error {
 	scalar := func(n *yaml.Node) (string, error) {
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" && n.ShortTag() != "!!int" {
-			return "", fmt.Errorf("must be host:port or a socket path, got %s", describe(n))
+			return "", fmt.Errorf("must be host:port or a socket path, got %s", confval.Describe(n))
 		}
 		return n.Value, nil
 	}
@@ -59,7 +61,7 @@ func (l *Listeners) UnmarshalYAML(n *yaml.Node) error {
 		*l = out
 		return nil
 	}
-	return fmt.Errorf("must be host:port, a socket path or a list of them, got %s", describe(n))
+	return fmt.Errorf("must be host:port, a socket path or a list of them, got %s", confval.Describe(n))
 }
 
 // MarshalYAML and MarshalJSON write one address as a plain string, as it

@@ -17,6 +17,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-proxy/sluice/internal/hooks"
+	"github.com/sluice-proxy/sluice/internal/router"
+	"github.com/sluice-proxy/sluice/internal/topology"
 )
 
 // Load reads and validates the file at path. getenv resolves password_env;
@@ -138,20 +140,8 @@ func Default() *Config {
 	return &Config{
 		Listen:     Listeners{"127.0.0.1:4040"},
 		HTTPListen: "127.0.0.1:4041",
-		Health: Health{
-			Interval: Duration(time.Second),
-			Timeout:  Duration(time.Second),
-			Rise:     2,
-			Fall:     3,
-		},
-		Routing: Routing{
-			MaxReplicationLag: Duration(5 * time.Second),
-			ReadFallback:      FallbackPrimary,
-			Balance:           BalanceLeastConnections,
-			Consistency:       ConsistencySession,
-			CausalTimeout:     Duration(time.Second),
-			CausalFallback:    FallbackPrimary,
-		},
+		Health:     topology.DefaultHealthConfig(),
+		Routing:    router.DefaultConfig(),
 		Timeouts: Timeouts{
 			Connect:     Duration(2 * time.Second),
 			Query:       Duration(time.Hour),
@@ -291,7 +281,7 @@ func (c *Config) Redacted() *Config {
 		redact(&r.Users[i].Password, &r.Users[i].secret)
 	}
 	redact(&r.Monitor.Password, &r.Monitor.secret)
-	redact(&r.Moves.Password, &r.Moves.secret)
+	redact(&r.Moves.Password, &r.movesSecret)
 	redact(&r.HTTPToken, &r.httpToken)
 	redact(&r.Failover.Replication.Password, &r.Failover.Replication.secret)
 	redact(&r.Failover.Hooks.Token, &r.Failover.Hooks.secret)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/confval"
 	"github.com/sluice-proxy/sluice/internal/hooks"
 )
 
@@ -29,8 +30,8 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 	}
 	d.checkMonitor(c, getenv)
 	d.checkMoves(c, getenv)
-	d.checkHealth(c.Health)
-	d.checkRouting(c.Routing)
+	d.reportAll(c.Health.Validate("health"))
+	d.reportAll(c.Routing.Validate("routing"))
 	d.checkTimeouts(c.Timeouts)
 	if c.Pool.MaxIdle < 0 {
 		d.report("pool.max_idle", "must not be negative, got %d", c.Pool.MaxIdle)
@@ -92,6 +93,13 @@ func (d *decoder) report(path, format string, args ...any) {
 	d.errorf(d.pos(path), "%s: %s", path, fmt.Sprintf(format, args...))
 }
 
+// reportAll places the problems a section's Validate returned.
+func (d *decoder) reportAll(ps []confval.Problem) {
+	for _, p := range ps {
+		d.report(p.Path, "%s", p.Message)
+	}
+}
+
 // line is where path was written, for "first at line N" references.
 func (d *decoder) line(path string) int {
 	if n := d.pos(path); n != nil {
@@ -101,14 +109,7 @@ func (d *decoder) line(path string) int {
 }
 
 func (d *decoder) oneOf(path, value string, allowed ...string) {
-	if slices.Contains(allowed, value) {
-		return
-	}
-	msg := fmt.Sprintf("unknown value %q", value)
-	if s := closest(value, allowed); s != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", s)
-	}
-	d.report(path, "%s; allowed: %s", msg, strings.Join(allowed, ", "))
+	d.reportAll(confval.OneOf(path, value, allowed...))
 }
 
 func (d *decoder) checkListeners(c *Config, getenv func(string) string) {
@@ -341,37 +342,6 @@ func normalizeAddr(addr string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(port)
 	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(n))
-}
-
-func (d *decoder) checkHealth(h Health) {
-	if h.Interval <= 0 {
-		d.report("health.interval", "must be greater than 0")
-	}
-	if h.Timeout <= 0 {
-		d.report("health.timeout", "must be greater than 0")
-	}
-	if h.Rise < 1 {
-		d.report("health.rise", "must be at least 1, got %d", h.Rise)
-	}
-	if h.Fall < 1 {
-		d.report("health.fall", "must be at least 1, got %d", h.Fall)
-	}
-}
-
-func (d *decoder) checkRouting(r Routing) {
-	d.oneOf("routing.read_fallback", r.ReadFallback, FallbackPrimary, FallbackError)
-	d.oneOf("routing.balance", r.Balance, BalanceRoundRobin, BalanceLeastConnections, BalanceWeighted)
-	d.oneOf("routing.consistency", r.Consistency, ConsistencyEventual, ConsistencySession, ConsistencyGlobal)
-	d.oneOf("routing.causal_fallback", r.CausalFallback, FallbackPrimary, FallbackError)
-	if r.CausalTimeout <= 0 {
-		d.report("routing.causal_timeout", "must be > 0, got %s", r.CausalTimeout)
-	}
-	if t := r.HeartbeatTable; t != "" {
-		db, table, ok := strings.Cut(t, ".")
-		if !ok || !validServerName(db) || !validServerName(table) {
-			d.report("routing.heartbeat_table", "%q must be written db.table (letters, digits, '_', '-')", t)
-		}
-	}
 }
 
 func (d *decoder) checkTimeouts(t Timeouts) {

@@ -30,6 +30,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/sluice-proxy/sluice/internal/confval"
 )
 
 // Object is a database (Table == "") or one table of it.
@@ -66,18 +68,15 @@ type Tables struct {
 	Cluster  string `yaml:"cluster" json:"cluster"`
 }
 
-// Problem is a configuration mistake at a key path.
-type Problem struct{ Path, Message string }
-
 // Validate checks the section against the clusters configured.
-func (c *Config) Validate(clusters []string) []Problem {
-	var out []Problem
+func (c *Config) Validate(clusters []string) []confval.Problem {
+	var out []confval.Problem
 	known := func(path, name string) {
 		switch {
 		case name == "":
-			out = append(out, Problem{path, "required: the name of a cluster"})
+			out = append(out, confval.Problemf(path, "required: the name of a cluster"))
 		case !slices.Contains(clusters, name):
-			out = append(out, Problem{path, fmt.Sprintf("no cluster named %q (clusters: %v)", name, clusters)})
+			out = append(out, confval.Problemf(path, "no cluster named %q (clusters: %v)", name, clusters))
 		}
 	}
 	if c.DefaultCluster != "" {
@@ -87,9 +86,9 @@ func (c *Config) Validate(clusters []string) []Problem {
 	for i, d := range c.Databases {
 		p := fmt.Sprintf("placement.databases[%d]", i)
 		if d.Name == "" {
-			out = append(out, Problem{p + ".name", "required"})
+			out = append(out, confval.Problemf(p+".name", "required"))
 		} else if j, dup := dbs[d.Name]; dup {
-			out = append(out, Problem{p + ".name", fmt.Sprintf("database %q is placed twice (also placement.databases[%d])", d.Name, j)})
+			out = append(out, confval.Problemf(p+".name", "database %q is placed twice (also placement.databases[%d])", d.Name, j))
 		} else {
 			dbs[d.Name] = i
 		}
@@ -98,10 +97,10 @@ func (c *Config) Validate(clusters []string) []Problem {
 	for i, t := range c.Tables {
 		p := fmt.Sprintf("placement.tables[%d]", i)
 		if t.Database == "" {
-			out = append(out, Problem{p + ".database", "required"})
+			out = append(out, confval.Problemf(p+".database", "required"))
 		}
 		if _, err := ParsePattern(t.Tables); err != nil {
-			out = append(out, Problem{p + ".tables", err.Error()})
+			out = append(out, confval.Problem{Path: p + ".tables", Message: err.Error()})
 		}
 		known(p+".cluster", t.Cluster)
 	}

@@ -62,9 +62,9 @@ const (
 // ParseConsistency maps the configuration's names.
 func ParseConsistency(s string) Consistency {
 	switch s {
-	case "eventual":
+	case ConsistencyEventual:
 		return Eventual
-	case "global":
+	case ConsistencyGlobal:
 		return GlobalCausal
 	}
 	return SessionCausal
@@ -164,9 +164,9 @@ func (b *Balancer) choose(list []*topology.Server, p *Policy, load Load) *topolo
 	}
 	n := b.rr.Add(1)
 	switch p.Balance {
-	case "round-robin":
+	case BalanceRoundRobin:
 		return list[n%uint64(len(list))]
-	case "weighted":
+	case BalanceWeighted:
 		total := 0
 		for _, s := range list {
 			total += max(s.Weight, 0)
