@@ -82,7 +82,7 @@ func (c *causalState) switchCluster(from, to string, lastWrite *time.Time) {
 // session, under global consistency) until the monitor's next reading, and
 // the others none. Waiting on a caught-up replica costs one round trip, and
 // teaches sluice that it, too, has the write.
-func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip string) (*topology.Server, *wire.Error) {
+func (s *engine) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip string) (*topology.Server, *wire.Error) {
 	s.causal.wait = false
 	need := s.readNeeds(pol)
 	if need == nil {
@@ -119,7 +119,7 @@ func (s *Session) pickReplica(snap *topology.Snapshot, pol *router.Policy, skip 
 
 // readNeeds returns the GTIDs the next read must find applied: nil when
 // it need not wait for anything, empty when it must go to the primary.
-func (s *Session) readNeeds(pol *router.Policy) causal.Pos {
+func (s *engine) readNeeds(pol *router.Policy) causal.Pos {
 	if pol.Causal == nil || pol.Consistency == router.Eventual {
 		return nil
 	}
@@ -143,7 +143,7 @@ func (s *Session) readNeeds(pol *router.Policy) causal.Pos {
 
 // causalFallback is where a read goes when no replica has, or can soon
 // have, the GTIDs it needs.
-func (s *Session) causalFallback(snap *topology.Snapshot, pol *router.Policy) (*topology.Server, *wire.Error) {
+func (s *engine) causalFallback(snap *topology.Snapshot, pol *router.Policy) (*topology.Server, *wire.Error) {
 	if pol.CausalFallbackError {
 		return nil, causalTimeoutError(s.causal.need, pol.CausalTimeout)
 	}
@@ -165,7 +165,7 @@ func causalTimeoutError(need causal.Pos, timeout time.Duration) *wire.Error {
 // commit, for global consistency), and a replica chosen for a read it was
 // not known to be ready for is waited on first. On a timeout the read
 // goes to causal_fallback instead.
-func (s *Session) lent(ctx context.Context, c *backend.Conn, name string, routed, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
+func (s *engine) lent(ctx context.Context, c *backend.Conn, name string, routed, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
 	pol := s.rt.Policy
 	if routed == router.Primary && !c.TracksGTID {
 		if err := c.TrackGTIDs(s.rt.Limits.Query); err != nil {
@@ -207,7 +207,7 @@ func (s *Session) lent(ctx context.Context, c *backend.Conn, name string, routed
 
 // noteCommit records the GTID a statement's commit produced, for the
 // session's later reads.
-func (s *Session) noteCommit(c *backend.Conn, routed router.Target, wrote bool, res *wire.Result) {
+func (s *engine) noteCommit(c *backend.Conn, routed router.Target, wrote bool, res *wire.Result) {
 	if res.HasGTID {
 		s.causal.own.Note(res.GTID)
 		return

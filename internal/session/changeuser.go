@@ -38,7 +38,7 @@ func (s *Session) changeUser(ctx context.Context, pkt []byte) error {
 		db, k = string(b), len(b)
 	}
 	b = b[k:]
-	collation := s.state.Collation
+	collation := s.eng.Collation()
 	if len(b) >= 2 {
 		collation = byte(binary.LittleEndian.Uint16(b))
 		b = b[2:]
@@ -56,17 +56,17 @@ func (s *Session) changeUser(ctx context.Context, pkt []byte) error {
 	}
 	// The session is reset whether or not the change succeeds, as on the
 	// server; a failed change keeps the connection, its user and schema.
-	prevAccount, prevSchema := s.account, s.state.Schema
-	s.resetSession()
-	s.state.Schema = ""
+	prevAccount, prevSchema := s.account, s.eng.Schema()
+	s.eng.ResetConnection()
+	s.eng.SetSchema("")
 	acc, err := s.guardedAuthenticate(user, plugin, answer)
 	if err != nil {
 		return s.changeUserFailed(err, prevAccount, prevSchema)
 	}
 	s.account = acc
-	s.state.Collation = collation
+	s.eng.SetCollation(collation)
 	if db != "" {
-		if e := s.useSchema(ctx, db); e != nil {
+		if e := s.eng.UseSchema(ctx, db); e != nil {
 			return s.changeUserFailed(s.loginError(e), prevAccount, prevSchema)
 		}
 	}
@@ -86,7 +86,8 @@ func (s *Session) changeUserFailed(err error, prev Account, schema string) error
 		return err
 	}
 	s.failedChangeUser++
-	s.account, s.state.Schema = prev, schema
+	s.account = prev
+	s.eng.SetSchema(schema)
 	return nil
 }
 

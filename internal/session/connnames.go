@@ -93,7 +93,7 @@ func qualify(t sqlscan.TableName, schema string) sqlscan.TableName {
 
 // noteConnNames updates the pins for temporary tables and text prepared
 // statements after a successful single statement.
-func (s *Session) noteConnNames(st sqlscan.Statement, sql []byte) {
+func (s *engine) noteConnNames(st sqlscan.Statement, sql []byte) {
 	switch {
 	case st.Flags&sqlscan.FlagCreateTemp != 0:
 		s.names.noteTempTable(sql, s.state.Schema, s.pins&pinTempTable == 0)

@@ -79,9 +79,9 @@ func (s *Session) handshake(ctx context.Context) error {
 		return err
 	}
 	s.account = acc
-	s.state.Collation = resp.Collation
+	s.eng.SetCollation(resp.Collation)
 	if resp.Database != "" && s.caps&wire.ClientConnectWithDB != 0 {
-		if e := s.useSchema(ctx, resp.Database); e != nil {
+		if e := s.eng.UseSchema(ctx, resp.Database); e != nil {
 			s.loginCause = schemaLoginCause(e)
 			return s.loginError(e)
 		}

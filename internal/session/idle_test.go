@@ -14,17 +14,17 @@ import (
 // client that stalls mid-packet, and warnings_pin gives back a connection
 // kept only for SHOW WARNINGS while the session keeps waiting.
 
-func idleSession(t *testing.T, lim Limits) (*Session, net.Conn, *backend.Pool) {
+func idleSession(t *testing.T, lim Limits) (*engine, net.Conn, *backend.Pool) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	pool := backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10})
-	return New(1, a, &testEnv{pool: pool, lim: lim}), b, pool
+	return New(1, a, &testEnv{pool: pool, lim: lim}).eng.(*engine), b, pool
 }
 
 // wait runs awaitCommand and returns its outcome, or fails the test if it
 // has not returned within limit.
-func wait(t *testing.T, s *Session, lim Limits, limit time.Duration) (error, time.Duration) {
+func wait(t *testing.T, s *engine, lim Limits, limit time.Duration) (error, time.Duration) {
 	t.Helper()
 	done := make(chan error, 1)
 	start := time.Now()

@@ -24,7 +24,7 @@ import (
 // listed. Any other listing (one cluster, information_schema) answers for
 // the cluster the statement goes to. A cluster that cannot answer fails
 // the statement: a partial list would look whole.
-func (s *Session) listAcross(ctx context.Context, pl Placer, m *placement.Map, sql []byte, st sqlscan.Statement) (handled bool, err error) {
+func (s *engine) listAcross(ctx context.Context, pl Placer, m *placement.Map, sql []byte, st sqlscan.Statement) (handled bool, err error) {
 	if st.Kind != sqlscan.KindShow || st.Flags&sqlscan.FlagMulti != 0 {
 		return false, nil
 	}
@@ -56,7 +56,7 @@ func (s *Session) listAcross(ctx context.Context, pl Placer, m *placement.Map, s
 		rs, e := s.listOn(ctx, pl, cl, sql, db)
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s, ev)
+			s.rt.Observer.Statement(s.Session, ev)
 			return true, s.fail(e)
 		}
 		if cols == nil {
@@ -99,7 +99,7 @@ func (s *Session) listAcross(ctx context.Context, pl Placer, m *placement.Map, s
 	out += int64(4 + len(eof))
 	err = s.c.WriteFlush(eof)
 	ev.Rows, ev.BytesOut, ev.Duration = int64(len(rows)), out, time.Since(start)
-	s.rt.Observer.Statement(s, ev)
+	s.rt.Observer.Statement(s.Session, ev)
 	return true, err
 }
 
@@ -112,7 +112,7 @@ type listed struct {
 // is readable, on a connection of its own: the session's open transaction
 // or pinned connection, on whichever cluster, is not involved. db is the
 // default schema the statement needs there ("" for SHOW DATABASES).
-func (s *Session) listOn(ctx context.Context, pl Placer, cl string, sql []byte, db string) (backend.Rows, *wire.Error) {
+func (s *engine) listOn(ctx context.Context, pl Placer, cl string, sql []byte, db string) (backend.Rows, *wire.Error) {
 	env := pl.ClusterEnv(cl)
 	if env == nil {
 		return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the placement names cluster %q, which is not configured", cl)

@@ -11,7 +11,26 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-func (s *Session) pin(c *backend.Conn, server string) {
+// Pin reasons: state that lives on one backend connection, so the session
+// must keep using that connection until the state is gone.
+type pinReason uint16
+
+const (
+	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the last is dropped, or the session ends or resets
+	pinUserLock                           // GET_LOCK: until RELEASE_ALL_LOCKS()
+	pinLockTables                         // LOCK TABLES: until UNLOCK TABLES
+	pinNext                               // the next statement may read what this one left (FOUND_ROWS, SHOW WARNINGS)
+	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection, until the last is deallocated
+	pinUserVar                            // @var assigned outside SET (SELECT @x := …, INTO @x)
+	pinUnknownState                       // a multi-statement changed session state sluice cannot replay
+	pinCursor                             // an open server-side cursor
+)
+
+// pinsReleasable are the reasons whose end sluice observes; a connection
+// pinned for any other reason is closed, not pooled, when the session ends.
+const pinsReleasable = pinUserLock | pinLockTables | pinNext | pinCursor
+
+func (s *engine) pin(c *backend.Conn, server string) {
 	if s.pinned == c {
 		return
 	}
@@ -21,7 +40,7 @@ func (s *Session) pin(c *backend.Conn, server string) {
 // dropNextPin ends a pin kept only for the statement after one that left
 // warnings, an error or SQL_CALC_FOUND_ROWS behind, unless st is the
 // statement that reads them; st is then routed as usual.
-func (s *Session) dropNextPin(st sqlscan.Statement) {
+func (s *engine) dropNextPin(st sqlscan.Statement) {
 	if s.pinned == nil || s.pins != pinNext || s.inTxn {
 		return
 	}
@@ -36,7 +55,7 @@ func (s *Session) dropNextPin(st sqlscan.Statement) {
 // replica: the server would commit it implicitly and start the new one on
 // the same replica, where writes fail. sluice commits it there itself and
 // lets the new transaction begin where it belongs.
-func (s *Session) leaveReplicaTxn(st sqlscan.Statement) *wire.Error {
+func (s *engine) leaveReplicaTxn(st sqlscan.Statement) *wire.Error {
 	if s.pinned == nil || s.pins != 0 || st.Kind != sqlscan.KindBegin {
 		return nil
 	}
@@ -56,14 +75,14 @@ func (s *Session) leaveReplicaTxn(st sqlscan.Statement) *wire.Error {
 
 // unpinOrRelease gives a connection that no longer needs to stay with the
 // session back to its pool.
-func (s *Session) unpinOrRelease(c *backend.Conn, server string) {
+func (s *engine) unpinOrRelease(c *backend.Conn, server string) {
 	if s.pinned == c {
 		s.pinned, s.pinnedServer = nil, ""
 	}
 	s.release(c, server)
 }
 
-func (s *Session) release(c *backend.Conn, server string) {
+func (s *engine) release(c *backend.Conn, server string) {
 	if c == s.pinned {
 		return
 	}
@@ -77,7 +96,7 @@ func (s *Session) release(c *backend.Conn, server string) {
 // dropConn closes a connection that failed; whatever was pinned to it is
 // gone with it (the server rolled back the transaction, dropped temporary
 // tables and released locks when the connection closed).
-func (s *Session) dropConn(c *backend.Conn, server string) {
+func (s *engine) dropConn(c *backend.Conn, server string) {
 	if c == s.pinned {
 		s.pinned, s.pinnedServer = nil, ""
 		s.pins, s.inTxn, s.cursors = 0, false, 0
@@ -93,7 +112,7 @@ func (s *Session) dropConn(c *backend.Conn, server string) {
 // it was sent (preparing it there, restoring session state): a connection
 // that broke, or was cut by a primary change, goes with whatever was
 // pinned to it, so the next statement does not meet it again.
-func (s *Session) failedBeforeSend(c *backend.Conn, server string, e *wire.Error) *wire.Error {
+func (s *engine) failedBeforeSend(c *backend.Conn, server string, e *wire.Error) *wire.Error {
 	n, cut := s.takeAbort(server)
 	if cut || c.IsBroken() || c.Closed() {
 		s.dropConn(c, server)
@@ -115,7 +134,7 @@ func (n *abortNote) err() *wire.Error {
 // statements) is closed rather than pooled, so it can never leak into
 // another session; so is one with an open transaction, which the server
 // rolls back.
-func (s *Session) unpin(ending bool) {
+func (s *engine) unpin(ending bool) {
 	c, server := s.pinned, s.pinnedServer
 	if c == nil {
 		return
@@ -143,7 +162,7 @@ var errBackendLost = errors.New("backend connection lost during the statement; c
 // what applications retry on. An ERR packet carrying 2013 would not do:
 // libmariadb and libmysqlclient turn any server ERR in the client range
 // 2000-2999 into 2027 "malformed packet".
-func (s *Session) backendFailed(server string, err error, partial bool) error {
+func (s *engine) backendFailed(server string, err error, partial bool) error {
 	lim := s.rt.Limits
 	var e *wire.Error
 	if n, ok := s.takeAbort(server); ok {
@@ -170,7 +189,7 @@ func (s *Session) backendFailed(server string, err error, partial bool) error {
 // useSchema switches the default schema. The server checks that the schema
 // exists and the user may use it; the pinned connection takes the change
 // directly, otherwise the new state is applied lazily by the pool.
-func (s *Session) useSchema(ctx context.Context, db string) *wire.Error {
+func (s *engine) useSchema(ctx context.Context, db string) *wire.Error {
 	if e := s.placeSchema(ctx, db); e != nil {
 		return e
 	}
@@ -234,7 +253,7 @@ const (
 
 // schemaOn runs COM_INIT_DB for db on c and, when it succeeds, makes db
 // the session's schema; c goes back to the pool unless pinned.
-func (s *Session) schemaOn(c *backend.Conn, server, db string, pinned bool) *wire.Error {
+func (s *engine) schemaOn(c *backend.Conn, server, db string, pinned bool) *wire.Error {
 	payload := append([]byte{wire.ComInitDB}, db...)
 	// Active, so that a server found lost (a frozen primary) interrupts
 	// the check rather than leave a login waiting on it.
@@ -259,7 +278,7 @@ func (s *Session) schemaOn(c *backend.Conn, server, db string, pinned bool) *wir
 	return nil
 }
 
-func (s *Session) initDB(ctx context.Context, pkt []byte) error {
+func (s *engine) initDB(ctx context.Context, pkt []byte) error {
 	if e := s.useSchema(ctx, string(pkt[1:])); e != nil {
 		return s.fail(e)
 	}
@@ -267,20 +286,20 @@ func (s *Session) initDB(ctx context.Context, pkt []byte) error {
 }
 
 // forwardRead runs a read-only command (COM_FIELD_LIST) where reads go.
-func (s *Session) forwardRead(ctx context.Context, pkt []byte, mode wire.RelayMode) error {
+func (s *engine) forwardRead(ctx context.Context, pkt []byte, mode wire.RelayMode) error {
 	st := sqlscan.Statement{Kind: sqlscan.KindShow}
 	return s.execute(ctx, pkt, st, s.decide(st, nil), mode, nil)
 }
 
 // forwardPrimary runs a command on the primary (COM_STATISTICS).
-func (s *Session) forwardPrimary(ctx context.Context, pkt []byte, mode wire.RelayMode) error {
+func (s *engine) forwardPrimary(ctx context.Context, pkt []byte, mode wire.RelayMode) error {
 	return s.execute(ctx, pkt, sqlscan.Statement{Kind: sqlscan.KindShow}, router.Primary, mode, nil)
 }
 
 // kill implements KILL [QUERY] on sluice's own connection ids. Users may
 // kill their own sessions; other users' sessions only when their account
 // holds SUPER or CONNECTION ADMIN on the primary, as on the server.
-func (s *Session) kill(ctx context.Context, id uint64, queryOnly bool) error {
+func (s *engine) kill(ctx context.Context, id uint64, queryOnly bool) error {
 	target, ok := s.env.Lookup(uint32(id))
 	if !ok || id > 1<<32-1 {
 		return s.fail(wire.Errorf(wire.ErrNoSuchThread, "HY000", "Unknown thread id: %d", id))
@@ -292,7 +311,7 @@ func (s *Session) kill(ctx context.Context, id uint64, queryOnly bool) error {
 		target.KillQuery()
 		return s.ok(0, 0)
 	}
-	if target == s {
+	if target == s.Session {
 		// MySQL answers KILL of the own connection with an error and closes.
 		s.fail(wire.Errorf(wire.ErrConnectionKilled, "70100", "Connection was killed"))
 		return errQuit
@@ -314,7 +333,7 @@ const killPrivilegeSQL = "SELECT 1 FROM information_schema.USER_PRIVILEGES " +
 // SUPER or CONNECTION ADMIN there: the servers own the privileges, so
 // sluice asks them rather than keep a second list. Asked at each KILL of
 // another user's session (rare), so a REVOKE takes effect at once.
-func (s *Session) mayKillOthers(ctx context.Context) bool {
+func (s *engine) mayKillOthers(ctx context.Context) bool {
 	c, server, _, e := s.acquire(ctx, router.Primary, "")
 	if e != nil {
 		s.log.Warn("cannot check the KILL privilege on the primary", "err", e.Message)
@@ -331,7 +350,7 @@ func (s *Session) mayKillOthers(ctx context.Context) bool {
 
 // resetSession implements COM_RESET_CONNECTION: everything the session set
 // up is dropped, as on the server; the default schema stays.
-func (s *Session) resetSession() {
+func (s *engine) resetSession() {
 	s.forgetPlacement()
 	s.unpinForReset()
 	for id := range s.stmts {
@@ -347,7 +366,7 @@ func (s *Session) resetSession() {
 // unpinForReset closes the pinned connection: its state (temporary tables,
 // locks, transaction) must disappear, and closing is the one way that
 // cannot leave any behind.
-func (s *Session) unpinForReset() {
+func (s *engine) unpinForReset() {
 	if s.pinned == nil {
 		return
 	}

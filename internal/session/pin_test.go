@@ -106,12 +106,12 @@ func newBackendConn(t *testing.T) (*backend.Conn, *server) {
 	return &backend.Conn{Conn: wire.NewConn(a)}, srv
 }
 
-func newTestSession(t *testing.T) (*Session, *testEnv) {
+func newTestSession(t *testing.T) (*engine, *testEnv) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	env := &testEnv{pool: backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10})}
-	return New(1, a, env), env
+	return New(1, a, env).eng.(*engine), env
 }
 
 // ok is a server answer: autocommit on, no transaction, unless flags say.
@@ -121,7 +121,7 @@ func ok(status uint16) wire.Result {
 
 const autocommit = wire.StatusAutocommit
 
-func run(s *Session, c *backend.Conn, sql string, res wire.Result) {
+func run(s *engine, c *backend.Conn, sql string, res wire.Result) {
 	s.afterResult(c, "db1", router.Primary, sqlscan.Scan([]byte(sql)), []byte(sql), res)
 }
 

@@ -64,7 +64,7 @@ type placeState struct {
 
 // stateFor is the session state a connection of the serving cluster must
 // share.
-func (s *Session) stateFor() *backend.State {
+func (s *engine) stateFor() *backend.State {
 	if !s.place.foreign || s.state.Schema == "" {
 		return &s.state
 	}
@@ -132,7 +132,7 @@ func equalFoldASCII(b []byte, s string) bool {
 }
 
 // placement is the map to route by, nil with one cluster.
-func (s *Session) placer() (Placer, *placement.Map) {
+func (s *engine) placer() (Placer, *placement.Map) {
 	pl, ok := s.place.home.(Placer)
 	if !ok {
 		return nil, nil
@@ -148,7 +148,7 @@ func (s *Session) placer() (Placer, *placement.Map) {
 // it switches s.env to that cluster, refuses a statement spanning two
 // clusters, and holds back a BEGIN outside a transaction. handled means
 // it answered the client itself, with err the outcome of that write.
-func (s *Session) placeQuery(ctx context.Context, sql []byte, st sqlscan.Statement) (handled bool, err error) {
+func (s *engine) placeQuery(ctx context.Context, sql []byte, st sqlscan.Statement) (handled bool, err error) {
 	pl, m := s.placer()
 	if pl == nil {
 		return false, nil
@@ -183,7 +183,7 @@ func (s *Session) placeQuery(ctx context.Context, sql []byte, st sqlscan.Stateme
 }
 
 // placeStmt routes a prepared statement's prepare or execute.
-func (s *Session) placeStmt(ctx context.Context, sql []byte) *wire.Error {
+func (s *engine) placeStmt(ctx context.Context, sql []byte) *wire.Error {
 	pl, m := s.placer()
 	if pl == nil {
 		return nil
@@ -193,7 +193,7 @@ func (s *Session) placeStmt(ctx context.Context, sql []byte) *wire.Error {
 
 // placeSchema routes a change of default schema (USE, COM_INIT_DB, a
 // login's database) to the cluster owning it, where it is checked.
-func (s *Session) placeSchema(ctx context.Context, db string) *wire.Error {
+func (s *engine) placeSchema(ctx context.Context, db string) *wire.Error {
 	pl, m := s.placer()
 	if pl == nil {
 		return nil
@@ -203,7 +203,7 @@ func (s *Session) placeSchema(ctx context.Context, db string) *wire.Error {
 
 // placeOn finds the cluster of sql's objects (or of database useDB) and
 // makes it the session's for this statement.
-func (s *Session) placeOn(ctx context.Context, pl Placer, m *placement.Map, sql []byte, useDB string) *wire.Error {
+func (s *engine) placeOn(ctx context.Context, pl Placer, m *placement.Map, sql []byte, useDB string) *wire.Error {
 	deadline := time.Time{}
 	for {
 		want, e := s.clusterFor(m, sql, useDB)
@@ -241,7 +241,7 @@ func (s *Session) placeOn(ctx context.Context, pl Placer, m *placement.Map, sql 
 // touches, records the objects for Hold, and refuses a statement spanning
 // two clusters, or one outside the cluster of the session's open
 // transaction or pinned connection.
-func (s *Session) clusterFor(m *placement.Map, sql []byte, useDB string) (string, *wire.Error) {
+func (s *engine) clusterFor(m *placement.Map, sql []byte, useDB string) (string, *wire.Error) {
 	schema := s.state.Schema
 	r := &s.place.scan
 	r.s, r.m, r.want, r.other = s, m, "", ""
@@ -291,7 +291,7 @@ func (s *Session) clusterFor(m *placement.Map, sql []byte, useDB string) (string
 // routeScan collects the clusters of a statement's objects; it lives in
 // the session so that routing a statement allocates nothing.
 type routeScan struct {
-	s                                        *Session
+	s                                        *engine
 	m                                        *placement.Map
 	schema                                   []byte
 	want, other                              string
@@ -332,7 +332,7 @@ func (r *routeScan) visit(db, table []byte) bool {
 
 // addTouch records an object of the current statement; the caller holds
 // s.place.mu.
-func (s *Session) addTouch(db, table []byte) {
+func (s *engine) addTouch(db, table []byte) {
 	if len(s.place.touched) < maxTouched {
 		s.place.touched = append(s.place.touched, touchOf(db, table, table != nil))
 	} else {
@@ -351,7 +351,7 @@ func objName(db, table []byte) string {
 }
 
 // switchTo makes cluster serve the session's statements from now on.
-func (s *Session) switchTo(pl Placer, cluster string) *wire.Error {
+func (s *engine) switchTo(pl Placer, cluster string) *wire.Error {
 	if cluster == s.place.cluster {
 		return nil
 	}
@@ -374,7 +374,7 @@ func (s *Session) switchTo(pl Placer, cluster string) *wire.Error {
 // heldBy returns a hold covering what the current statement touches that
 // the session's open transaction did not touch before it (a transaction
 // holding an object already is what the hold waits for, so it goes on).
-func (s *Session) heldBy(holds []*Hold) *Hold {
+func (s *engine) heldBy(holds []*Hold) *Hold {
 	if len(holds) == 0 {
 		return nil
 	}
@@ -402,7 +402,7 @@ func covers(ts []touch, o placement.Object) bool {
 }
 
 // unmark forgets the current statement's objects.
-func (s *Session) unmark() {
+func (s *engine) unmark() {
 	s.place.mu.Lock()
 	s.place.touched = s.place.touched[:s.place.mark]
 	s.place.active = len(s.place.touched) > 0
@@ -411,7 +411,7 @@ func (s *Session) unmark() {
 
 // placeDone ends the statement for Hold: its objects stay recorded while
 // a transaction or a pinned connection keeps them in use.
-func (s *Session) placeDone() {
+func (s *engine) placeDone() {
 	if s.place.home == nil || (s.pinned != nil && !(s.pins == pinNext && !s.inTxn)) || s.place.pendingBegin != "" {
 		return
 	}
@@ -423,7 +423,7 @@ func (s *Session) placeDone() {
 // Touches reports whether the session runs a statement on, or holds an
 // open transaction or pinned connection that touched, any of objs. Safe
 // from other goroutines (Hold polls it).
-func (s *Session) Touches(objs []placement.Object) bool {
+func (s *engine) Touches(objs []placement.Object) bool {
 	s.place.mu.Lock()
 	defer s.place.mu.Unlock()
 	if !s.place.active {
@@ -442,7 +442,7 @@ func (s *Session) Touches(objs []placement.Object) bool {
 
 // beginPending sends a held-back BEGIN on the connection of the
 // transaction's first statement.
-func (s *Session) beginPending(c *backend.Conn, st sqlscan.Statement) *wire.Error {
+func (s *engine) beginPending(c *backend.Conn, st sqlscan.Statement) *wire.Error {
 	if s.place.pendingBegin == "" || st.Kind == sqlscan.KindSet || st.Kind == sqlscan.KindUse {
 		return nil
 	}
@@ -455,4 +455,4 @@ func (s *Session) beginPending(c *backend.Conn, st sqlscan.Statement) *wire.Erro
 }
 
 // forgetPlacement drops session placement state that a reset ends.
-func (s *Session) forgetPlacement() { s.place.pendingBegin = "" }
+func (s *engine) forgetPlacement() { s.place.pendingBegin = "" }

@@ -36,7 +36,7 @@ func (p *placingEnv) Holds() []*Hold {
 	return p.holds
 }
 
-func newPlacingSession(t *testing.T) (*Session, *placingEnv) {
+func newPlacingSession(t *testing.T) (*engine, *placingEnv) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
@@ -49,7 +49,7 @@ func newPlacingSession(t *testing.T) (*Session, *placingEnv) {
 	for _, c := range []string{"c1", "c2", "c3"} {
 		env.envs[c] = &testEnv{pool: env.pool}
 	}
-	return New(1, a, env), env
+	return New(1, a, env).eng.(*engine), env
 }
 
 func TestClusterDecisions(t *testing.T) {

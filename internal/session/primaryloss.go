@@ -27,7 +27,7 @@ const maxPrimaryWaits = 2
 // suspectPrimary tells the failover manager that server, the primary,
 // failed a session. It returns the hold work waits in, or the reason to
 // give when there is none.
-func (s *Session) suspectPrimary(server string) (*topology.Hold, string) {
+func (s *engine) suspectPrimary(server string) (*topology.Hold, string) {
 	w, ok := s.env.(PrimaryWatcher)
 	if !ok {
 		return nil, ""
@@ -41,7 +41,7 @@ func (s *Session) suspectPrimary(server string) (*topology.Hold, string) {
 // waits in the failover's hold; retry is true when it should be routed
 // again (a new primary, or the old one found well), else e is the error
 // the client gets.
-func (s *Session) awaitPrimary(ctx context.Context, server string, cause error) (retry bool, e *wire.Error) {
+func (s *engine) awaitPrimary(ctx context.Context, server string, cause error) (retry bool, e *wire.Error) {
 	if s.noPrimaryWait {
 		s.suspectPrimary(server)
 		return false, nil

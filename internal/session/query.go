@@ -15,7 +15,7 @@ import (
 )
 
 // query handles COM_QUERY.
-func (s *Session) query(ctx context.Context, pkt []byte) error {
+func (s *engine) query(ctx context.Context, pkt []byte) error {
 	if sqlscan.HasConnectionID(pkt[1:]) {
 		if out, ok := sqlscan.RewriteConnectionID([]byte{wire.ComQuery}, pkt[1:], s.ID); ok {
 			pkt = out
@@ -66,7 +66,7 @@ func (s *Session) query(ctx context.Context, pkt []byte) error {
 
 // decide picks primary or replica for a statement outside a pinned
 // connection.
-func (s *Session) decide(st sqlscan.Statement, sql []byte) router.Target {
+func (s *engine) decide(st sqlscan.Statement, sql []byte) router.Target {
 	if s.place.pendingBegin != "" && st.Kind != sqlscan.KindSet && st.Kind != sqlscan.KindUse {
 		return router.Primary // it begins the held-back transaction
 	}
@@ -107,7 +107,7 @@ func writes(st sqlscan.Statement) bool {
 	return true
 }
 
-func (s *Session) recentWrite() bool {
+func (s *engine) recentWrite() bool {
 	w := s.rt.Policy.ReadYourWrites
 	return w > 0 && !s.lastWrite.IsZero() && time.Since(s.lastWrite) < w
 }
@@ -118,14 +118,14 @@ func (s *Session) recentWrite() bool {
 type prepareFn func(c *backend.Conn) ([]byte, *wire.Error)
 
 // execute runs one command on the right backend and streams the response.
-func (s *Session) execute(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) error {
+func (s *engine) execute(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) error {
 	_, err := s.executeResult(ctx, pkt, st, target, mode, prep)
 	return err
 }
 
 // executeResult is execute that also returns the summary of the response
 // (zero when the command did not complete).
-func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) (wire.Result, error) {
+func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.Statement, target router.Target, mode wire.RelayMode, prep prepareFn) (wire.Result, error) {
 	start := time.Now()
 	// The event lives in the session, not on the heap per statement:
 	// observers may use it only during the call.
@@ -150,7 +150,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		s.dropNextPin(st)
 		if e := s.leaveReplicaTxn(st); e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s, ev)
+			s.rt.Observer.Statement(s.Session, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		c, server, routed, e := s.acquire(ctx, target, skip)
@@ -163,7 +163,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s, ev)
+			s.rt.Observer.Statement(s.Session, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
@@ -173,7 +173,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 			// another server of the same size for nothing.
 			s.release(c, server)
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s, ev)
+			s.rt.Observer.Statement(s.Session, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		if s.mayOpenTxn(st) {
@@ -199,14 +199,14 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 					continue // preparing failed on the lost primary: on the new one now
 				}
 				ev.Err, ev.Duration = true, time.Since(start)
-				s.rt.Observer.Statement(s, ev)
+				s.rt.Observer.Statement(s.Session, ev)
 				return wire.Result{}, s.fail(s.withRefusal(pe))
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.clearActive()
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s, ev)
+			s.rt.Observer.Statement(s.Session, ev)
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
 		// sluice counts a compound statement as one by its own reading; the
@@ -251,7 +251,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 					s.log.Info("client connection lost while its result was sent", "server", server, "err", err)
 				}
 				ev.Err, ev.Duration, ev.Rows, ev.BytesOut = true, time.Since(start), res.Rows, res.Bytes
-				s.rt.Observer.Statement(s, ev)
+				s.rt.Observer.Statement(s.Session, ev)
 				return res, err
 			}
 			if retry {
@@ -268,12 +268,12 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 				}
 				if e != nil {
 					ev.Err, ev.Duration = true, time.Since(start)
-					s.rt.Observer.Statement(s, ev)
+					s.rt.Observer.Statement(s.Session, ev)
 					return res, s.fail(e)
 				}
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s, ev)
+			s.rt.Observer.Statement(s.Session, ev)
 			if res.Partial {
 				// The client holds part of a packet: an ERR now would be
 				// read as the rest of it. Closing is the only clear answer.
@@ -291,7 +291,7 @@ func (s *Session) executeResult(ctx context.Context, pkt []byte, st sqlscan.Stat
 		}
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
-		s.rt.Observer.Statement(s, ev)
+		s.rt.Observer.Statement(s.Session, ev)
 		return res, nil
 	}
 }
@@ -305,7 +305,7 @@ const unknownPacketLimit = 16 << 20
 // fitsServer refuses a command larger than the server's max_allowed_packet
 // with the server's own error, 1153; the session goes on (the command was
 // read whole, nothing is out of step).
-func (s *Session) fitsServer(server string, size int) *wire.Error {
+func (s *engine) fitsServer(server string, size int) *wire.Error {
 	if size <= 1024 {
 		return nil
 	}
@@ -319,7 +319,7 @@ func (s *Session) fitsServer(server string, size int) *wire.Error {
 
 // acquire returns the connection to run on: the pinned one, or one lent by
 // the pool of the server the router chose.
-func (s *Session) acquire(ctx context.Context, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
+func (s *engine) acquire(ctx context.Context, target router.Target, skip string) (*backend.Conn, string, router.Target, *wire.Error) {
 	if s.pinned != nil {
 		t := router.Primary
 		if n, ok := s.takeAbort(s.pinnedServer); ok {
@@ -482,14 +482,14 @@ func primaryName(snap *topology.Snapshot) string {
 	return ""
 }
 
-func (s *Session) load(name string) int64 {
+func (s *engine) load(name string) int64 {
 	if p := s.rt.Pool(name); p != nil {
 		return p.InUse.Load()
 	}
 	return 0
 }
 
-func (s *Session) key() backend.Key {
+func (s *engine) key() backend.Key {
 	return backend.Key{User: s.account.Name, FoundRows: s.caps&wire.ClientFoundRows != 0}
 }
 
@@ -500,7 +500,7 @@ func unavailable(err error) *wire.Error {
 // beforeSend applies what must precede the statement on this connection:
 // held-back SET TRANSACTION, and the session's LAST_INSERT_ID() value when
 // the statement reads it on a connection that did not produce it.
-func (s *Session) beforeSend(c *backend.Conn, st sqlscan.Statement) *wire.Error {
+func (s *engine) beforeSend(c *backend.Conn, st sqlscan.Statement) *wire.Error {
 	if e := s.beginPending(c, st); e != nil {
 		return e
 	}
@@ -534,7 +534,7 @@ func asWireError(err error) *wire.Error {
 
 // roundTrip sends a command and relays the response to the client,
 // including LOAD DATA LOCAL INFILE's file transfer.
-func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (wire.Result, error) {
+func (s *engine) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (wire.Result, error) {
 	lim := s.rt.Limits
 	c.SetWriteTimeout(lim.Query)
 	if err := c.WriteCommand(pkt); err != nil {
@@ -571,7 +571,7 @@ func (s *Session) roundTrip(c *backend.Conn, pkt []byte, mode wire.RelayMode) (w
 // an empty one. A client that did not enable LOCAL INFILE never receives the
 // request (it would not understand it); the backend gets an empty file and
 // answers with its own error.
-func (s *Session) relayLocalFile(c *backend.Conn) error {
+func (s *engine) relayLocalFile(c *backend.Conn) error {
 	// The file's packets must not overwrite the statement: its text is
 	// still held by the statement event (digests, slow log) and the
 	// session's bookkeeping. One buffer per LOCAL INFILE statement.
@@ -602,7 +602,7 @@ func (s *Session) relayLocalFile(c *backend.Conn) error {
 
 // afterResult updates session state from the server's answer and returns
 // or keeps the connection.
-func (s *Session) afterResult(c *backend.Conn, server string, routed router.Target, st sqlscan.Statement, sql []byte, res wire.Result) {
+func (s *engine) afterResult(c *backend.Conn, server string, routed router.Target, st sqlscan.Statement, sql []byte, res wire.Result) {
 	if res.HasStatus {
 		s.autocommit = res.Status&wire.StatusAutocommit != 0
 		s.inTxn = res.Status&wire.StatusInTrans != 0
@@ -658,7 +658,7 @@ func (s *Session) afterResult(c *backend.Conn, server string, routed router.Targ
 // pinning the session would only hide the value until the next statement
 // ran elsewhere. A connection that fails here is dropped, and false
 // returned.
-func (s *Session) readLastInsertID(c *backend.Conn, server string) bool {
+func (s *engine) readLastInsertID(c *backend.Conn, server string) bool {
 	const q = "SELECT LAST_INSERT_ID()"
 	s.setActive(c, server, []byte(q)) // a lost server interrupts it
 	id, err := c.QueryUint(q, s.rt.Limits.Query)
@@ -676,7 +676,7 @@ func (s *Session) readLastInsertID(c *backend.Conn, server string) bool {
 }
 
 // notePins records state the statement left on its connection.
-func (s *Session) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
+func (s *engine) notePins(c *backend.Conn, st sqlscan.Statement, sql []byte) {
 	f := st.Flags
 	if f&(sqlscan.FlagMulti|sqlscan.FlagCompound) == 0 {
 		text := sql

@@ -48,7 +48,7 @@ type ReplayObserver interface {
 	TransactionReplay(result string)
 }
 
-func (s *Session) replayed(result string) {
+func (s *engine) replayed(result string) {
 	if o, ok := s.rt.Observer.(ReplayObserver); ok {
 		o.TransactionReplay(result)
 	}
@@ -97,13 +97,13 @@ const entryCost = 64
 // mayOpenTxn reports whether a statement may run in, or open, a
 // transaction: only those are recorded, so an autocommit session pays one
 // test per statement.
-func (s *Session) mayOpenTxn(st sqlscan.Statement) bool {
+func (s *engine) mayOpenTxn(st sqlscan.Statement) bool {
 	return s.inTxn || !s.autocommit || st.Kind == sqlscan.KindBegin || st.Kind == sqlscan.KindBeginReadOnly
 }
 
 // txnStage records the statement about to be sent on c (to server) as part
 // of the session's transaction, or starts a new record with it.
-func (s *Session) txnStage(server string, routed router.Target, st sqlscan.Statement, pkt []byte) {
+func (s *engine) txnStage(server string, routed router.Target, st sqlscan.Statement, pkt []byte) {
 	max := s.rt.Limits.ReplayMaxSize
 	l := s.txn
 	if max <= 0 || routed != router.Primary {
@@ -169,7 +169,7 @@ func (l *txnLog) arm() *wire.ResultSum {
 
 // txnNote enters the staged statement once answered (res), or forgets the
 // record when the transaction ended with it.
-func (s *Session) txnNote() {
+func (s *engine) txnNote() {
 	l := s.txn
 	l.staged = false
 	if !s.inTxn || s.pinnedServer != l.server {
@@ -233,7 +233,7 @@ func endsTxn(st sqlscan.Statement) bool {
 // unreplayable says why a statement in a transaction keeps it from being
 // replayed: what it did, or what it left, cannot be checked by comparing
 // results, or lives outside the transaction.
-func (s *Session) unreplayable(st sqlscan.Statement, pkt []byte) string {
+func (s *engine) unreplayable(st sqlscan.Statement, pkt []byte) string {
 	if pkt[0] != wire.ComQuery && pkt[0] != wire.ComStmtExecute {
 		return "a command other than COM_QUERY and COM_STMT_EXECUTE"
 	}
@@ -297,7 +297,7 @@ func appendExecute(buf, pkt []byte, st *stmt) []byte {
 // again (again is true: route it again), refused because the statement
 // may have committed (e is what the client gets), or neither (the caller
 // answers as before).
-func (s *Session) txnLost(ctx context.Context, server string, wrote bool) (again bool, e *wire.Error) {
+func (s *engine) txnLost(ctx context.Context, server string, wrote bool) (again bool, e *wire.Error) {
 	l := s.txn
 	staged := l.staged
 	l.staged = false
@@ -339,7 +339,7 @@ func (s *Session) txnLost(ctx context.Context, server string, wrote bool) (again
 // the result the client saw. The session is then pinned to its new
 // connection, in the transaction. Else the connection to server is gone
 // (the caller dropped it) and so is the transaction.
-func (s *Session) txnReplay(ctx context.Context, server string) bool {
+func (s *engine) txnReplay(ctx context.Context, server string) bool {
 	l := s.txn
 	if l == nil || !l.on || l.server != server {
 		return false
@@ -400,7 +400,7 @@ func (s *Session) txnReplay(ctx context.Context, server string) bool {
 
 // replayOn runs the recorded statements on c and compares their results;
 // it returns why (and the outcome) when they do not all match.
-func (s *Session) replayOn(c *backend.Conn, server string) (why, result string) {
+func (s *engine) replayOn(c *backend.Conn, server string) (why, result string) {
 	l := s.txn
 	lim := s.rt.Limits
 	if l.txSet != "" {
@@ -465,7 +465,7 @@ func (l *txnLog) arm2() *wire.ResultSum {
 // releaseDroppedStmts lets go of the server statements the replay
 // prepared on c for client statements closed since they ran: nobody
 // would close them otherwise.
-func (s *Session) releaseDroppedStmts(c *backend.Conn) {
+func (s *engine) releaseDroppedStmts(c *backend.Conn) {
 	for i := range s.txn.ents {
 		st := s.txn.ents[i].st
 		if st == nil || s.stmts[st.id] == st {
@@ -482,7 +482,7 @@ func (s *Session) releaseDroppedStmts(c *backend.Conn) {
 
 // withRefusal adds to the error of a transaction cut by a primary change
 // why it was not replayed, once.
-func (s *Session) withRefusal(e *wire.Error) *wire.Error {
+func (s *engine) withRefusal(e *wire.Error) *wire.Error {
 	if s.txn == nil || s.txn.refused == "" {
 		return e
 	}

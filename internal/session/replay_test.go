@@ -12,20 +12,20 @@ import (
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-func newReplaySession(t *testing.T, max int) (*Session, *backend.Conn) {
+func newReplaySession(t *testing.T, max int) (*engine, *backend.Conn) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	env := &testEnv{pool: backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10}), lim: Limits{Query: 5 * time.Second, ReplayMaxSize: max}}
 	c, _ := newBackendConn(t)
-	return New(1, a, env), c
+	return New(1, a, env).eng.(*engine), c
 }
 
 const inTxn = wire.StatusInTrans
 
 // txnStep runs one COM_QUERY through the recorder as executeResult does: stage
 // before the send, the answer, then note.
-func txnStep(s *Session, c *backend.Conn, sql string, res wire.Result) {
+func txnStep(s *engine, c *backend.Conn, sql string, res wire.Result) {
 	st := sqlscan.Scan([]byte(sql))
 	pkt := append([]byte{wire.ComQuery}, sql...)
 	if s.mayOpenTxn(st) {
@@ -217,7 +217,7 @@ func BenchmarkTxnRecord(b *testing.B) {
 	a, p := net.Pipe()
 	b.Cleanup(func() { a.Close(); p.Close() })
 	env := &testEnv{lim: Limits{Query: 5 * time.Second, ReplayMaxSize: 1 << 20}}
-	s := New(1, a, env)
+	s := New(1, a, env).eng.(*engine)
 	s.inTxn = true
 	sql := []byte("UPDATE t SET v = v + 1 WHERE id = 1")
 	pkt := append([]byte{wire.ComQuery}, sql...)

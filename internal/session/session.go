@@ -14,76 +14,34 @@ import (
 	"time"
 
 	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/placement"
 	"github.com/sluice-proxy/sluice/internal/wire"
 )
 
-// Pin reasons: state that lives on one backend connection, so the session
-// must keep using that connection until the state is gone.
-type pinReason uint16
-
-const (
-	pinTempTable    pinReason = 1 << iota // CREATE TEMPORARY TABLE: until the last is dropped, or the session ends or resets
-	pinUserLock                           // GET_LOCK: until RELEASE_ALL_LOCKS()
-	pinLockTables                         // LOCK TABLES: until UNLOCK TABLES
-	pinNext                               // the next statement may read what this one left (FOUND_ROWS, SHOW WARNINGS)
-	pinTextPrepare                        // PREPARE name FROM: text prepared statements live on the connection, until the last is deallocated
-	pinUserVar                            // @var assigned outside SET (SELECT @x := …, INTO @x)
-	pinUnknownState                       // a multi-statement changed session state sluice cannot replay
-	pinCursor                             // an open server-side cursor
-)
-
-// pinsReleasable are the reasons whose end sluice observes; a connection
-// pinned for any other reason is closed, not pooled, when the session ends.
-const pinsReleasable = pinUserLock | pinLockTables | pinNext | pinCursor
-
-// Session is one client connection.
+// Session is one client connection: the handshake, the command loop and
+// what other goroutines may see of it. The commands themselves run in its
+// Engine (engine.go), which the loop reaches only through that interface.
 type Session struct {
 	ID   uint32
-	env  Env      // the serving cluster's (placement.go switches it)
+	env  Env      // the serving cluster's (placement switches it)
 	rt   *Runtime // env's, read as each command starts (see Runtime)
 	log  *slog.Logger
 	c    *wire.Conn
 	raw  net.Conn // the accepted connection, for Kill from other goroutines
 	addr string
+	home Env // the proxy's: env may be a cluster's (see placeState)
+	eng  Engine
 
 	account          Account
 	caps             uint32
 	scramble         []byte
 	multiStmt        bool
-	failedChangeUser int // failed COM_CHANGE_USER attempts (see changeUser)
+	failedChangeUser int    // failed COM_CHANGE_USER attempts (see changeUser)
+	loginCause       string // why sluice refused the login (see loginCauseOf)
 
-	primaryWaits  int    // waits for a failover by the current statement (see awaitPrimary)
-	noPrimaryWait bool   // the current acquire does not wait for a failover
-	loginCause    string // why sluice refused the login (see loginCauseOf)
-
-	state        backend.State
-	autocommit   bool
-	inTxn        bool
-	pins         pinReason
-	names        connNames // temporary tables and text prepared statements behind pinTempTable, pinTextPrepare
-	pinned       *backend.Conn
-	pinnedServer string
-	lastWrite    time.Time
-	lastInsertID uint64
-	pendingTxSet string // SET TRANSACTION …: applies to the next transaction only
-	causal       causalState
-	txn          *txnLog // the open transaction, kept for a replay (replay.go)
-
-	stmtText    []byte // text of the prepared statement being executed, for events
-	stmtDigest  uint64 // digest hash of the statement being executed (prepared or text), computed once
-	stmts       map[uint32]*stmt
-	nextStmtID  uint32
-	cursors     int
 	ctx         context.Context // Serve's, for the steps run on workers
 	work        step            // the step being run on a worker
 	lastCommand time.Time       // when the previous command ended
-	ev          Event           // the statement event, reused
-	exec        execCtx         // the COM_STMT_EXECUTE being run
-	execBuf     []byte          // an execute packet with parameter types added
-	queuedOn    []*backend.Pool // pools with statement closes queued by dropStmt
-
-	foundRowsNext bool // the pinNext pin is for FOUND_ROWS(), not only diagnostics
-	longDataTotal int  // COM_STMT_SEND_LONG_DATA bytes buffered over all statements
 
 	// Shared with the admin API and KILL from other sessions.
 	mu         sync.Mutex
@@ -100,8 +58,6 @@ type Session struct {
 	// abort is set by AbortPinned from another goroutine: the session's
 	// work on that server was cut by a primary change.
 	abort atomic.Pointer[abortNote]
-
-	place placeState // clusters and placement (placement.go)
 }
 
 // abortNote: soft marks a session that was only pinned for the statement
@@ -118,11 +74,12 @@ func New(id uint32, nc net.Conn, env Env) *Session {
 	if la, ok := nc.LocalAddr().(*net.UnixAddr); ok {
 		addr = "unix:" + la.Name // a socket peer has no address of its own
 	}
-	return &Session{
+	s := &Session{
 		ID: id, env: env, rt: env.Runtime(), log: env.Logger().With("session", id, "client", addr),
-		c: wire.NewLendingConn(nc), raw: nc, addr: addr, autocommit: true,
-		stmts: map[uint32]*stmt{}, started: time.Now(), place: placeState{home: env},
+		c: wire.NewLendingConn(nc), raw: nc, addr: addr, home: env, started: time.Now(),
 	}
+	s.eng = newEngine(s)
+	return s
 }
 
 // Info is a view of a session for the admin API.
@@ -153,7 +110,8 @@ func (s *Session) Info() Info {
 // session goroutine only.
 func (s *Session) publishInfo() {
 	s.mu.Lock()
-	s.info.User, s.info.Schema, s.info.Pinned, s.info.InTxn, s.info.pins = s.account.Name, s.state.Schema, s.pinnedServer, s.inTxn, s.pins
+	v := s.eng.View()
+	s.info.User, s.info.Schema, s.info.Pinned, s.info.InTxn, s.info.pins = s.account.Name, v.Schema, v.Pinned, v.InTxn, v.pins
 	s.pubAccount = s.account
 	s.idle.Store(true)
 	s.mu.Unlock()
@@ -221,7 +179,7 @@ func (s *Session) awaitCommand(lim Limits) error {
 		return nil
 	}
 	idle := lim.ClientIdle
-	if s.warningsPinOnly() && lim.WarningsPin > 0 && lim.WarningsPin < idle {
+	if lim.WarningsPin > 0 && lim.WarningsPin < idle && s.eng.WarningsOnly() {
 		s.c.SetReadTimeout(lim.WarningsPin)
 		if _, err := s.c.R.Peek(4); err == nil {
 			s.boundRestOfPacket(lim)
@@ -229,8 +187,7 @@ func (s *Session) awaitCommand(lim Limits) error {
 		} else if !wire.IsTimeout(err) {
 			return err
 		}
-		s.pins = 0
-		s.unpinOrRelease(s.pinned, s.pinnedServer)
+		s.eng.ReleaseWarnings()
 		s.publishInfo()
 		idle -= lim.WarningsPin
 	}
@@ -253,13 +210,6 @@ func (s *Session) boundRestOfPacket(lim Limits) {
 	if s.c.R.Buffered() < 4+n || n == wire.MaxPayload {
 		s.c.SetReadTimeout(lim.ClientRead)
 	}
-}
-
-// warningsPinOnly reports whether the session holds its connection only so
-// that a SHOW WARNINGS (or @@warning_count, GET DIAGNOSTICS) could read
-// what the last statement left there.
-func (s *Session) warningsPinOnly() bool {
-	return s.pinned != nil && s.pins == pinNext && !s.inTxn && !s.foundRowsNext
 }
 
 // hotWindow: a command that arrives within it of the previous one's end
@@ -305,7 +255,7 @@ func (s *Session) commandStep() error {
 // waitNext readies the session to wait for its next command: what other
 // goroutines may read is published, and buffers go back to their pools.
 func (s *Session) waitNext() {
-	s.placeDone()
+	s.eng.CommandDone()
 	s.publishInfo()
 	s.c.Idle()
 }
@@ -342,31 +292,31 @@ func (s *Session) serveCommand(ctx context.Context) error {
 	case wire.ComPing:
 		return s.ok(0, 0)
 	case wire.ComQuery:
-		return s.query(ctx, pkt)
+		return s.eng.Query(ctx, pkt)
 	case wire.ComInitDB:
-		return s.initDB(ctx, pkt)
+		return s.eng.InitDB(ctx, pkt)
 	case wire.ComFieldList:
-		return s.forwardRead(ctx, pkt, wire.ModeFieldList)
+		return s.eng.FieldList(ctx, pkt)
 	case wire.ComStatistics:
-		return s.forwardPrimary(ctx, pkt, wire.ModeSingle)
+		return s.eng.Statistics(ctx, pkt)
 	case wire.ComStmtPrepare:
-		return s.stmtPrepare(ctx, pkt)
+		return s.eng.Prepare(ctx, pkt)
 	case wire.ComStmtExecute:
-		return s.stmtExecute(ctx, pkt)
+		return s.eng.Execute(ctx, pkt)
 	case wire.ComStmtFetch:
-		return s.stmtFetch(ctx, pkt)
+		return s.eng.Fetch(ctx, pkt)
 	case wire.ComStmtClose:
-		s.stmtClose(pkt)
+		s.eng.CloseStmt(pkt)
 		return nil
 	case wire.ComStmtReset:
-		return s.stmtReset(ctx, pkt)
+		return s.eng.ResetStmt(ctx, pkt)
 	case wire.ComStmtSendLongData:
-		s.stmtLongData(pkt)
+		s.eng.LongData(pkt)
 		return nil
 	case wire.ComSetOption:
 		return s.setOption(pkt)
 	case wire.ComResetConnection:
-		s.resetSession()
+		s.eng.ResetConnection()
 		return s.ok(0, 0)
 	case wire.ComChangeUser:
 		return s.changeUser(ctx, pkt)
@@ -374,7 +324,7 @@ func (s *Session) serveCommand(ctx context.Context) error {
 		if len(pkt) < 5 {
 			return s.fail(wire.Errorf(wire.ErrParse, "42000", "malformed COM_PROCESS_KILL"))
 		}
-		return s.kill(ctx, uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
+		return s.eng.Kill(ctx, uint64(binary.LittleEndian.Uint32(pkt[1:])), false)
 	default:
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown command %d: sluice does not support %s", pkt[0], commandName(pkt[0])))
 	}
@@ -398,21 +348,9 @@ func commandName(c byte) string {
 	return "this command"
 }
 
-// status is the server status sluice reports in packets it makes itself.
-func (s *Session) status() uint16 {
-	var st uint16
-	if s.autocommit {
-		st |= wire.StatusAutocommit
-	}
-	if s.inTxn {
-		st |= wire.StatusInTrans
-	}
-	return st
-}
-
 func (s *Session) ok(affected, lastID uint64) error {
 	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
-	return s.c.WriteFlush(wire.AppendOK(nil, wire.OK{AffectedRows: affected, LastInsertID: lastID, Status: s.status()}))
+	return s.c.WriteFlush(wire.AppendOK(nil, wire.OK{AffectedRows: affected, LastInsertID: lastID, Status: s.eng.Status()}))
 }
 
 // fail answers the current command with an error; the session goes on.
@@ -435,7 +373,7 @@ func (s *Session) setOption(pkt []byte) error {
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown COM_SET_OPTION value"))
 	}
 	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
-	return s.c.WriteFlush(wire.AppendEOF(nil, 0, s.status()))
+	return s.c.WriteFlush(wire.AppendEOF(nil, 0, s.eng.Status()))
 }
 
 // Kill ends the session from another goroutine (KILL CONNECTION). It
@@ -471,10 +409,10 @@ func (s *Session) killOnServer(server string, thread uint32) {
 }
 
 func (s *Session) killOnServerAs(server string, acc Account, thread uint32) {
-	// s.place.home, not s.env or s.rt: this runs on other goroutines too,
+	// s.home, not s.env or s.rt: this runs on other goroutines too,
 	// and those change with the cluster serving the session. The server
 	// may be any cluster's: the home runtime's pools are all of them.
-	rt := s.place.home.Runtime()
+	rt := s.home.Runtime()
 	pool := rt.Pool(server)
 	if pool == nil {
 		return
@@ -521,14 +459,7 @@ func (s *Session) cleanup() {
 		c, srv := s.active, s.activeSrv
 		s.active = nil
 		s.mu.Unlock()
-		if c != nil && c != s.pinned {
-			s.dropConn(c, srv)
-		}
-		s.unpin(true)
-		for id := range s.stmts {
-			s.dropStmt(id)
-		}
-		s.sendQueuedCloses()
+		s.eng.Close(c, srv)
 		s.c.Close()
 	})
 }
@@ -591,3 +522,8 @@ func (s *Session) AbortOn(server string) bool {
 	s.active.NC.Close()
 	return true
 }
+
+// Touches reports whether the session's engine has a statement running,
+// or a transaction or pinned connection open, that touched any of objs.
+// Safe from other goroutines (a move's hold polls it).
+func (s *Session) Touches(objs []placement.Object) bool { return s.eng.Touches(objs) }

@@ -43,7 +43,7 @@ type stmtOn struct {
 	bs *backend.Stmt
 }
 
-func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
+func (s *engine) stmtPrepare(ctx context.Context, pkt []byte) error {
 	if len(s.stmts) >= maxSessionStmts {
 		return s.fail(wire.Errorf(1461, "42000", "Can't create more than max_prepared_stmt_count statements (sluice allows %d per connection)", maxSessionStmts))
 	}
@@ -126,7 +126,7 @@ func (s *Session) stmtPrepare(ctx context.Context, pkt []byte) error {
 }
 
 // forwardPacket sends one backend packet to the client as a whole response.
-func (s *Session) forwardPacket(p []byte, seq byte, flush bool) error {
+func (s *engine) forwardPacket(p []byte, seq byte, flush bool) error {
 	s.c.Seq = seq
 	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
 	if err := s.c.WritePacket(p); err != nil {
@@ -140,14 +140,14 @@ func (s *Session) forwardPacket(p []byte, seq byte, flush bool) error {
 
 // releaseAfter returns a connection after a command that cannot have
 // changed transaction state, keeping it if the session is pinned to it.
-func (s *Session) releaseAfter(c *backend.Conn, server string) {
+func (s *engine) releaseAfter(c *backend.Conn, server string) {
 	if c == s.pinned {
 		return
 	}
 	s.release(c, server)
 }
 
-func (s *Session) lookupStmt(pkt []byte, cmd string) (*stmt, *wire.Error) {
+func (s *engine) lookupStmt(pkt []byte, cmd string) (*stmt, *wire.Error) {
 	if len(pkt) < 5 {
 		return nil, wire.Errorf(wire.ErrParse, "HY000", "malformed %s", cmd)
 	}
@@ -159,7 +159,7 @@ func (s *Session) lookupStmt(pkt []byte, cmd string) (*stmt, *wire.Error) {
 	return st, nil
 }
 
-func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
+func (s *engine) stmtExecute(ctx context.Context, pkt []byte) error {
 	st, e := s.lookupStmt(pkt, "mysqld_stmt_execute")
 	if e != nil {
 		return s.fail(e)
@@ -235,7 +235,7 @@ func (s *Session) stmtExecute(ctx context.Context, pkt []byte) error {
 // execCtx carries one COM_STMT_EXECUTE into the prepare hook, kept in the
 // session so that neither it nor the hook is allocated per execute.
 type execCtx struct {
-	s        *Session
+	s        *engine
 	st       *stmt
 	pkt      []byte
 	cursor   bool
@@ -268,7 +268,7 @@ func stmtKey(c *backend.Conn, st *stmt, owner uint64) backend.StmtKey {
 // already references there, one another session prepared with the same
 // text, or one prepared now. An execute that asks for a cursor gets a
 // statement of its own.
-func (s *Session) ensurePrepared(c *backend.Conn, st *stmt, cursor bool) (*backend.Stmt, *wire.Error) {
+func (s *engine) ensurePrepared(c *backend.Conn, st *stmt, cursor bool) (*backend.Stmt, *wire.Error) {
 	owner := uint64(0)
 	if cursor {
 		owner = st.key
@@ -340,7 +340,7 @@ const errMaxPreparedStmts = 1461
 // connections to the server that hold statements (their sessions prepare
 // them again when next executed), and the prepare is tried again after
 // each. If the server still refuses, the error says what sluice freed.
-func (s *Session) sendPrepare(c *backend.Conn, server string, pkt []byte) ([]byte, error) {
+func (s *engine) sendPrepare(c *backend.Conn, server string, pkt []byte) ([]byte, error) {
 	if server == "" {
 		server = s.activeSrv // written by this goroutine only
 	}
@@ -388,7 +388,7 @@ func (s *Session) sendPrepare(c *backend.Conn, server string, pkt []byte) ([]byt
 
 // hasCursor reports whether a server statement has an open cursor of this
 // session.
-func (s *Session) hasCursor(bs *backend.Stmt) bool {
+func (s *engine) hasCursor(bs *backend.Stmt) bool {
 	for _, st := range s.stmts {
 		if st.cursorStmt == bs && st.cursorConn != nil {
 			return true
@@ -397,7 +397,7 @@ func (s *Session) hasCursor(bs *backend.Stmt) bool {
 	return false
 }
 
-func (s *Session) sendLongData(c *backend.Conn, st *stmt, id uint32) *wire.Error {
+func (s *engine) sendLongData(c *backend.Conn, st *stmt, id uint32) *wire.Error {
 	if len(st.longData) == 0 {
 		return nil
 	}
@@ -421,7 +421,7 @@ func (s *Session) sendLongData(c *backend.Conn, st *stmt, id uint32) *wire.Error
 // when it left them out and the server statement was last bound to other
 // types (by another session, or never on this connection), they are added
 // from those remembered, in a buffer of the session's.
-func (s *Session) rewriteExecute(pkt []byte, bs *backend.Stmt, st *stmt) []byte {
+func (s *engine) rewriteExecute(pkt []byte, bs *backend.Stmt, st *stmt) []byte {
 	if st.params > 0 {
 		at := 10 + (st.params+7)/8
 		if pkt[at] == 1 {
@@ -446,7 +446,7 @@ func (s *Session) rewriteExecute(pkt []byte, bs *backend.Stmt, st *stmt) []byte 
 	return pkt
 }
 
-func (s *Session) stmtFetch(ctx context.Context, pkt []byte) error {
+func (s *engine) stmtFetch(ctx context.Context, pkt []byte) error {
 	st, e := s.lookupStmt(pkt, "mysqld_stmt_fetch")
 	if e != nil {
 		return s.fail(e)
@@ -474,7 +474,7 @@ func (s *Session) stmtFetch(ctx context.Context, pkt []byte) error {
 
 // cursorClosed drops one cursor's pin, releasing the connection when
 // nothing else holds it.
-func (s *Session) cursorClosed() {
+func (s *engine) cursorClosed() {
 	if s.cursors > 0 {
 		s.cursors--
 	}
@@ -486,7 +486,7 @@ func (s *Session) cursorClosed() {
 	}
 }
 
-func (s *Session) stmtClose(pkt []byte) {
+func (s *engine) stmtClose(pkt []byte) {
 	if len(pkt) < 5 {
 		return
 	}
@@ -496,7 +496,7 @@ func (s *Session) stmtClose(pkt []byte) {
 // dropStmt closes a statement on every backend connection that prepared
 // it: at once on the connection the session holds, otherwise with the next
 // command that connection runs.
-func (s *Session) dropStmt(id uint32) {
+func (s *engine) dropStmt(id uint32) {
 	st, ok := s.stmts[id]
 	if !ok {
 		return
@@ -527,14 +527,14 @@ func (s *Session) dropStmt(id uint32) {
 // sendQueuedCloses makes the pools send the closes dropStmt queued on their
 // idle connections now (at the end of the session, or its reset), so that
 // statements nobody holds any more leave the servers at once.
-func (s *Session) sendQueuedCloses() {
+func (s *engine) sendQueuedCloses() {
 	for _, p := range s.queuedOn {
 		p.SendQueuedCloses()
 	}
 	s.queuedOn = s.queuedOn[:0]
 }
 
-func (s *Session) stmtReset(ctx context.Context, pkt []byte) error {
+func (s *engine) stmtReset(ctx context.Context, pkt []byte) error {
 	st, e := s.lookupStmt(pkt, "mysqld_stmt_reset")
 	if e != nil {
 		return s.fail(e)
@@ -560,7 +560,7 @@ func (s *Session) stmtReset(ctx context.Context, pkt []byte) error {
 // stmtLongData buffers parameter data until the execute that uses it, since
 // the backend is chosen only then. COM_STMT_SEND_LONG_DATA has no response;
 // an oversized total is reported by the execute.
-func (s *Session) stmtLongData(pkt []byte) {
+func (s *engine) stmtLongData(pkt []byte) {
 	if len(pkt) < 7 {
 		return
 	}
@@ -600,7 +600,7 @@ const (
 )
 
 // clearLongData drops a statement's buffered long data.
-func (s *Session) clearLongData(st *stmt) {
+func (s *engine) clearLongData(st *stmt) {
 	if st.longSize > 0 {
 		s.longDataTotal -= st.longSize
 	}

@@ -40,7 +40,7 @@ func (s *stmtServer) got() []stmtCmd {
 	return append([]stmtCmd(nil), s.sent...)
 }
 
-func newStmtBackend(t *testing.T, firstID uint32) (*stmtServer, func(*Session)) {
+func newStmtBackend(t *testing.T, firstID uint32) (*stmtServer, func(*engine)) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
@@ -90,7 +90,7 @@ func newStmtBackend(t *testing.T, firstID uint32) (*stmtServer, func(*Session)) 
 		}
 	}()
 	conn := backend.Open(a)
-	return srv, func(s *Session) { s.pinned, s.pinnedServer = conn, "db1"; s.pins = pinTextPrepare }
+	return srv, func(s *engine) { s.pinned, s.pinnedServer = conn, "db1"; s.pins = pinTextPrepare }
 }
 
 // farClient is the client's end of a session's connection: it collects
@@ -113,12 +113,12 @@ func (c *farClient) next(t *testing.T, n int) [][]byte {
 	return out
 }
 
-func pipeSession(t *testing.T) (*Session, *farClient) {
+func pipeSession(t *testing.T) (*engine, *farClient) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	env := &testEnv{pool: backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10})}
-	s := New(1, a, env)
+	s := New(1, a, env).eng.(*engine)
 	far := &farClient{pkts: make(chan []byte, 64)}
 	go func() {
 		wc := wire.NewConn(b)
