@@ -46,7 +46,10 @@ type Engine interface {
 	// Status is the server status of packets the loop makes itself.
 	Status() uint16
 
-	// CommandDone is called after each command's answer.
+	// Begin is called as each command begins: the engine reads its
+	// Runtime (a reload may have published another). CommandDone is
+	// called after the command's answer.
+	Begin()
 	CommandDone()
 	// WarningsOnly reports that the engine keeps a backend connection only
 	// in case the next command reads the last one's warnings;
@@ -77,6 +80,9 @@ type EngineView struct {
 // the active-statement record KILL reads).
 type engine struct {
 	*Session
+
+	env Env      // the serving cluster's (placement.go switches it)
+	rt  *Runtime // env's, read as each command begins (see Runtime)
 
 	primaryWaits  int  // waits for a failover by the current statement (see awaitPrimary)
 	noPrimaryWait bool // the current acquire does not wait for a failover
@@ -113,7 +119,7 @@ type engine struct {
 var _ Engine = (*engine)(nil)
 
 func newEngine(s *Session) *engine {
-	return &engine{Session: s, autocommit: true, stmts: map[uint32]*stmt{}, place: placeState{home: s.home}}
+	return &engine{Session: s, env: s.home, rt: s.homeRT, autocommit: true, stmts: map[uint32]*stmt{}, place: placeState{home: s.home}}
 }
 
 func (s *engine) Query(ctx context.Context, pkt []byte) error  { return s.query(ctx, pkt) }
@@ -141,6 +147,7 @@ func (s *engine) Schema() string      { return s.state.Schema }
 func (s *engine) SetSchema(db string) { s.state.Schema = db }
 func (s *engine) Collation() byte     { return s.state.Collation }
 func (s *engine) SetCollation(c byte) { s.state.Collation = c }
+func (s *engine) Begin()              { s.rt = s.env.Runtime() }
 func (s *engine) CommandDone()        { s.placeDone() }
 func (s *engine) Status() uint16      { return s.status() }
 func (s *engine) WarningsOnly() bool  { return s.warningsPinOnly() }

@@ -84,7 +84,7 @@ func errCause(e *wire.Error) string {
 
 // countError reports an error packet sent to the client.
 func (s *Session) countError(code uint16, cause string) {
-	if o, ok := s.rt.Observer.(ErrorObserver); ok {
+	if o, ok := s.homeRT.Observer.(ErrorObserver); ok {
 		o.ClientError(code, cause)
 	}
 }
@@ -124,7 +124,7 @@ func schemaLoginCause(e *wire.Error) string {
 
 // loginFailed reports a failed login.
 func (s *Session) loginFailed(err error) {
-	if o, ok := s.rt.Observer.(ErrorObserver); ok {
+	if o, ok := s.homeRT.Observer.(ErrorObserver); ok {
 		o.LoginFailed(s.loginCauseOf(err))
 	}
 }

@@ -30,17 +30,17 @@ const serverCaps = wire.ClientLongPassword | wire.ClientFoundRows | wire.ClientL
 var sha2Cache sync.Map // user name + password hash -> struct{}
 
 func (s *Session) handshake(ctx context.Context) error {
-	lim := s.rt.Limits
+	lim := s.homeRT.Limits
 	s.c.SetReadTimeout(lim.Handshake)
 	s.c.SetWriteTimeout(lim.Handshake)
 	s.scramble = wire.NewScramble()
 	caps := serverCaps
-	tlsConf := s.env.TLSConfig()
+	tlsConf := s.home.TLSConfig()
 	if tlsConf != nil {
 		caps |= wire.ClientSSL
 	}
 	hs := wire.Handshake{
-		ServerVersion: s.env.ServerVersion(), ConnectionID: s.ID, Scramble: s.scramble,
+		ServerVersion: s.home.ServerVersion(), ConnectionID: s.ID, Scramble: s.scramble,
 		Capabilities: caps, Collation: wire.DefaultCollation, Status: wire.StatusAutocommit,
 		AuthPlugin: wire.NativePassword,
 	}
@@ -131,7 +131,7 @@ func (s *Session) clientHost() string {
 // checked, failures are counted and logged (rate-limited), a success
 // resets the counts.
 func (s *Session) guardedAuthenticate(user, plugin string, answer []byte) (Account, error) {
-	g, host, now := s.env.Logins(), s.clientHost(), time.Now()
+	g, host, now := s.home.Logins(), s.clientHost(), time.Now()
 	if wait, byHost, blocked := g.Blocked(host, user, now); blocked {
 		wait = max(wait.Round(100*time.Millisecond), 100*time.Millisecond)
 		g.logFailure(s.log, host, user, "blocked", 0, now)
@@ -148,7 +148,7 @@ func (s *Session) guardedAuthenticate(user, plugin string, answer []byte) (Accou
 	case err == nil:
 		g.Succeeded(host, user)
 	case errors.As(err, &we) && we.Code == wire.ErrAccessDenied:
-		_, known := s.env.Account(user)
+		_, known := s.home.Account(user)
 		n := g.Failed(host, user, known, now)
 		reason := "wrong password"
 		if !known {
@@ -176,7 +176,7 @@ func (s *Session) accessDenied(user string, usedPassword bool) error {
 // authenticate runs the password exchange for user. plugin and answer are
 // what the client sent with its handshake response (or COM_CHANGE_USER).
 func (s *Session) authenticate(user, plugin string, answer []byte) (Account, error) {
-	acc, known := s.env.Account(user)
+	acc, known := s.home.Account(user)
 	s.loginCause = ""
 	want := wire.NativePassword
 	if known && acc.AuthPlugin != "" {
@@ -243,7 +243,7 @@ func (s *Session) authSHA2(acc Account, answer []byte) error {
 		password = string(bytes.TrimRight(p, "\x00"))
 	} else {
 		if len(p) == 1 && p[0] == wire.SHA2RequestPubKey {
-			key, pemKey, err := s.env.RSAKey()
+			key, pemKey, err := s.home.RSAKey()
 			if err != nil {
 				return s.loginError(wire.Errorf(wire.ErrHandshake, "08S01", "sluice has no RSA key: %v", err))
 			}
@@ -255,7 +255,7 @@ func (s *Session) authSHA2(acc Account, answer []byte) error {
 				return err
 			}
 		}
-		key, _, err := s.env.RSAKey()
+		key, _, err := s.home.RSAKey()
 		if err != nil {
 			return s.loginError(wire.Errorf(wire.ErrHandshake, "08S01", "sluice has no RSA key: %v", err))
 		}

@@ -51,6 +51,7 @@ func (f *fakeEngine) SetSchema(string)                              {}
 func (f *fakeEngine) Collation() byte                               { return 0 }
 func (f *fakeEngine) SetCollation(byte)                             {}
 func (f *fakeEngine) Status() uint16                                { return f.status }
+func (f *fakeEngine) Begin()                                        {}
 func (f *fakeEngine) CommandDone()                                  { f.calls = append(f.calls, "done") }
 func (f *fakeEngine) WarningsOnly() bool                            { return false }
 func (f *fakeEngine) ReleaseWarnings()                              {}

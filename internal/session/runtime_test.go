@@ -27,12 +27,13 @@ func TestRuntimeIsReadAsEachCommandStarts(t *testing.T) {
 	first := env.testEnv.Runtime()
 	env.cur.Store(first)
 	s := New(1, a, env)
-	if s.rt != first {
+	e := s.eng.(*engine)
+	if s.homeRT != first || e.rt != first {
 		t.Fatal("a new session does not start with the Runtime in force")
 	}
 	second := env.testEnv.Runtime()
 	env.cur.Store(second)
-	if s.rt != first {
+	if s.homeRT != first || e.rt != first {
 		t.Fatal("publishing a Runtime changed the session's between commands")
 	}
 	client := wire.NewConn(b)
@@ -48,7 +49,7 @@ func TestRuntimeIsReadAsEachCommandStarts(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if s.rt != second {
+	if s.homeRT != second || e.rt != second {
 		t.Error("the command did not run with the Runtime published before it")
 	}
 }

@@ -23,14 +23,16 @@ import (
 // Engine (engine.go), which the loop reaches only through that interface.
 type Session struct {
 	ID   uint32
-	env  Env      // the serving cluster's (placement switches it)
-	rt   *Runtime // env's, read as each command starts (see Runtime)
 	log  *slog.Logger
 	c    *wire.Conn
 	raw  net.Conn // the accepted connection, for Kill from other goroutines
 	addr string
-	home Env // the proxy's: env may be a cluster's (see placeState)
-	eng  Engine
+	// home is the proxy's Env, homeRT its Runtime as the current command
+	// began: what the loop needs (accounts, TLS, limits, the observer) is
+	// the same whichever cluster the engine sends a statement to.
+	home   Env
+	homeRT *Runtime
+	eng    Engine
 
 	account          Account
 	caps             uint32
@@ -75,7 +77,7 @@ func New(id uint32, nc net.Conn, env Env) *Session {
 		addr = "unix:" + la.Name // a socket peer has no address of its own
 	}
 	s := &Session{
-		ID: id, env: env, rt: env.Runtime(), log: env.Logger().With("session", id, "client", addr),
+		ID: id, homeRT: env.Runtime(), log: env.Logger().With("session", id, "client", addr),
 		c: wire.NewLendingConn(nc), raw: nc, addr: addr, home: env, started: time.Now(),
 	}
 	s.eng = newEngine(s)
@@ -141,8 +143,8 @@ func (s *Session) Serve(ctx context.Context) {
 		// deeper stack than this wait runs in the steps.
 		// awaitCommand also ends a warnings-only pin of a session that
 		// stays idle, and bounds a command that stalls mid-packet.
-		s.rt = s.env.Runtime() // a reload may have changed client_idle
-		err := s.awaitCommand(s.rt.Limits)
+		s.homeRT = s.home.Runtime() // a reload may have changed client_idle
+		err := s.awaitCommand(s.homeRT.Limits)
 		switch {
 		case err != nil:
 		case time.Since(s.lastCommand) < hotWindow:
@@ -234,11 +236,11 @@ var errPanic = errors.New("session panic")
 func (s *Session) handshakeStep() error {
 	if err := s.handshake(s.ctx); err != nil {
 		s.log.Debug("handshake failed", "err", err)
-		s.rt.Observer.Login(false)
+		s.homeRT.Observer.Login(false)
 		s.loginFailed(err)
 		return err
 	}
-	s.rt.Observer.Login(true)
+	s.homeRT.Observer.Login(true)
 	s.log.Debug("logged in", "user", s.account.Name)
 	s.waitNext()
 	return nil
@@ -261,8 +263,9 @@ func (s *Session) waitNext() {
 }
 
 func (s *Session) serveCommand(ctx context.Context) error {
-	s.rt = s.env.Runtime()
-	lim := s.rt.Limits
+	s.homeRT = s.home.Runtime()
+	s.eng.Begin()
+	lim := s.homeRT.Limits
 	s.c.Seq = 0
 	if err := s.awaitCommand(lim); err != nil {
 		return err
@@ -349,13 +352,13 @@ func commandName(c byte) string {
 }
 
 func (s *Session) ok(affected, lastID uint64) error {
-	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
+	s.c.SetWriteTimeout(s.homeRT.Limits.ClientWrite)
 	return s.c.WriteFlush(wire.AppendOK(nil, wire.OK{AffectedRows: affected, LastInsertID: lastID, Status: s.eng.Status()}))
 }
 
 // fail answers the current command with an error; the session goes on.
 func (s *Session) fail(e *wire.Error) error {
-	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
+	s.c.SetWriteTimeout(s.homeRT.Limits.ClientWrite)
 	s.countError(e.Code, errCause(e))
 	return s.c.WriteError(e)
 }
@@ -372,7 +375,7 @@ func (s *Session) setOption(pkt []byte) error {
 	default:
 		return s.fail(wire.Errorf(wire.ErrUnknownCom, "08S01", "Unknown COM_SET_OPTION value"))
 	}
-	s.c.SetWriteTimeout(s.rt.Limits.ClientWrite)
+	s.c.SetWriteTimeout(s.homeRT.Limits.ClientWrite)
 	return s.c.WriteFlush(wire.AppendEOF(nil, 0, s.eng.Status()))
 }
 
@@ -409,9 +412,10 @@ func (s *Session) killOnServer(server string, thread uint32) {
 }
 
 func (s *Session) killOnServerAs(server string, acc Account, thread uint32) {
-	// s.home, not s.env or s.rt: this runs on other goroutines too,
-	// and those change with the cluster serving the session. The server
-	// may be any cluster's: the home runtime's pools are all of them.
+	// s.home's Runtime, not the engine's: this runs on other goroutines
+	// too, and the engine's changes with the cluster serving the session.
+	// The server may be any cluster's: the home runtime's pools are all of
+	// them.
 	rt := s.home.Runtime()
 	pool := rt.Pool(server)
 	if pool == nil {
