@@ -14,11 +14,7 @@ import (
 // without CLIENT_DEPRECATE_EOF, so the answer is: column count, column
 // definition, EOF, row, EOF.
 func (c *Conn) QueryUint(sql string, timeout time.Duration) (uint64, error) {
-	buf := make([]byte, 0, 1+len(sql))
-	buf = append(append(buf, wire.ComQuery), sql...)
-	c.SetWriteTimeout(timeout)
-	if err := c.WriteCommand(buf); err != nil {
-		c.broken = true
+	if err := c.sendQuery(sql, timeout); err != nil {
 		return 0, err
 	}
 	c.SetReadTimeout(timeout)
@@ -93,11 +89,7 @@ type Rows struct {
 // DATABASES) and returns its packets. Meant for short listings: every
 // row is kept.
 func (c *Conn) QueryRows(sql string, timeout time.Duration) (Rows, error) {
-	buf := make([]byte, 0, 1+len(sql))
-	buf = append(append(buf, wire.ComQuery), sql...)
-	c.SetWriteTimeout(timeout)
-	if err := c.WriteCommand(buf); err != nil {
-		c.broken = true
+	if err := c.sendQuery(sql, timeout); err != nil {
 		return Rows{}, err
 	}
 	c.SetReadTimeout(timeout)
@@ -141,4 +133,17 @@ func (c *Conn) QueryRows(sql string, timeout time.Duration) (Rows, error) {
 			out.Columns = append(out.Columns, append([]byte(nil), p...))
 		}
 	}
+}
+
+// sendQuery sends sql as a COM_QUERY; a failed write breaks the
+// connection.
+func (c *Conn) sendQuery(sql string, timeout time.Duration) error {
+	buf := make([]byte, 0, 1+len(sql))
+	buf = append(append(buf, wire.ComQuery), sql...)
+	c.SetWriteTimeout(timeout)
+	if err := c.WriteCommand(buf); err != nil {
+		c.broken = true
+		return err
+	}
+	return nil
 }
