@@ -139,6 +139,13 @@ func (d *decoder) overlay(p string, cl *Cluster, c *Config, getenv func(string) 
 		if _, set := d.nodes[p+".failover.state_file"]; set {
 			d.report(p+".failover.state_file", "is set once, at the top level: one state file holds every cluster's epoch")
 		}
+		// A session's transaction may be replayed on whichever cluster
+		// it runs on; what it keeps is decided before that is known.
+		for _, k := range []string{"transaction_replay", "replay_max_size"} {
+			if _, set := d.nodes[p+".failover."+k]; set {
+				d.report(p+".failover."+k, "is set once, at the top level: it applies to every session, whichever cluster serves it")
+			}
+		}
 		cl.Failover.StateFile = c.Failover.StateFile
 		d.checkClusterFailover(p, cl, getenv)
 	}
@@ -148,17 +155,12 @@ func (d *decoder) checkClusterRouting(p string, r Routing) {
 	d.reportAll(r.Validate(p + ".routing"))
 }
 
+// checkClusterFailover places the cluster's failover.Section problems and
+// resolves the secrets the cluster writes itself; those it does not write
+// came resolved with the copy of the top level's.
 func (d *decoder) checkClusterFailover(p string, cl *Cluster, getenv func(string) string) {
 	f := &cl.Failover
-	if f.MaxCatchup <= 0 {
-		d.report(p+".failover.max_catchup", "must be greater than 0")
-	}
-	if f.HoldTimeout <= 0 {
-		d.report(p+".failover.hold_timeout", "must be greater than 0")
-	}
-	if f.DrainTimeout <= 0 || f.DrainTimeout >= f.HoldTimeout {
-		d.report(p+".failover.drain_timeout", "must be greater than 0 and less than hold_timeout (%v), got %v", f.HoldTimeout, f.DrainTimeout)
-	}
+	d.reportAll(f.Section.ValidateCluster(p + ".failover"))
 	if _, set := d.nodes[p+".failover.replication"]; set && f.Replication.User != "" {
 		f.Replication.secret = d.password(p+".failover.replication", "the replication account", f.Replication.Password, f.Replication.PasswordEnv, getenv)
 	}

@@ -86,6 +86,8 @@ func TestClusterProblems(t *testing.T) {
 		{"clusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], health: {rise: 0}}]", "clusters[0].health.rise"},
 		{"clusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], routing: {balance: random}}]", "clusters[0].routing.balance"},
 		{"clusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], failover: {state_file: x.json}}]", "is set once, at the top level"},
+		{"clusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], failover: {transaction_replay: false}}]", "clusters[0].failover.transaction_replay: is set once, at the top level"},
+		{"clusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], failover: {replay_max_size: 4MiB}}]", "clusters[0].failover.replay_max_size: is set once, at the top level"},
 		// The monitor writes the name into its SQL: a cluster's is checked as the top level's is.
 		{"clusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], routing: {heartbeat_table: \"hb.t; DROP DATABASE x\"}}]", "clusters[0].routing.heartbeat_table"},
 		{"clusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], failover: {auto: true}}]", "clusters[0].failover.auto"},

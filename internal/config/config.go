@@ -6,6 +6,8 @@
 package config
 
 import (
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/placement"
 	"github.com/sluice-proxy/sluice/internal/router"
 	"github.com/sluice-proxy/sluice/internal/topology"
@@ -142,6 +144,8 @@ type (
 	Routing = router.Config
 	// ReadYourWrites is routing.read_your_writes.
 	ReadYourWrites = router.ReadYourWrites
+	// Pool tunes the per-server backend pools; see backend.PoolConfig.
+	Pool = backend.PoolConfig
 )
 
 // Values of the enumerated keys.
@@ -183,13 +187,6 @@ type Timeouts struct {
 	// its last statement left warnings or an error on, for SHOW WARNINGS,
 	// default 5s; then the connection goes back to the pool.
 	WarningsPin Duration `yaml:"warnings_pin" json:"warnings_pin"`
-}
-
-// Pool tunes the per-server backend pools.
-type Pool struct {
-	MaxIdle     int      `yaml:"max_idle" json:"max_idle"`         // idle connections kept per server and user, default 64
-	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"` // default 60s; 0 keeps idle connections forever
-	MaxLifetime Duration `yaml:"max_lifetime" json:"max_lifetime"` // default 1h; 0 means no limit
 }
 
 // TLS enables TLS for clients when Cert and Key are set. Relative paths
@@ -247,41 +244,14 @@ type Graphite struct {
 // Enabled reports whether metrics are pushed to Graphite.
 func (g Graphite) Enabled() bool { return g.Address != "" }
 
-// Failover configures primary changes: automatic failover, planned
-// switchover, the durable epoch and the hooks told about every change.
+// Failover is the `failover:` section. Its own keys, with their defaults
+// and checks, are failover.Section's, embedded so that the file and the
+// code name them as before. The replication account and the hooks stay
+// here: the loader keeps their password and token, resolved from the
+// environment, in unexported fields beside them (out of JSON and fmt),
+// which only this package can set.
 type Failover struct {
-	// Auto promotes a replica when the primary is lost (down for fall
-	// checks and confirmed by the replicas). Default false: sluice then
-	// only reports the loss, and an operator triggers the failover.
-	Auto bool `yaml:"auto" json:"auto"`
-	// StateFile keeps the current epoch, its primary and the fenced
-	// servers across restarts, default sluice-state.json, relative to the
-	// config file's directory.
-	StateFile string `yaml:"state_file" json:"state_file"`
-	// MaxLag refuses a candidate whose replication lag, last measured
-	// while the primary was up, exceeded this (default 10s); unknown lag
-	// counts as over. 0s accepts any lag.
-	MaxLag Duration `yaml:"max_lag" json:"max_lag"`
-	// MaxCatchup bounds the wait for the candidate to apply the relay log
-	// it received (default 30s); past it the failover is refused.
-	MaxCatchup Duration `yaml:"max_catchup" json:"max_catchup"`
-	// HoldTimeout bounds how long new writes and transactions are held
-	// during a switchover or failover (default 10s).
-	HoldTimeout Duration `yaml:"hold_timeout" json:"hold_timeout"`
-	// DrainTimeout bounds the wait, in a switchover, for transactions
-	// already running on the old primary (default 5s, less than
-	// hold_timeout); past it they are rolled back with an error.
-	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
-	// MinInterval forbids a second automatic failover this soon after the
-	// previous primary change (default 5m); operators can still trigger one.
-	MinInterval Duration `yaml:"min_interval" json:"min_interval"`
-	// TransactionReplay replays a transaction cut by a primary change on
-	// the new primary, and carries on only if every result the client saw
-	// comes out the same there (default true).
-	TransactionReplay bool `yaml:"transaction_replay" json:"transaction_replay"`
-	// ReplayMaxSize bounds the statement bytes one transaction keeps for
-	// a replay (default 1MiB); a bigger transaction is not replayed.
-	ReplayMaxSize ByteSize `yaml:"replay_max_size" json:"replay_max_size"`
+	failover.Section `yaml:",inline"`
 	// Replication is the account replicas use to connect to a new primary
 	// (CHANGE MASTER TO MASTER_USER). Required for failover and switchover.
 	Replication Credentials `yaml:"replication" json:"replication"`
@@ -308,4 +278,4 @@ type Hooks struct {
 
 // DefaultStateFile is failover.state_file's default, relative to the config
 // file's directory.
-const DefaultStateFile = "sluice-state.json"
+const DefaultStateFile = failover.DefaultStateFile

@@ -178,23 +178,51 @@ func (d *decoder) deref(n *yaml.Node, path string) (*yaml.Node, bool) {
 	return n, true
 }
 
-// field is one YAML key of a struct.
+// field is one YAML key of a struct. The keys of a section embedded with
+// `yaml:",inline"` (failover.Section in Failover) are the struct's own
+// keys, in the embedding's place: such a key is the field at inner within
+// the embedded one at index.
 type field struct {
 	name  string
 	index int
+	inner []int
 }
 
 func fieldsOf(t reflect.Type) []field {
 	var fs []field
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if sf.Anonymous && name == "" && opts == "inline" && sf.Type.Kind() == reflect.Struct {
+			for _, f := range fieldsOf(sf.Type) {
+				fs = append(fs, field{f.name, i, append([]int{f.index}, f.inner...)})
+			}
+			continue
+		}
 		if !sf.IsExported() || name == "" || name == "-" {
 			continue
 		}
-		fs = append(fs, field{name, i})
+		fs = append(fs, field{name: name, index: i})
 	}
 	return fs
+}
+
+// of is the field's value in v, a struct of the type fieldsOf read.
+func (f field) of(v reflect.Value) reflect.Value {
+	v = v.Field(f.index)
+	if f.inner != nil {
+		v = v.FieldByIndex(f.inner)
+	}
+	return v
+}
+
+// typeIn is the field's type in t, the type fieldsOf read.
+func (f field) typeIn(t reflect.Type) reflect.Type {
+	sf := t.Field(f.index)
+	if f.inner != nil {
+		sf = sf.Type.FieldByIndex(f.inner)
+	}
+	return sf.Type
 }
 
 func fieldNames(fs []field) []string {
@@ -281,7 +309,7 @@ func (d *decoder) key(k, val *yaml.Node, v reflect.Value, path string, fs []fiel
 	seen[name] = k
 	for _, f := range fs {
 		if f.name == name {
-			d.value(val, v.Field(f.index), joinPath(path, name))
+			d.value(val, f.of(v), joinPath(path, name))
 			return
 		}
 	}
@@ -382,7 +410,7 @@ var keyPaths = func() map[string][]string {
 			if path != "" {
 				m[f.name] = append(m[f.name], path)
 			}
-			ft := t.Field(f.index).Type
+			ft := f.typeIn(t)
 			sub := joinPath(path, f.name)
 			if ft.Kind() == reflect.Slice {
 				ft, sub = ft.Elem(), sub+"[]"

@@ -16,6 +16,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-proxy/sluice/internal/backend"
+	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/hooks"
 	"github.com/sluice-proxy/sluice/internal/router"
 	"github.com/sluice-proxy/sluice/internal/topology"
@@ -152,11 +154,7 @@ func Default() *Config {
 			ClientRead:  Duration(30 * time.Second),
 			WarningsPin: Duration(5 * time.Second),
 		},
-		Pool: Pool{
-			MaxIdle:     64,
-			IdleTimeout: Duration(60 * time.Second),
-			MaxLifetime: Duration(time.Hour),
-		},
+		Pool:    backend.DefaultPoolConfig(),
 		Log:     Log{Level: "info", Format: "text"},
 		Digests: Digests{Max: 1000},
 		SlowQuery: SlowQuery{
@@ -166,18 +164,8 @@ func Default() *Config {
 		},
 		Graphite: Graphite{Prefix: "sluice", Interval: Duration(10 * time.Second)},
 		Failover: Failover{
-			StateFile:    DefaultStateFile,
-			MaxLag:       Duration(10 * time.Second),
-			MaxCatchup:   Duration(30 * time.Second),
-			HoldTimeout:  Duration(10 * time.Second),
-			DrainTimeout: Duration(5 * time.Second),
-			MinInterval:  Duration(5 * time.Minute),
-			Hooks:        Hooks{Timeout: Duration(hooks.DefaultTimeout)},
-
-			// Transaction replay is on: it carries on only when the client
-			// cannot tell (see the session package).
-			TransactionReplay: true,
-			ReplayMaxSize:     1 << 20,
+			Section: failover.DefaultSection(),
+			Hooks:   Hooks{Timeout: Duration(hooks.DefaultTimeout)},
 		},
 		MaxAllowedPacket:   64 << 20,
 		MaxLongData:        64 << 20,

@@ -33,9 +33,7 @@ func (d *decoder) validate(c *Config, getenv func(string) string) {
 	d.reportAll(c.Health.Validate("health"))
 	d.reportAll(c.Routing.Validate("routing"))
 	d.checkTimeouts(c.Timeouts)
-	if c.Pool.MaxIdle < 0 {
-		d.report("pool.max_idle", "must not be negative, got %d", c.Pool.MaxIdle)
-	}
+	d.reportAll(c.Pool.Validate("pool"))
 	d.checkTLS(&c.TLS)
 	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	d.oneOf("log.format", c.Log.Format, "text", "json")
@@ -449,30 +447,14 @@ func validGraphitePrefix(p string) bool {
 	return true
 }
 
+// checkFailover places failover.Section's problems and adds the checks
+// that need the loader: state_file is resolved against the config file's
+// directory, the replication password and the hooks token are read from
+// the environment, and auto is weighed against the servers.
 func (d *decoder) checkFailover(c *Config, getenv func(string) string) {
 	f := &c.Failover
 	d.checkStateFile(f)
-	// Negative durations never get here: Duration's decoder refuses them
-	// with the key's position ("failover.max_lag: must not be negative").
-	// Zero is meaningful for max_lag (any lag) and min_interval (no pause)
-	// but not for the bounds below.
-	if f.MaxCatchup <= 0 {
-		d.report("failover.max_catchup", "must be greater than 0: a candidate that never catches up must not stall the failover")
-	}
-	if f.HoldTimeout <= 0 {
-		d.report("failover.hold_timeout", "must be greater than 0: held writes need a limit")
-	}
-	switch {
-	case f.DrainTimeout <= 0:
-		d.report("failover.drain_timeout", "must be greater than 0: running transactions need a limit")
-	case f.HoldTimeout > 0 && f.DrainTimeout >= f.HoldTimeout:
-		d.report("failover.drain_timeout", "must be less than failover.hold_timeout (%v), got %v: writes are held while transactions drain", f.HoldTimeout, f.DrainTimeout)
-	}
-
-	if f.ReplayMaxSize < minReplaySize || f.ReplayMaxSize > maxReplaySize {
-		d.report("failover.replay_max_size", "must be between %v and %v, got %v: it is kept per open transaction", ByteSize(minReplaySize), ByteSize(maxReplaySize), f.ReplayMaxSize)
-	}
-
+	d.reportAll(f.Section.Validate("failover"))
 	r := &f.Replication
 	switch {
 	case r.User != "":
@@ -543,10 +525,3 @@ func (d *decoder) checkHooks(h *Hooks, getenv func(string) string) {
 		d.report(path, "%s", msg)
 	}
 }
-
-// Bounds of failover.replay_max_size: below 1KiB hardly a transaction
-// fits; above 1GiB a few sessions could hold the machine's memory.
-const (
-	minReplaySize = 1 << 10
-	maxReplaySize = 1 << 30
-)

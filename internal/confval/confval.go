@@ -3,7 +3,8 @@
 // what a section's Validate returns.
 //
 // Each section belongs to the package that uses it (topology's health
-// timing, the router's policy, the mover's settings, placement), and
+// timing, the router's policy, the mover's settings, placement, the
+// backend pools, the failover manager's bounds), and
 // internal/config composes them into the file. Those packages cannot import
 // config, which imports them; this leaf package is what they share.
 package confval
