@@ -360,6 +360,21 @@ func TestClustersRouteByPlacement(t *testing.T) {
 	}
 	// blog now lives on c1 and its copy on c3 is not reachable: listed once.
 	checkListings(t, db2, wantDBs, "buckets")
+
+	// A frozen replica does not hang a listing: once the monitor finds it
+	// down, the listing running there is interrupted and asked of its
+	// cluster's primary.
+	rep := topos[1].Replicas[0]
+	if err := rep.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rep.Resume() })
+	start := time.Now()
+	checkListings(t, db2, wantDBs, "buckets")
+	t.Logf("listings with c2's replica frozen took %v", time.Since(start).Round(time.Millisecond))
+	if err := rep.Resume(); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range p2.ClusterNames() {
 		if r := p2.ClusterFailover(name).Report(); r.Epoch != 1 {
 			t.Errorf("cluster %s epoch after restart %d; want 1", name, r.Epoch)

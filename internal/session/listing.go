@@ -111,22 +111,38 @@ type listed struct {
 // listOn runs a listing on one server of cluster cl, a replica when one
 // is readable, on a connection of its own: the session's open transaction
 // or pinned connection, on whichever cluster, is not involved. db is the
-// default schema the statement needs there ("" for SHOW DATABASES).
+// default schema the statement needs there ("" for SHOW DATABASES). The
+// statement is recorded as running, so KILL QUERY and a server found down
+// interrupt it as any other; a server that fails it is skipped for one
+// more try, as a read is.
 func (s *engine) listOn(ctx context.Context, pl Placer, cl string, sql []byte, db string) (backend.Rows, *wire.Error) {
 	env := pl.ClusterEnv(cl)
 	if env == nil {
 		return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the placement names cluster %q, which is not configured", cl)
 	}
-	snap, rt := env.Snapshot(), env.Runtime()
-	srv, err := rt.Balancer.PickReplica(snap, rt.Policy, s.load, "")
-	if err != nil {
-		if srv, err = router.PrimaryOf(snap); err != nil {
-			return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and cluster %s has no server to ask: %v", cl, err)
+	skip := ""
+	for attempt := 0; ; attempt++ {
+		snap, rt := env.Snapshot(), env.Runtime()
+		srv, err := rt.Balancer.PickReplica(snap, rt.Policy, s.load, skip)
+		if err != nil {
+			if srv, err = router.PrimaryOf(snap); err != nil || srv.Name == skip {
+				return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and cluster %s has no server to ask: %v", cl, err)
+			}
 		}
+		rs, e, retry := s.listAt(ctx, rt, srv.Name, cl, sql, db)
+		if e == nil || !retry || attempt > 0 {
+			return rs, e
+		}
+		skip = srv.Name
 	}
-	pool := rt.Pool(srv.Name)
+}
+
+// listAt runs the listing on server; retry reports a failure of the
+// server rather than an answer from it.
+func (s *engine) listAt(ctx context.Context, rt *Runtime, server, cl string, sql []byte, db string) (rs backend.Rows, e *wire.Error, retry bool) {
+	pool := rt.Pool(server)
 	if pool == nil {
-		return backend.Rows{}, unavailable(fmt.Errorf("server %s is not configured", srv.Name))
+		return rs, unavailable(fmt.Errorf("server %s is not configured", server)), false
 	}
 	state := s.state
 	state.Schema = db
@@ -134,12 +150,14 @@ func (s *engine) listOn(ctx context.Context, pl Placer, cl string, sql []byte, d
 	if err != nil {
 		var me *wire.Error
 		if errors.As(err, &me) {
-			return backend.Rows{}, me
+			return rs, me, false
 		}
-		return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and %s (cluster %s) cannot be reached: %v", srv.Name, cl, err)
+		return rs, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and %s (cluster %s) cannot be reached: %v", server, cl, err), true
 	}
-	rs, err := c.QueryRows(string(sql), rt.Limits.Query)
-	if c.IsBroken() {
+	s.setActive(c, server, sql)
+	rs, err = c.QueryRows(string(sql), rt.Limits.Query)
+	s.clearActive()
+	if c.IsBroken() || c.Closed() {
 		pool.Discard(c)
 	} else {
 		pool.Put(c)
@@ -149,9 +167,9 @@ func (s *engine) listOn(ctx context.Context, pl Placer, cl string, sql []byte, d
 		if errors.As(err, &me) {
 			e := *me
 			e.Message += fmt.Sprintf(" (on cluster %s)", cl)
-			return backend.Rows{}, &e
+			return rs, &e, false
 		}
-		return backend.Rows{}, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and %s (cluster %s) failed: %v", srv.Name, cl, err)
+		return rs, wire.Errorf(wire.ErrUnavailable, "08S01", "sluice: the listing needs every cluster holding it, and %s (cluster %s) failed: %v", server, cl, err), true
 	}
-	return rs, nil
+	return rs, nil, false
 }
