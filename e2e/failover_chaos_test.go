@@ -109,6 +109,18 @@ func sysbenchErrors(out string) (errs, reports int) {
 	return errs, reports
 }
 
+// sysbenchErrorLines are the per-second reports that counted errors, to
+// tell errors at the kills from errors between them.
+func sysbenchErrorLines(out string) string {
+	var b strings.Builder
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, "err/s: ") && !strings.Contains(line, "err/s: 0.00") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 func (b *backgroundSysbench) stop() {
 	b.cancel()
 	<-b.done
@@ -145,6 +157,8 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	// binary log, so the data written must stay small for 20 rounds to
 	// take a minute or two, not ten.
 	sb := startBackgroundSysbench(t, p.Addr().String(), "oltp_write_only", 4, 50)
+	sbStart := time.Now()
+	var kills []string // when each kill came, in sysbench's report seconds
 	d := openDB(t, p, "")
 	w := startPacedWriters(t, d, schema, 4, 20*time.Millisecond)
 
@@ -165,6 +179,7 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 			t.Fatalf("rep %d: %s committed %d transactions without a semi-sync acknowledgement before the kill", rep, old.Name, now-noTx)
 		}
 		killed := time.Now()
+		kills = append(kills, fmt.Sprintf("%.1fs", killed.Sub(sbStart).Seconds()))
 		if err := old.Kill(); err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +249,8 @@ func TestSemiSyncPrimaryKillLosesNoAcknowledgedWrite(t *testing.T) {
 	if n, reports := sysbenchErrors(sb.out.String()); reports == 0 {
 		t.Errorf("no per-second report from sysbench:\n%s", sb.out.String()[max(0, sb.out.Len()-2000):])
 	} else if n > 4*reps {
-		t.Errorf("sysbench saw %d errors over %d kills with 4 threads, want at most one per thread and kill (statements in flight)", n, reps)
+		t.Errorf("sysbench saw %d errors over %d kills with 4 threads, want at most one per thread and kill (statements in flight); kills at %s; seconds with errors:\n%s",
+			n, reps, strings.Join(kills, " "), sysbenchErrorLines(sb.out.String()))
 	} else {
 		t.Logf("sysbench oltp_write_only: %d errors over %d kills (4 threads)", n, reps)
 	}

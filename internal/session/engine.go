@@ -75,11 +75,12 @@ type EngineView struct {
 	pins   pinReason
 }
 
-// engine is the read/write-splitting Engine. It embeds its Session for
-// the client side it answers on (the connection, the account, the log,
-// the active-statement record KILL reads).
+// engine is the read/write-splitting Engine. It embeds the client side
+// it answers on (the connection, the account, the log, the record of the
+// running statement KILL reads), not the Session: the loop is not its
+// business.
 type engine struct {
-	*Session
+	*client
 
 	env Env      // the serving cluster's (placement.go switches it)
 	rt  *Runtime // env's, read as each command begins (see Runtime)
@@ -118,8 +119,8 @@ type engine struct {
 
 var _ Engine = (*engine)(nil)
 
-func newEngine(s *Session) *engine {
-	return &engine{Session: s, env: s.home, rt: s.homeRT, autocommit: true, stmts: map[uint32]*stmt{}, place: placeState{home: s.home}}
+func newEngine(s *client) *engine {
+	return &engine{client: s, env: s.home, rt: s.homeRT, autocommit: true, stmts: map[uint32]*stmt{}, place: placeState{home: s.home}}
 }
 
 func (s *engine) Query(ctx context.Context, pkt []byte) error  { return s.query(ctx, pkt) }

@@ -83,7 +83,7 @@ func errCause(e *wire.Error) string {
 }
 
 // countError reports an error packet sent to the client.
-func (s *Session) countError(code uint16, cause string) {
+func (s *client) countError(code uint16, cause string) {
 	if o, ok := s.homeRT.Observer.(ErrorObserver); ok {
 		o.ClientError(code, cause)
 	}

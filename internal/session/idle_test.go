@@ -14,17 +14,17 @@ import (
 // client that stalls mid-packet, and warnings_pin gives back a connection
 // kept only for SHOW WARNINGS while the session keeps waiting.
 
-func idleSession(t *testing.T, lim Limits) (*engine, net.Conn, *backend.Pool) {
+func idleSession(t *testing.T, lim Limits) (*Session, net.Conn, *backend.Pool) {
 	t.Helper()
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	pool := backend.NewPool("db1", "127.0.0.1:1", backend.Settings{MaxIdle: 10})
-	return New(1, a, &testEnv{pool: pool, lim: lim}).eng.(*engine), b, pool
+	return New(1, a, &testEnv{pool: pool, lim: lim}), b, pool
 }
 
 // wait runs awaitCommand and returns its outcome, or fails the test if it
 // has not returned within limit.
-func wait(t *testing.T, s *engine, lim Limits, limit time.Duration) (error, time.Duration) {
+func wait(t *testing.T, s *Session, lim Limits, limit time.Duration) (error, time.Duration) {
 	t.Helper()
 	done := make(chan error, 1)
 	start := time.Now()
@@ -78,12 +78,13 @@ func TestClientReadEndsAClientThatStallsMidPacket(t *testing.T) {
 func TestWarningsPinIsGivenBackWhileTheSessionWaits(t *testing.T) {
 	lim := Limits{ClientIdle: time.Hour, ClientRead: time.Hour, WarningsPin: 100 * time.Millisecond}
 	s, client, pool := idleSession(t, lim)
+	e := s.eng.(*engine)
 	c, srv := newBackendConn(t)
 	// A statement left a warning: the session keeps its connection for a
 	// possible SHOW WARNINGS.
-	run(s, c, "SELECT CAST('1x' AS UNSIGNED)", wire.Result{HasStatus: true, Status: autocommit, Warnings: 1})
-	if !s.warningsPinOnly() {
-		t.Fatalf("not pinned for warnings only: pins %b", s.pins)
+	run(e, c, "SELECT CAST('1x' AS UNSIGNED)", wire.Result{HasStatus: true, Status: autocommit, Warnings: 1})
+	if !e.warningsPinOnly() {
+		t.Fatalf("not pinned for warnings only: pins %b", e.pins)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.awaitCommand(lim) }()
@@ -111,7 +112,7 @@ func TestWarningsPinIsGivenBackWhileTheSessionWaits(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the session did not take the next command")
 	}
-	if s.pinned != nil || s.pins != 0 {
-		t.Fatalf("still pinned after warnings_pin: %b", s.pins)
+	if e.pinned != nil || e.pins != 0 {
+		t.Fatalf("still pinned after warnings_pin: %b", e.pins)
 	}
 }

@@ -56,7 +56,7 @@ func (s *engine) listAcross(ctx context.Context, pl Placer, m *placement.Map, sq
 		rs, e := s.listOn(ctx, pl, cl, sql, db)
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s.Session, ev)
+			s.rt.Observer.Statement(s.sess, ev)
 			return true, s.fail(e)
 		}
 		if cols == nil {
@@ -99,7 +99,7 @@ func (s *engine) listAcross(ctx context.Context, pl Placer, m *placement.Map, sq
 	out += int64(4 + len(eof))
 	err = s.c.WriteFlush(eof)
 	ev.Rows, ev.BytesOut, ev.Duration = int64(len(rows)), out, time.Since(start)
-	s.rt.Observer.Statement(s.Session, ev)
+	s.rt.Observer.Statement(s.sess, ev)
 	return true, err
 }
 

@@ -311,7 +311,7 @@ func (s *engine) kill(ctx context.Context, id uint64, queryOnly bool) error {
 		target.KillQuery()
 		return s.ok(0, 0)
 	}
-	if target == s.Session {
+	if target == s.sess {
 		// MySQL answers KILL of the own connection with an error and closes.
 		s.fail(wire.Errorf(wire.ErrConnectionKilled, "70100", "Connection was killed"))
 		return errQuit

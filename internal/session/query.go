@@ -150,7 +150,7 @@ func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.State
 		s.dropNextPin(st)
 		if e := s.leaveReplicaTxn(st); e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s.Session, ev)
+			s.rt.Observer.Statement(s.sess, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		c, server, routed, e := s.acquire(ctx, target, skip)
@@ -163,7 +163,7 @@ func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.State
 		}
 		if e != nil {
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s.Session, ev)
+			s.rt.Observer.Statement(s.sess, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		ev.Target, ev.Server = routed.String(), server
@@ -173,7 +173,7 @@ func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.State
 			// another server of the same size for nothing.
 			s.release(c, server)
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s.Session, ev)
+			s.rt.Observer.Statement(s.sess, ev)
 			return wire.Result{}, s.fail(e)
 		}
 		if s.mayOpenTxn(st) {
@@ -199,14 +199,14 @@ func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.State
 					continue // preparing failed on the lost primary: on the new one now
 				}
 				ev.Err, ev.Duration = true, time.Since(start)
-				s.rt.Observer.Statement(s.Session, ev)
+				s.rt.Observer.Statement(s.sess, ev)
 				return wire.Result{}, s.fail(s.withRefusal(pe))
 			}
 		}
 		if e := s.beforeSend(c, st); e != nil {
 			s.clearActive()
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s.Session, ev)
+			s.rt.Observer.Statement(s.sess, ev)
 			return wire.Result{}, s.fail(s.failedBeforeSend(c, server, e))
 		}
 		// sluice counts a compound statement as one by its own reading; the
@@ -251,7 +251,7 @@ func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.State
 					s.log.Info("client connection lost while its result was sent", "server", server, "err", err)
 				}
 				ev.Err, ev.Duration, ev.Rows, ev.BytesOut = true, time.Since(start), res.Rows, res.Bytes
-				s.rt.Observer.Statement(s.Session, ev)
+				s.rt.Observer.Statement(s.sess, ev)
 				return res, err
 			}
 			if retry {
@@ -268,12 +268,12 @@ func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.State
 				}
 				if e != nil {
 					ev.Err, ev.Duration = true, time.Since(start)
-					s.rt.Observer.Statement(s.Session, ev)
+					s.rt.Observer.Statement(s.sess, ev)
 					return res, s.fail(e)
 				}
 			}
 			ev.Err, ev.Duration = true, time.Since(start)
-			s.rt.Observer.Statement(s.Session, ev)
+			s.rt.Observer.Statement(s.sess, ev)
 			if res.Partial {
 				// The client holds part of a packet: an ERR now would be
 				// read as the rest of it. Closing is the only clear answer.
@@ -291,7 +291,7 @@ func (s *engine) executeResult(ctx context.Context, pkt []byte, st sqlscan.State
 		}
 		ev.Duration, ev.Rows, ev.Affected, ev.Err = time.Since(start), res.Rows, res.OK.AffectedRows, res.Err != nil
 		ev.BytesOut = res.Bytes
-		s.rt.Observer.Statement(s.Session, ev)
+		s.rt.Observer.Statement(s.sess, ev)
 		return res, nil
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -20,24 +19,15 @@ import (
 
 // Session is one client connection: the handshake, the command loop and
 // what other goroutines may see of it. The commands themselves run in its
-// Engine (engine.go), which the loop reaches only through that interface.
+// Engine (engine.go), which the loop reaches only through that interface;
+// the two share the client side (client.go) and nothing else.
 type Session struct {
-	ID   uint32
-	log  *slog.Logger
-	c    *wire.Conn
+	*client
+
 	raw  net.Conn // the accepted connection, for Kill from other goroutines
 	addr string
-	// home is the proxy's Env, homeRT its Runtime as the current command
-	// began: what the loop needs (accounts, TLS, limits, the observer) is
-	// the same whichever cluster the engine sends a statement to.
-	home   Env
-	homeRT *Runtime
-	eng    Engine
 
-	account          Account
-	caps             uint32
 	scramble         []byte
-	multiStmt        bool
 	failedChangeUser int    // failed COM_CHANGE_USER attempts (see changeUser)
 	loginCause       string // why sluice refused the login (see loginCauseOf)
 
@@ -45,21 +35,13 @@ type Session struct {
 	work        step            // the step being run on a worker
 	lastCommand time.Time       // when the previous command ended
 
-	// Shared with the admin API and KILL from other sessions.
-	mu         sync.Mutex
-	active     *backend.Conn // lent connection while a command runs
-	activeSrv  string
-	current    []byte
+	// Shared with the admin API and KILL from other sessions, under mu.
 	info       Info        // copy of session fields for other goroutines, refreshed per command
 	idle       atomic.Bool // true while waiting for the client's next command: info is fresh then
 	pubAccount Account     // the account, for KILL QUERY from other goroutines
 	started    time.Time
 	killed     atomic.Bool
 	closeOnce  sync.Once
-
-	// abort is set by AbortPinned from another goroutine: the session's
-	// work on that server was cut by a primary change.
-	abort atomic.Pointer[abortNote]
 }
 
 // abortNote: soft marks a session that was only pinned for the statement
@@ -76,11 +58,10 @@ func New(id uint32, nc net.Conn, env Env) *Session {
 	if la, ok := nc.LocalAddr().(*net.UnixAddr); ok {
 		addr = "unix:" + la.Name // a socket peer has no address of its own
 	}
-	s := &Session{
-		ID: id, homeRT: env.Runtime(), log: env.Logger().With("session", id, "client", addr),
-		c: wire.NewLendingConn(nc), raw: nc, addr: addr, home: env, started: time.Now(),
-	}
-	s.eng = newEngine(s)
+	cl := &client{ID: id, log: env.Logger().With("session", id, "client", addr), c: wire.NewLendingConn(nc), home: env, homeRT: env.Runtime()}
+	s := &Session{client: cl, raw: nc, addr: addr, started: time.Now()}
+	cl.sess = s
+	cl.eng = newEngine(cl)
 	return s
 }
 
@@ -351,13 +332,13 @@ func commandName(c byte) string {
 	return "this command"
 }
 
-func (s *Session) ok(affected, lastID uint64) error {
+func (s *client) ok(affected, lastID uint64) error {
 	s.c.SetWriteTimeout(s.homeRT.Limits.ClientWrite)
 	return s.c.WriteFlush(wire.AppendOK(nil, wire.OK{AffectedRows: affected, LastInsertID: lastID, Status: s.eng.Status()}))
 }
 
 // fail answers the current command with an error; the session goes on.
-func (s *Session) fail(e *wire.Error) error {
+func (s *client) fail(e *wire.Error) error {
 	s.c.SetWriteTimeout(s.homeRT.Limits.ClientWrite)
 	s.countError(e.Code, errCause(e))
 	return s.c.WriteError(e)
@@ -407,11 +388,11 @@ func (s *Session) KillQuery() {
 	s.killOnServerAs(srv, acc, c.ThreadID)
 }
 
-func (s *Session) killOnServer(server string, thread uint32) {
+func (s *client) killOnServer(server string, thread uint32) {
 	s.killOnServerAs(server, s.account, thread)
 }
 
-func (s *Session) killOnServerAs(server string, acc Account, thread uint32) {
+func (s *client) killOnServerAs(server string, acc Account, thread uint32) {
 	// s.home's Runtime, not the engine's: this runs on other goroutines
 	// too, and the engine's changes with the cluster serving the session.
 	// The server may be any cluster's: the home runtime's pools are all of
@@ -439,14 +420,14 @@ func killBackendQuery(addr string, acc Account, thread uint32, timeout time.Dura
 // setActive records the lent connection and the statement text while a
 // command runs. sql aliases a buffer that stays unchanged until
 // clearActive, so nothing is copied per statement; Info copies it.
-func (s *Session) setActive(c *backend.Conn, server string, sql []byte) {
+func (s *client) setActive(c *backend.Conn, server string, sql []byte) {
 	s.mu.Lock()
 	s.active, s.activeSrv = c, server
 	s.current = sql[:min(len(sql), 1024)]
 	s.mu.Unlock()
 }
 
-func (s *Session) clearActive() {
+func (s *client) clearActive() {
 	s.mu.Lock()
 	s.active, s.activeSrv, s.current = nil, "", nil
 	s.mu.Unlock()
@@ -505,7 +486,7 @@ func (s *Session) IdlePinned(server string) bool {
 }
 
 // takeAbort returns the abort note for server, consuming it.
-func (s *Session) takeAbort(server string) (*abortNote, bool) {
+func (s *client) takeAbort(server string) (*abortNote, bool) {
 	n := s.abort.Swap(nil)
 	if n == nil || n.server != server {
 		return nil, false
