@@ -160,7 +160,7 @@ func (d *decoder) checkClusterRouting(p string, r Routing) {
 // came resolved with the copy of the top level's.
 func (d *decoder) checkClusterFailover(p string, cl *Cluster, getenv func(string) string) {
 	f := &cl.Failover
-	d.reportAll(f.Section.ValidateCluster(p + ".failover"))
+	d.reportAll(f.Section.Validate(p + ".failover"))
 	if _, set := d.nodes[p+".failover.replication"]; set && f.Replication.User != "" {
 		f.Replication.secret = d.password(p+".failover.replication", "the replication account", f.Replication.Password, f.Replication.PasswordEnv, getenv)
 	}

@@ -100,22 +100,3 @@ func (s Section) Validate(prefix string) []confval.Problem {
 	}
 	return ps
 }
-
-// ValidateCluster checks a cluster's section ("clusters[0].failover")
-// once its keys are applied over the top level's, which Validate passed.
-// replay_max_size is not checked: replay limits are the sessions', and
-// the proxy takes them from the top level only. The messages are the
-// shorter ones cluster overrides have always printed.
-func (s Section) ValidateCluster(prefix string) []confval.Problem {
-	var ps []confval.Problem
-	if s.MaxCatchup <= 0 {
-		ps = append(ps, confval.Problemf(prefix+".max_catchup", "must be greater than 0"))
-	}
-	if s.HoldTimeout <= 0 {
-		ps = append(ps, confval.Problemf(prefix+".hold_timeout", "must be greater than 0"))
-	}
-	if s.DrainTimeout <= 0 || s.DrainTimeout >= s.HoldTimeout {
-		ps = append(ps, confval.Problemf(prefix+".drain_timeout", "must be greater than 0 and less than hold_timeout (%v), got %v", s.HoldTimeout, s.DrainTimeout))
-	}
-	return ps
-}

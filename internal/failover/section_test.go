@@ -32,17 +32,15 @@ func TestSectionValidate(t *testing.T) {
 	}
 }
 
-func TestSectionValidateCluster(t *testing.T) {
-	if ps := DefaultSection().ValidateCluster("clusters[0].failover"); ps != nil {
-		t.Errorf("defaults: %v", ps)
-	}
-	// replay_max_size is the top level's alone: a cluster's is not checked.
+// A cluster's section is checked by the same rules, at its own path (its
+// replay keys are the top level's: config refuses them in a cluster).
+func TestSectionValidateAtAClustersPath(t *testing.T) {
 	s := DefaultSection()
-	s.HoldTimeout, s.ReplayMaxSize = confval.Duration(2*time.Second), 0
+	s.HoldTimeout = confval.Duration(2 * time.Second)
 	want := []confval.Problem{
-		{Path: "clusters[1].failover.drain_timeout", Message: "must be greater than 0 and less than hold_timeout (2s), got 5s"},
+		{Path: "clusters[1].failover.drain_timeout", Message: "must be less than clusters[1].failover.hold_timeout (2s), got 5s: writes are held while transactions drain"},
 	}
-	if ps := s.ValidateCluster("clusters[1].failover"); !reflect.DeepEqual(ps, want) {
-		t.Errorf("ValidateCluster = %+v\nwant %+v", ps, want)
+	if ps := s.Validate("clusters[1].failover"); !reflect.DeepEqual(ps, want) {
+		t.Errorf("Validate = %+v\nwant %+v", ps, want)
 	}
 }
