@@ -160,7 +160,13 @@ func (d *decoder) checkClusterRouting(p string, r Routing) {
 // came resolved with the copy of the top level's.
 func (d *decoder) checkClusterFailover(p string, cl *Cluster, getenv func(string) string) {
 	f := &cl.Failover
-	d.reportAll(f.Section.Validate(p + ".failover"))
+	for _, pr := range f.Section.Validate(p + ".failover") {
+		// replay_max_size is the top level's (a cluster may not write
+		// it): a bad one is reported there, once.
+		if pr.Path != p+".failover.replay_max_size" {
+			d.report(pr.Path, "%s", pr.Message)
+		}
+	}
 	if _, set := d.nodes[p+".failover.replication"]; set && f.Replication.User != "" {
 		f.Replication.secret = d.password(p+".failover.replication", "the replication account", f.Replication.Password, f.Replication.PasswordEnv, getenv)
 	}

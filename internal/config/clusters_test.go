@@ -100,3 +100,12 @@ func TestClusterProblems(t *testing.T) {
 		}
 	}
 }
+
+// A cluster that overrides failover inherits the top level's
+// replay_max_size: a bad one is one problem, not one per cluster.
+func TestReplayMaxSizeReportedOnce(t *testing.T) {
+	_, err := Parse([]byte(doc(U, M, "failover: {replay_max_size: 10}\nclusters: [{name: a, servers: [{name: x, address: 127.0.0.1:1}], failover: {max_lag: 1s}}]")), "t.yaml", nil)
+	if err == nil || strings.Count(err.Error(), "replay_max_size") != 1 {
+		t.Fatalf("a bad top-level replay_max_size: %v; want it reported once, at the top level", err)
+	}
+}
