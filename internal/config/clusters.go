@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/sluice-proxy/sluice/internal/confval"
 	"reflect"
 	"slices"
 
@@ -89,7 +90,7 @@ func (d *decoder) checkClusters(c *Config, getenv func(string) string) {
 			switch {
 			case s.Name == "":
 				d.report(sp+".name", "required")
-			case !validServerName(s.Name):
+			case !confval.PlainName(s.Name):
 				d.report(sp+".name", "%q may contain only letters, digits, '.', '_' and '-' (it appears in URLs and metric labels)", s.Name)
 			case serverNames[s.Name] != "":
 				d.report(sp+".name", "duplicate server name %q (also in cluster %q): server names are unique across clusters", s.Name, serverNames[s.Name])

@@ -286,7 +286,7 @@ func (d *decoder) checkName(list, kind string, i int, name string, names map[str
 	switch j, dup := names[name]; {
 	case name == "":
 		d.report(p, "required")
-	case !validServerName(name):
+	case !confval.PlainName(name):
 		d.report(p, "%q may contain only letters, digits, '.', '_' and '-' (it appears in URLs and metric labels)", name)
 	case dup:
 		d.report(p, "duplicate %s name %q (first at line %d)", kind, name, d.line(fmt.Sprintf("%s[%d].name", list, j)))
@@ -323,15 +323,6 @@ func (d *decoder) checkServers(c *Config) {
 			d.report(p+".max_connections", "must not be negative, got %d (0 means unlimited)", s.MaxConnections)
 		}
 	}
-}
-
-func validServerName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // normalizeAddr makes "DB1:3306" and "db1:3306" one address; it does not

@@ -71,3 +71,16 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// PlainName reports whether s uses only letters, digits, '.', '_' and
+// '-': the rule for server names, and for names sluice writes into SQL
+// unquoted (routing.heartbeat_table's parts; '.' is allowed there, so
+// "db.t.x" is table "t.x" of db).
+func PlainName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -79,22 +79,11 @@ func (c Config) Validate(prefix string) []confval.Problem {
 	// The monitor writes the name into its SQL unquoted.
 	if t := c.HeartbeatTable; t != "" {
 		db, table, ok := strings.Cut(t, ".")
-		if !ok || !plainName(db) || !plainName(table) {
+		if !ok || !confval.PlainName(db) || !confval.PlainName(table) {
 			ps = append(ps, confval.Problemf(prefix+".heartbeat_table", "%q must be written db.table (letters, digits, '_', '-')", t))
 		}
 	}
 	return ps
-}
-
-// plainName is the rule server names follow too; '.' is allowed, so a
-// table part may hold one ("db.t.x" is table "t.x" of db).
-func plainName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // ReadYourWrites is the read-after-write window; zero means off.
