@@ -2,12 +2,12 @@ package config
 
 import (
 	"fmt"
-	"github.com/sluice-proxy/sluice/internal/confval"
 	"reflect"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-proxy/sluice/internal/confval"
 	"github.com/sluice-proxy/sluice/internal/placement"
 	"github.com/sluice-proxy/sluice/internal/statestore"
 )
