@@ -3,12 +3,12 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"github.com/sluice-proxy/sluice/internal/causal"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-proxy/sluice/internal/causal"
 	"github.com/sluice-proxy/sluice/internal/config"
 	"github.com/sluice-proxy/sluice/internal/failover"
 	"github.com/sluice-proxy/sluice/internal/hooks"
